@@ -1,0 +1,63 @@
+"""Engine registry: one module per model family.
+
+    >>> engine_class("sampler").capabilities.trainable
+    False
+"""
+from __future__ import annotations
+
+import importlib
+
+from pydantic import ValidationError
+
+from ..errors import SpecError
+from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest
+
+# name -> "module:Class"; modules are imported on first use so torch loads only when an engine needs it.
+ENGINES: dict[str, str] = {
+    "sampler": "dawexport.engines.sampler:SamplerEngine",
+}
+
+
+def engine_class(name: str) -> type[Engine]:
+    if name not in ENGINES:
+        raise KeyError(name)
+    module, cls = ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def engine_rate(spec) -> int:
+    """The model's sample rate for a spec: the spec's, else the engine's default, else the output rate."""
+    caps = engine_class(spec.engine.name).capabilities
+    return spec.engine.sample_rate or caps.default_rate or spec.output.sample_rate
+
+
+def validate_engine(spec, file: str) -> None:
+    """Check the engine name, its settings and its rate; raise SpecError naming the key."""
+    name = spec.engine.name
+    if name not in ENGINES:
+        raise SpecError(f"unknown engine {name!r}", file=file, key="engine.name",
+                        fix=f"use one of: {', '.join(sorted(ENGINES))}")
+    cls = engine_class(name)
+    try:
+        cls.Settings.model_validate(spec.engine.settings)
+    except ValidationError as error:
+        from ..spec import format_validation_error
+        raise format_validation_error(error, cls.Settings, file, prefix="engine.settings") from None
+    rates = cls.capabilities.native_rates
+    rate = engine_rate(spec)
+    if rates is not None and rate not in rates:
+        raise SpecError(f"engine {name!r} cannot run at {rate} Hz", file=file, key="engine.sample_rate",
+                        fix=f"use one of: {', '.join(map(str, rates))}")
+    if len(spec.blend_corners) > 1 and not cls.capabilities.blendable:
+        raise SpecError(f"engine {name!r} cannot blend sources", file=file, key="blend",
+                        fix="remove the blend section or choose another engine")
+
+
+def make_engine(spec) -> Engine:
+    cls = engine_class(spec.engine.name)
+    settings = cls.Settings.model_validate(spec.engine.settings)
+    return cls(settings, sample_rate=engine_rate(spec), seed=spec.engine.seed, device=spec.engine.device)
+
+
+__all__ = ["Capabilities", "Clip", "Corpus", "Engine", "EngineSettings", "RenderRequest", "ENGINES",
+           "engine_class", "engine_rate", "make_engine", "validate_engine"]

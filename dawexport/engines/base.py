@@ -1,0 +1,127 @@
+"""The engine seam: what every model family provides, and the data it trains on and renders.
+
+    >>> engine = get_engine("sampler")(settings, sample_rate=44100, seed=0, device="cpu")
+    >>> engine.fit(corpus, workdir, progress)
+    >>> takes = engine.render([RenderRequest(weights=(("cat", 1.0),), channel="L", note=60,
+    ...                                      velocity=100, duration_s=1.0, release_s=0.3)])
+
+Engines see mono float32 clips at their own sample rate; stereo handling, resampling to the output rate,
+trimming, looping and mapping all happen outside, in the pipeline.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..audio.analysis import PitchEstimate
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate."""
+    pitched: bool = True
+    blendable: bool = True
+    trainable: bool = True
+    native_rates: tuple[int, ...] | None = None
+    default_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One channel of one recording of a source, at the corpus rate, with its measured pitch."""
+    source: str
+    channel: str
+    take: int
+    audio: np.ndarray
+    pitch: PitchEstimate
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Everything an engine learns from: mono clips at one sample rate, analysed."""
+    sample_rate: int
+    channels: tuple[str, ...]
+    clips: tuple[Clip, ...]
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(clip.source for clip in self.clips))
+
+    def takes(self, source: str, channel: str) -> list[Clip]:
+        """All recordings of `source` on `channel`."""
+        found = [c for c in self.clips if c.source == source and c.channel == channel]
+        if not found:
+            raise KeyError(f"no clip for source {source!r} on channel {channel!r}")
+        return found
+
+    def fingerprint(self) -> str:
+        """A content hash of the audio, names, rate and channel layout (for model caching)."""
+        digest = hashlib.sha256(f"{self.sample_rate}|{self.channels}".encode())
+        for clip in self.clips:
+            digest.update(f"{clip.source}|{clip.channel}|{clip.take}|{clip.audio.shape}".encode())
+            digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One take to render: corner weights (summing to 1), a channel, a note, a velocity and timing."""
+    weights: tuple[tuple[str, float], ...]
+    channel: str
+    note: int
+    velocity: int
+    duration_s: float
+    release_s: float
+    variation: int = 0  # round-robin index; engines use it to seed small differences between takes
+
+    @property
+    def weight_map(self) -> dict[str, float]:
+        return dict(self.weights)
+
+
+class EngineSettings(BaseModel):
+    """Base of every engine's settings model: unknown keys are errors."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Engine(abc.ABC):
+    """A model family. Subclasses set `name`, `capabilities`, `Settings` and implement the methods."""
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    Settings: ClassVar[type[EngineSettings]] = EngineSettings
+
+    def __init__(self, settings: EngineSettings, *, sample_rate: int, seed: int = 0, device: str = "auto"):
+        self.settings = settings
+        self.sample_rate = sample_rate
+        self.seed = seed
+        self.device = device
+
+    def cache_key(self, corpus: Corpus) -> str:
+        """What the trained model depends on: the corpus content, engine, settings, rate and seed."""
+        blob = json.dumps({"engine": self.name, "settings": self.settings.model_dump(mode="json"),
+                           "rate": self.sample_rate, "seed": self.seed, "corpus": corpus.fingerprint(),
+                           "version": getattr(self, "version", 1)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    @abc.abstractmethod
+    def fit(self, corpus: Corpus, workdir: Path, progress) -> None:
+        """Learn from the corpus. Trainable engines checkpoint into `workdir` and resume from it."""
+
+    @abc.abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the trained state into `directory` (safetensors + JSON; never pickle)."""
+
+    @abc.abstractmethod
+    def load(self, directory: Path) -> None:
+        """Restore the state written by `save`."""
+
+    @abc.abstractmethod
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        """Render many takes in batched calls: one 1-D float32 array at `self.sample_rate` per request."""

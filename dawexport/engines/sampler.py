@@ -1,0 +1,124 @@
+"""The `sampler` engine: no learning. It repitches the user's own recording, as a classic sampler does.
+
+For each request it takes, for every blend corner, the recording of that source whose measured pitch is
+nearest the note, repitches it by tape-speed to land exactly on the note, scales it by velocity and
+mixes the corners by their weights (a plain layered mix: no timbre interpolation at all). It is the
+baseline every neural engine is measured against, and it makes tests run in seconds.
+
+    >>> engine = SamplerEngine(SamplerEngine.Settings(), sample_rate=44100)
+    >>> engine.fit(corpus, workdir, progress)
+    >>> [take] = engine.render([RenderRequest((("flute", 1.0),), "mono", 67, 127, 1.0, 0.3)])
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from ..audio.analysis import midi_to_hz
+from ..audio.repitch import repitch
+from ..errors import EngineError
+from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest
+
+
+class SamplerSettings(EngineSettings):
+    velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0,
+                                     description="dB between velocity 127 and velocity 1 (40 = amplitude ∝ v²)")
+    round_robin_offset_ms: float = Field(9.0, ge=0.0, le=200.0,
+                                         description="each round robin starts this much later into the source")
+    unpitched_root: int = Field(60, ge=0, le=127, description="root key assumed for sources with no pitch")
+
+
+def release_envelope(frames: int, sample_rate: int, duration_s: float, release_s: float) -> np.ndarray:
+    """1 while the key is held, a raised-cosine fall over `release_s` after note-off, then 0."""
+    t = np.arange(frames) / sample_rate
+    env = np.ones(frames, dtype=np.float32)
+    if release_s <= 0:
+        env[t >= duration_s] = 0.0
+        return env
+    fall = (t - duration_s) / release_s
+    inside = (fall > 0) & (fall < 1)
+    env[inside] = 0.5 * (1 + np.cos(np.pi * fall[inside]))
+    env[fall >= 1] = 0.0
+    return env
+
+
+class SamplerEngine(Engine):
+    name = "sampler"
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=False, native_rates=None,
+                                default_rate=None)
+    Settings = SamplerSettings
+
+    def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
+        super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
+        self.corpus: Corpus | None = None
+
+    def fit(self, corpus: Corpus, workdir: Path, progress) -> None:
+        self.corpus = corpus
+
+    def save(self, directory: Path) -> None:
+        from safetensors.numpy import save_file
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {f"clip{i}": clip.audio for i, clip in enumerate(self.corpus.clips)}
+        meta = {"sample_rate": self.corpus.sample_rate, "channels": list(self.corpus.channels),
+                "clips": [{"source": c.source, "channel": c.channel, "take": c.take,
+                           "pitch": [c.pitch.hz, c.pitch.midi, c.pitch.confidence, c.pitch.voiced_fraction]}
+                          for c in self.corpus.clips]}
+        save_file(arrays, str(directory / "clips.safetensors"))
+        (directory / "sampler.json").write_text(json.dumps(meta))
+
+    def load(self, directory: Path) -> None:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+        from ..audio.analysis import PitchEstimate
+        directory = Path(directory)
+        try:
+            arrays = load_file(str(directory / "clips.safetensors"))
+            meta = json.loads((directory / "sampler.json").read_text())
+        except (OSError, ValueError, SafetensorError) as error:
+            raise EngineError(f"cached sampler model is unreadable ({error})", file=str(directory),
+                              fix="delete that folder and build again") from None
+        clips = tuple(Clip(m["source"], m["channel"], m["take"], arrays[f"clip{i}"], PitchEstimate(*m["pitch"]))
+                      for i, m in enumerate(meta["clips"]))
+        self.corpus = Corpus(meta["sample_rate"], tuple(meta["channels"]), clips)
+
+    def _nearest_take(self, source: str, channel: str, note: int) -> tuple[Clip, float]:
+        """The recording nearest `note` in pitch, and the playback ratio that lands it on the note."""
+        takes = self.corpus.takes(source, channel)
+        target = float(midi_to_hz(note))
+
+        def source_midi(clip: Clip) -> float:
+            return clip.pitch.midi if np.isfinite(clip.pitch.hz) else float(self.settings.unpitched_root)
+
+        clip = min(takes, key=lambda c: abs(source_midi(c) - note))
+        return clip, target / float(midi_to_hz(source_midi(clip)))
+
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        if self.corpus is None:
+            raise EngineError("the sampler engine has no corpus; call fit() or load() first")
+        if self.corpus.sample_rate != self.sample_rate:
+            raise EngineError(f"corpus is at {self.corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
+        out = []
+        cache: dict[tuple[str, str, int, int], np.ndarray] = {}
+        iterator = progress.bar(requests, total=len(requests), desc="render", unit="take") if progress else requests
+        for request in iterator:
+            frames = int(round((request.duration_s + request.release_s) * self.sample_rate))
+            mix = np.zeros(frames, dtype=np.float32)
+            for source, weight in request.weights:
+                if weight <= 1e-6:
+                    continue
+                clip, ratio = self._nearest_take(source, request.channel, request.note)
+                key = (source, request.channel, clip.take, request.note)
+                if key not in cache:
+                    cache[key] = repitch(clip.audio, ratio)
+                audio = cache[key][int(request.variation * self.settings.round_robin_offset_ms
+                                       * 1e-3 * self.sample_rate):][:frames]
+                mix[:len(audio)] += weight * audio
+            gain = 10 ** (-self.settings.velocity_curve_db * (1 - request.velocity / 127) / 20)
+            out.append(mix * gain * release_envelope(frames, self.sample_rate, request.duration_s,
+                                                     request.release_s))
+        return out

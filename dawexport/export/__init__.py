@@ -1,0 +1,31 @@
+"""Exporter registry: one module per format, each reading only the format-neutral Instrument.
+
+An exporter is a function `write(instrument, folder) -> list[str]` that writes its files into `folder`
+(the staging copy of the instrument folder, where the samples already are) and returns the paths it
+wrote, relative to `folder`.
+
+    >>> write_formats(instrument, staging, ["sfz", "midi"])
+    ['cat_flute.sfz', 'cat_flute_preview.mid']
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+# format name -> "module:function"; imported lazily.
+EXPORTERS: dict[str, str] = {
+    "sfz": "dawexport.export.sfz:write",
+    "midi": "dawexport.export.midi_preview:write",
+}
+
+
+def exporter(name: str):
+    module, func = EXPORTERS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def write_formats(instrument, folder: Path, formats: list[str]) -> list[str]:
+    written: list[str] = []
+    for name in formats:
+        written += exporter(name)(instrument, Path(folder))
+    return written

@@ -1,0 +1,1 @@
+"""Planning the grid, post-processing takes into samples, assembling the Instrument, wavetables."""

@@ -1,0 +1,47 @@
+"""Samples + plan → the format-neutral Instrument that every exporter reads.
+
+    >>> instrument = assemble_instrument(spec, plan, rendered_samples, engine)
+"""
+from __future__ import annotations
+
+from .. import __version__
+from ..instrument import BlendAxis, BlendGroup, Envelope, Instrument, Zone
+
+# Which loop mode the exporters write for each spec setting; "auto" loops what could be looped.
+LOOP_MODES = {"auto": "sustain", "sustain": "sustain", "continuous": "continuous",
+              "one_shot": "one_shot", "none": "none"}
+
+
+def blend_axes(spec) -> tuple[BlendAxis, ...]:
+    """No knob for one corner; "Blend" on CC 1 for a line; "Blend X" (CC 1) and "Blend Y" (CC 2) for a square."""
+    corners = spec.blend_corners
+    n = spec.blend.points_per_side if spec.blend else 1
+    if len(corners) == 2:
+        return (BlendAxis("Blend", 1, n),)
+    if len(corners) == 4:
+        return (BlendAxis("Blend X", 1, n), BlendAxis("Blend Y", 2, n))
+    return ()
+
+
+def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
+    groups = []
+    for point in plan.points:
+        zones = tuple(Zone(sample=r.sample, lokey=r.take.zone.lokey, hikey=r.take.zone.hikey,
+                           lovel=r.take.layer.lovel, hivel=r.take.layer.hivel,
+                           round_robin=r.take.round_robin, velocity=r.take.layer.velocity)
+                      for r in rendered if r.take.point == point)
+        groups.append(BlendGroup(index=point.index, label=point.label, position=point.position,
+                                 grid_index=point.grid_index, weights=dict(point.weights), zones=zones))
+    return Instrument(
+        name=spec.name,
+        sample_rate=spec.output.sample_rate,
+        groups=tuple(groups),
+        axes=blend_axes(spec),
+        velocity_layers=tuple((layer.lovel, layer.hivel) for layer in plan.layers),
+        round_robins=plan.round_robins,
+        key_range=(spec.keys.low, spec.keys.high),
+        loop_mode=LOOP_MODES[spec.loop],
+        envelope=Envelope(attack=spec.note.attack, release=max(0.005, spec.note.release)),
+        metadata={"engine": engine.name, "description": spec.description, "dawexport": __version__,
+                  "corners": ", ".join(spec.blend_corners), "model_rate": str(engine.sample_rate)},
+    )

@@ -1,0 +1,139 @@
+"""From raw takes at the model's rate to finished sample files: the musician's manual chain, automated.
+
+    >>> samples = make_samples(plan, takes, 16000, SampleSettings.from_spec(spec), folder, progress)
+
+Per take: rejoin channels → resample to the output rate → DC removal → onset-aligned trim → measure the
+pitch (root key and fine tune come from what was measured, not from what was asked) → sustain loop at
+matching zero crossings, crossfaded → loudness. Then, across all takes, one normalisation policy
+(velocity layers in order, loudness even across the keyboard, nothing clips) → fades → WAV with smpl/inst.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.analysis import estimate_pitch, integrated_loudness_db
+from ..audio.io import write_wav
+from ..audio.loops import crossfade_loop, find_sustain_loop
+from ..audio.post import fade, normalise_gains, remove_dc, trim
+from ..audio.resample import resample
+from ..audio.stereo import join_channels
+from ..instrument import Loop, Sample
+from ..notes import midi_to_note
+from ..progress import SILENT
+from .plan import RenderPlan, Take
+
+LOOP_CROSSFADE_S = 0.02
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    name: str
+    stereo: str
+    sample_rate: int
+    bit_depth: str
+    normalise: str
+    loop_mode: str           # auto | sustain | continuous | one_shot | none
+    held_s: float
+
+    @classmethod
+    def from_spec(cls, spec) -> "SampleSettings":
+        return cls(spec.name, spec.stereo, spec.output.sample_rate, spec.output.bit_depth,
+                   spec.output.normalise, spec.loop, spec.note.length)
+
+    @property
+    def wants_loops(self) -> bool:
+        return self.loop_mode in ("auto", "sustain", "continuous")
+
+
+@dataclass(frozen=True)
+class ProcessedTake:
+    """A take after the per-take chain, before the cross-take normalisation."""
+    audio: np.ndarray           # (channels, frames) at the output rate
+    root_key: int
+    offset_cents: float         # measured pitch above root_key
+    loop: Loop | None
+    loudness_db: float
+
+
+@dataclass(frozen=True)
+class RenderedSample:
+    take: Take
+    sample: Sample
+
+
+def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rate: int,
+                 settings: SampleSettings) -> ProcessedTake:
+    """The per-take chain (pure): returns the processed audio with its measured pitch and loop."""
+    sr = settings.sample_rate
+    audio = resample(join_channels(channels, settings.stereo), model_rate, sr)
+    audio = np.stack([remove_dc(ch, sr) for ch in audio]).astype(np.float32)
+    mono = audio.mean(axis=0)
+    trimmed, start = trim(mono, sr)
+    audio = audio[:, start:start + len(trimmed)]
+    mono = audio.mean(axis=0)
+    held = mono[:max(0, int(round(settings.held_s * sr)) - start)]
+
+    pitch = estimate_pitch(held if len(held) > sr // 10 else mono, sr)
+    if np.isfinite(pitch.hz) and pitch.confidence > 0.3:
+        root_key = int(np.clip(round(pitch.midi), 0, 127))
+        offset_cents = float(100 * (pitch.midi - root_key))
+    else:
+        root_key, offset_cents = requested_note, 0.0
+
+    loop = None
+    if settings.wants_loops and len(held) > sr // 5:
+        found = find_sustain_loop(held, sr, pitch.hz if np.isfinite(pitch.hz) else float("nan"),
+                                  crossfade_s=LOOP_CROSSFADE_S)
+        if found is not None:
+            loop_start, loop_end = found
+            xfade = min(int(LOOP_CROSSFADE_S * sr), loop_start, (loop_end - loop_start) // 2)
+            audio = np.stack([crossfade_loop(ch, loop_start, loop_end, xfade) for ch in audio])
+            loop = Loop(int(loop_start), int(loop_end), int(xfade))
+    return ProcessedTake(audio.astype(np.float32), root_key, offset_cents, loop,
+                         integrated_loudness_db(audio.mean(axis=0), sr))
+
+
+def sample_path(settings: SampleSettings, take: Take) -> str:
+    note = midi_to_note(take.zone.root).replace("#", "s")
+    rr = f"_rr{take.round_robin}"
+    return f"samples/{settings.name}_{take.point.label}_{note}_v{take.layer.velocity}{rr}.wav"
+
+
+def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, settings: SampleSettings,
+                 folder: Path, progress=SILENT) -> list[RenderedSample]:
+    """Post-process every take of the plan and write the WAVs into folder/samples/."""
+    n_channels = len(plan.channels)
+    processed = []
+    for i, take in enumerate(progress.bar(plan.takes, total=len(plan.takes), desc="samples", unit="take")):
+        channels = dict(zip(plan.channels, takes[i * n_channels:(i + 1) * n_channels]))
+        processed.append(process_take(channels, take.zone.root, model_rate, settings))
+        if abs(processed[-1].root_key - take.zone.root) > 1:
+            progress.info(f"take {sample_path(settings, take)} was asked for MIDI {take.zone.root} but sounds "
+                          f"at {processed[-1].root_key}; it is mapped by what it sounds like")
+
+    peaks = np.array([np.max(np.abs(p.audio)) for p in processed])
+    gains = normalise_gains(np.array([p.loudness_db for p in processed]),
+                            np.array([t.layer.index for t in plan.takes]), len(plan.layers),
+                            policy=settings.normalise, peak=peaks)
+    (Path(folder) / "samples").mkdir(parents=True, exist_ok=True)
+    rendered = []
+    for take, item, gain in zip(plan.takes, processed, gains):
+        fade_out = min(0.01, 0.25 * item.audio.shape[1] / settings.sample_rate)
+        if item.loop is not None:  # keep the fade-out clear of the loop
+            fade_out = min(fade_out, (item.audio.shape[1] - 1 - item.loop.end) / settings.sample_rate)
+        audio = np.stack([fade(ch * gain, settings.sample_rate, fade_in_s=0.001, fade_out_s=max(0.0, fade_out))
+                          for ch in item.audio]).astype(np.float32)
+        rel = sample_path(settings, take)
+        write_wav(Path(folder) / rel, audio, settings.sample_rate, settings.bit_depth,
+                  unity_note=item.root_key, fine_tune_cents=item.offset_cents,
+                  loop=None if item.loop is None else (item.loop.start, item.loop.end),
+                  key_range=(take.zone.lokey, take.zone.hikey), velocity_range=(take.layer.lovel, take.layer.hivel))
+        peak = float(np.max(np.abs(audio)))
+        rendered.append(RenderedSample(take, Sample(
+            path=rel, frames=audio.shape[1], sample_rate=settings.sample_rate, channels=audio.shape[0],
+            root_key=item.root_key, tune_cents=-item.offset_cents, loop=item.loop,
+            peak_db=float(20 * np.log10(max(peak, 1e-9))), loudness_db=float(item.loudness_db + 20 * np.log10(gain)))))
+    return rendered

@@ -1,0 +1,312 @@
+"""The instrument spec: one YAML file that describes an instrument, validated before any work starts.
+
+    >>> spec = load_spec("instruments/cat_flute.yaml")
+    >>> spec.name, spec.keys.low, [s for s in spec.sources]
+    ('cat_flute', 36, ['cat', 'flute'])
+
+Every problem is reported as a `SpecError` naming the file, the key path and what is allowed.
+Engine settings are validated by the engine's own `Settings` model (see `dawexport.engines`).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from .errors import SpecError
+from .notes import note_to_midi
+
+BIT_DEPTHS = ("16", "24", "32f")
+OUTPUT_RATES = (44100, 48000)
+LOOP_MODES = ("auto", "sustain", "continuous", "one_shot", "none")
+NORMALISE_POLICIES = ("even", "peak", "none")
+STEREO_MODES = ("split", "mono", "mid_side")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _note(value: Any) -> int:
+    try:
+        return note_to_midi(value)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+class Recording(_Strict):
+    """One recording of a source sound. `root` overrides the measured pitch (for unpitched or odd sounds)."""
+    file: Path
+    root: int | None = None
+
+    _root = field_validator("root", mode="before")(lambda v: None if v is None else _note(v))
+
+
+class EngineSpec(_Strict):
+    name: str = "sampler"
+    sample_rate: int | None = Field(None, description="the model's own rate; default: the engine's preference")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    seed: int = 0
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class BlendSpec(_Strict):
+    corners: list[str] = Field(..., min_length=1, max_length=4)
+    points_per_side: int = Field(3, ge=2, le=16)
+
+    @field_validator("corners")
+    @classmethod
+    def _corner_count(cls, corners: list[str]) -> list[str]:
+        if len(corners) not in (1, 2, 4):
+            raise ValueError("give 1 corner (no blend), 2 (a line) or 4 (a square: A B on top, C D below)")
+        if len(set(corners)) != len(corners):
+            raise ValueError("each corner must name a different source")
+        return corners
+
+
+class KeysSpec(_Strict):
+    low: int = 48
+    high: int = 72
+    every: int = Field(3, ge=1, le=24, description="semitones between rendered root keys")
+
+    _notes = field_validator("low", "high", mode="before")(lambda v: _note(v))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "KeysSpec":
+        if self.low > self.high:
+            raise ValueError(f"keys.low ({self.low}) must not be above keys.high ({self.high})")
+        return self
+
+
+class NoteSpec(_Strict):
+    length: float = Field(2.0, gt=0.05, le=30.0, description="seconds the key is held while rendering")
+    release: float = Field(0.3, ge=0.0, le=10.0, description="seconds rendered after the key is let go")
+    attack: float = Field(0.002, ge=0.0, le=5.0, description="sampler amp-envelope attack in seconds")
+
+
+class OutputSpec(_Strict):
+    dir: Path | None = None
+    sample_rate: int = 44100
+    bit_depth: str = "24"
+    normalise: Literal["even", "peak", "none"] = "even"
+    formats: list[str] = Field(default_factory=lambda: ["sfz", "midi"])
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _rate(cls, rate: int) -> int:
+        if rate not in OUTPUT_RATES:
+            raise ValueError(f"output sample_rate must be one of {', '.join(map(str, OUTPUT_RATES))}")
+        return rate
+
+    @field_validator("bit_depth", mode="before")
+    @classmethod
+    def _depth(cls, depth: Any) -> str:
+        depth = str(depth).lower()
+        depth = {"32": "32f", "float": "32f", "32float": "32f"}.get(depth, depth)
+        if depth not in BIT_DEPTHS:
+            raise ValueError("bit_depth must be 16, 24 or 32f (32-bit float)")
+        return depth
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, formats: list[str]) -> list[str]:
+        from .export import EXPORTERS
+        for fmt in formats:
+            if fmt not in EXPORTERS:
+                raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(sorted(EXPORTERS))}")
+        if len(set(formats)) != len(formats):
+            raise ValueError("a format is listed twice")
+        return formats
+
+
+class WavetableSpec(_Strict):
+    """A Serum-compatible wavetable: along the blend path, or along the time of one note."""
+    name: str
+    along: Literal["blend", "time"] = "blend"
+    note: int = 60
+    frames: int = Field(64, ge=2, le=256)
+    corners: list[str] | None = None
+
+    _notes = field_validator("note", mode="before")(lambda v: _note(v))
+
+
+class InstrumentSpec(_Strict):
+    name: str
+    description: str = ""
+    sources: dict[str, list[Recording]]
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    blend: BlendSpec | None = None
+    keys: KeysSpec = Field(default_factory=KeysSpec)
+    velocity_layers: int = Field(3, ge=1, le=16)
+    round_robins: int = Field(1, ge=1, le=8)
+    note: NoteSpec = Field(default_factory=NoteSpec)
+    stereo: Literal["split", "mono", "mid_side"] = "split"
+    loop: Literal["auto", "sustain", "continuous", "one_shot", "none"] = "auto"
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    wavetables: list[WavetableSpec] = Field(default_factory=list)
+
+    # Where the spec came from: relative paths in it are relative to this folder.
+    spec_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            raise ValueError("name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+                             " (it becomes the output folder and file names)")
+        return name
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, sources: Any) -> Any:
+        if not isinstance(sources, dict) or not sources:
+            raise ValueError("sources must map a name to a sound file, e.g.  cat: sounds/cat.wav")
+        normalised = {}
+        for name, value in sources.items():
+            items = value if isinstance(value, list) else [value]
+            normalised[name] = [{"file": item} if isinstance(item, (str, Path)) else item for item in items]
+            if not items:
+                raise ValueError(f"source {name!r} lists no files")
+        return normalised
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "InstrumentSpec":
+        names = list(self.sources)
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
+                raise ValueError(f"source name {name!r} may only use letters, digits, '_' and '-'")
+        for corner in self.blend_corners:
+            if corner not in self.sources:
+                raise ValueError(f"blend corner {corner!r} is not a source; sources are: {', '.join(names)}")
+        for table in self.wavetables:
+            for corner in table.corners or []:
+                if corner not in self.sources:
+                    raise ValueError(f"wavetable {table.name!r} names {corner!r}, which is not a source")
+        return self
+
+    @property
+    def blend_corners(self) -> list[str]:
+        """The corners of the blend grid; with no `blend` key, the first source alone."""
+        return self.blend.corners if self.blend else [next(iter(self.sources))]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.spec_path.parent if self.spec_path else Path.cwd()
+
+    def source_path(self, recording: Recording) -> Path:
+        path = recording.file.expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def output_dir(self) -> Path:
+        """`output.dir` (relative to the spec file) or build/<name> in the current folder."""
+        if self.output.dir is None:
+            return Path.cwd() / "build" / self.name
+        path = self.output.dir.expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _key_path(loc: tuple) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int) and parts:
+            parts[-1] += f"[{item}]"
+        elif item in ("function-after", "function-before") or str(item).startswith("function-"):
+            continue
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed where an unknown key was found, for a 'did you mean' hint."""
+    current: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(item)
+        if field is None:
+            return []
+        annotation = field.annotation
+        current = next((a for a in getattr(annotation, "__args__", (annotation,))
+                        if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None and hasattr(annotation, "__args__"):
+            inner = [a for arg in annotation.__args__ for a in getattr(arg, "__args__", (arg,))]
+            current = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(getattr(current, "model_fields", {})) if current else []
+
+
+def format_validation_error(error: ValidationError, model: type[BaseModel], file: str,
+                            prefix: str = "") -> SpecError:
+    """Turn pydantic's errors into one SpecError listing every bad key with what is allowed."""
+    lines = []
+    first_key = None
+    for item in error.errors():
+        key = (prefix + "." if prefix else "") + _key_path(item["loc"])
+        first_key = first_key or key
+        if item["type"] == "extra_forbidden":
+            allowed = [k for k in _allowed_keys(model, item["loc"]) if k != "spec_path"]
+            hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
+            message = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            if allowed:
+                message += f"; allowed here: {', '.join(allowed)}"
+        elif item["type"] == "missing":
+            message = "is required"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if item.get("input") is not None and item["type"] not in ("value_error",):
+                message += f" (got {item['input']!r})"
+        lines.append(f"{key}: {message}")
+    summary = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+    return SpecError(summary, file=file, fix="correct the key(s) above; see instruments/cat_flute.yaml "
+                     "for a complete, commented example")
+
+
+def parse_spec(data: Any, spec_path: Path | str | None = None) -> InstrumentSpec:
+    """Validate already-parsed YAML data. Raises SpecError."""
+    file = str(spec_path) if spec_path else "<spec>"
+    if not isinstance(data, dict):
+        raise SpecError("the spec must be a YAML mapping (name:, sources:, ...)", file=file,
+                        fix="start from instruments/cat_flute.yaml")
+    try:
+        spec = InstrumentSpec.model_validate({**data, "spec_path": Path(spec_path) if spec_path else None})
+    except ValidationError as error:
+        raise format_validation_error(error, InstrumentSpec, file) from None
+    from .engines import validate_engine
+    validate_engine(spec, file)
+    return spec
+
+
+def load_spec(path: Path | str, *, check_sources: bool = True) -> InstrumentSpec:
+    """Read, validate and (by default) check that every source sound is readable, finite and not silent."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("spec file not found", file=str(path),
+                        fix="give the path of an instrument YAML, e.g. instruments/cat_flute.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"not valid YAML{where}: {getattr(error, 'problem', error)}", file=str(path),
+                        fix="check indentation and colons near that line") from None
+    except UnicodeDecodeError:
+        raise SpecError("not a text file", file=str(path), fix="save the spec as UTF-8 YAML") from None
+    spec = parse_spec(data, path)
+    if check_sources:
+        check_source_files(spec)
+    return spec
+
+
+def check_source_files(spec: InstrumentSpec) -> None:
+    """Open every source once so that bad audio is reported before any work starts."""
+    from .audio.io import read_audio
+    for name, recordings in spec.sources.items():
+        for i, recording in enumerate(recordings):
+            key = f"sources.{name}" + (f"[{i}]" if len(recordings) > 1 else "")
+            read_audio(spec.source_path(recording), key=key)
+
