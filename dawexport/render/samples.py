@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.analysis import estimate_pitch, integrated_loudness_db
+from ..audio.analysis import estimate_pitch, integrated_loudness_db, midi_to_hz
 from ..audio.io import write_wav
 from ..audio.loops import crossfade_loop, find_sustain_loop
 from ..audio.post import fade, normalise_gains, remove_dc, trim
@@ -76,7 +76,10 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
     mono = audio.mean(axis=0)
     held = mono[:max(0, int(round(settings.held_s * sr)) - start)]
 
-    pitch = estimate_pitch(held if len(held) > sr // 10 else mono, sr)
+    # Search around the requested note so that high notes are not read an octave low (and vice versa).
+    expected = float(midi_to_hz(requested_note))
+    pitch = estimate_pitch(held if len(held) > sr // 10 else mono, sr, fmin=max(30.0, expected / 3),
+                           fmax=min(sr / 4, max(2000.0, expected * 2.5)))
     if np.isfinite(pitch.hz) and pitch.confidence > 0.3:
         root_key = int(np.clip(round(pitch.midi), 0, 127))
         offset_cents = float(100 * (pitch.midi - root_key))
