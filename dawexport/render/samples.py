@@ -58,6 +58,26 @@ class ProcessedTake:
     loudness_db: float
 
 
+def _pitch(x: np.ndarray, sr: int, requested_note: int):
+    """The sample's pitch; the search reaches above the note asked for, so high notes are not read an octave low."""
+    return estimate_pitch(x, sr, fmax=min(sr / 4, max(2000.0, 2.5 * float(midi_to_hz(requested_note)))))
+
+
+def _plausible(pitch, requested_note: int) -> bool:
+    """A confident pitch within half an octave of the note asked for; anything further is an octave or
+    subharmonic error (e.g. two detuned layers beating), and the asked-for note is the better root."""
+    return bool(np.isfinite(pitch.hz) and pitch.confidence > 0.3 and abs(pitch.midi - requested_note) <= 6)
+
+
+def played_while_held(x: np.ndarray, loop: Loop, frames: int) -> np.ndarray:
+    """What a sampler plays while the key is held for `frames`: the start, then the loop over and over."""
+    body = x[:loop.end + 1]
+    if len(body) >= frames:
+        return body[:frames]
+    repeats = int(np.ceil((frames - len(body)) / loop.length))
+    return np.concatenate([body, np.tile(x[loop.start:loop.end + 1], repeats)])[:frames]
+
+
 @dataclass(frozen=True)
 class RenderedSample:
     take: Take
@@ -76,16 +96,7 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
     mono = audio.mean(axis=0)
     held = mono[:max(0, int(round(settings.held_s * sr)) - start)]
 
-    # Search around the requested note so that high notes are not read an octave low (and vice versa).
-    expected = float(midi_to_hz(requested_note))
-    pitch = estimate_pitch(held if len(held) > sr // 10 else mono, sr, fmin=max(30.0, expected / 3),
-                           fmax=min(sr / 4, max(2000.0, expected * 2.5)))
-    if np.isfinite(pitch.hz) and pitch.confidence > 0.3:
-        root_key = int(np.clip(round(pitch.midi), 0, 127))
-        offset_cents = float(100 * (pitch.midi - root_key))
-    else:
-        root_key, offset_cents = requested_note, 0.0
-
+    pitch = _pitch(held if len(held) > sr // 10 else mono, sr, requested_note)
     loop = None
     if settings.wants_loops and len(held) > sr // 5:
         found = find_sustain_loop(held, sr, pitch.hz if np.isfinite(pitch.hz) else float("nan"),
@@ -95,6 +106,15 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
             xfade = min(int(LOOP_CROSSFADE_S * sr), loop_start, (loop_end - loop_start) // 2)
             audio = np.stack([crossfade_loop(ch, loop_start, loop_end, xfade) for ch in audio])
             loop = Loop(int(loop_start), int(loop_end), int(xfade))
+            # A held note spends its time in the loop: measure the pitch of what a sampler will play.
+            played = _pitch(played_while_held(audio.mean(axis=0), loop, len(held)), sr, requested_note)
+            pitch = played if _plausible(played, requested_note) else pitch
+
+    if _plausible(pitch, requested_note):
+        root_key = int(np.clip(round(pitch.midi), 0, 127))
+        offset_cents = float(100 * (pitch.midi - root_key))
+    else:
+        root_key, offset_cents = requested_note, 0.0
     return ProcessedTake(audio.astype(np.float32), root_key, offset_cents, loop,
                          integrated_loudness_db(audio.mean(axis=0), sr))
 
