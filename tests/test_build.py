@@ -206,3 +206,19 @@ def test_mid_side_and_mono_modes(tmp_path):
     [wav] = (folder / "samples").glob("*.wav")
     info = sf.info(str(wav))
     assert info.channels == 1 and info.samplerate == 48000 and info.subtype == "FLOAT"
+
+
+def test_wavetables_along_the_blend_and_along_a_note(tmp_path):
+    from dawexport.export.wavetable_files import read_serum_wav, read_surge_wt
+    spec = tiny_spec(tmp_path, keys={"low": "C4", "high": "C4", "every": 1}, velocity_layers=1,
+                     wavetables=[{"name": "morph", "along": "blend", "note": "C4", "frames": 8},
+                                 {"name": "breath", "along": "time", "note": "G4", "frames": 16,
+                                  "corners": ["flute"]}])
+    result = build(spec, quiet=True)
+    morph, text = read_serum_wav(result.folder / "wavetables" / "tiny_morph.wav")
+    assert morph.shape == (8, 2048) and text == "<!>2048 10000000 dawexport tiny cat to flute"
+    assert read_surge_wt(result.folder / "wavetables" / "tiny_breath.wt").shape == (16, 2048)
+    assert "wavetables/tiny_breath.wav" in result.files and "wavetables/tiny_morph.wt" in result.files
+    for frame in morph:  # one period per frame: the fundamental sits in bin 1
+        spectrum = np.abs(np.fft.rfft(frame))
+        assert spectrum[1] > 0.2 * spectrum.max()

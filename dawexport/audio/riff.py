@@ -147,6 +147,29 @@ def append_chunks(path, chunks: list[bytes]) -> None:
         os.fsync(f.fileno())
 
 
+def insert_chunks_before(path, chunks: list[bytes], before: bytes = b"data") -> None:
+    """Insert pre-built chunks just before the first `before` chunk (Serum and Vital write `clm ` ahead of
+    `data`, so readers that stop at `data` still see it), updating the RIFF size.
+
+        >>> insert_chunks_before("table.wav", [clm_chunk("<!>2048 10000000 dawexport")])
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    offsets = [offset - 8 for chunk_id, offset, _ in _walk(data, path) if chunk_id == before]
+    if not offsets:
+        raise ExportError(f"no {before!r} chunk to insert before", file=str(path),
+                          fix="write the audio with soundfile first")
+    if any(len(chunk) < 8 or len(chunk) % 2 for chunk in chunks):
+        raise ExportError("a RIFF chunk must have a header and even length", file=str(path),
+                          fix="build chunks with smpl_chunk/inst_chunk/clm_chunk")
+    joined = data[:offsets[0]] + b"".join(chunks) + data[offsets[0]:]
+    joined = joined[:4] + struct.pack("<I", len(joined) - 8) + joined[8:]
+    with open(path, "wb") as f:
+        f.write(joined)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_chunks(path) -> dict[str, bytes]:
     """Chunk id (as text, e.g. ``"smpl"``, ``"clm "``) → payload, the first of each id.
 
