@@ -133,9 +133,10 @@ def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, set
     for i, take in enumerate(progress.bar(plan.takes, total=len(plan.takes), desc="samples", unit="take")):
         channels = dict(zip(plan.channels, takes[i * n_channels:(i + 1) * n_channels]))
         processed.append(process_take(channels, take.zone.root, model_rate, settings))
-        if abs(processed[-1].root_key - take.zone.root) > 1:
-            progress.info(f"take {sample_path(settings, take)} was asked for MIDI {take.zone.root} but sounds "
-                          f"at {processed[-1].root_key}; it is mapped by what it sounds like")
+    off = [sample_path(settings, t) for t, p in zip(plan.takes, processed) if abs(p.root_key - t.zone.root) > 1]
+    if off:
+        progress.info(f"{len(off)} take(s) sound more than a semitone away from the note asked for (a gliding "
+                      f"source?), e.g. {off[0]}: they are mapped by the pitch they were measured at")
 
     peaks = np.array([np.max(np.abs(p.audio)) for p in processed])
     gains = normalise_gains(np.array([p.loudness_db for p in processed]),
