@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +103,11 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
         return False
     workdir = cache_root(spec) / "training" / f"{engine.name}-{key}"
     workdir.mkdir(parents=True, exist_ok=True)
-    progress.stage("train", f"{engine.name} on {len(corpus.clips)} clips at {corpus.sample_rate} Hz "
-                   f"(checkpoints in {workdir})")
+    if engine.capabilities.trainable:
+        progress.stage("train", f"{engine.name} on {len(corpus.clips)} clips at {corpus.sample_rate} Hz "
+                       f"(checkpoints in {workdir})")
+    else:
+        progress.stage("model", f"{engine.name} (no training)")
     engine.fit(corpus, workdir, progress)
     partial = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -185,9 +188,8 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         settings = SampleSettings.from_spec(spec)
         samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress)
         instrument = assemble_instrument(spec, plan, samples, engine)
-        extra = _wavetables(spec, engine, corpus, staging.path, progress)
-        if extra:
-            instrument = type(instrument)(**{**instrument.__dict__, "wavetables": tuple(extra)})
+        instrument = replace(instrument, wavetables=tuple(_wavetables(spec, engine, corpus, staging.path,
+                                                                      progress)))
         progress.stage("export", ", ".join(spec.output.formats))
         files = [s.path for s in instrument.samples]
         files += [p for table in instrument.wavetables for p in (table.path, *table.extra_paths)]

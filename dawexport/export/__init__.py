@@ -16,6 +16,10 @@ from pathlib import Path
 EXPORTERS: dict[str, str] = {
     "sfz": "dawexport.export.sfz:write",
     "midi": "dawexport.export.midi_preview:write",
+    "ableton": "dawexport.export.ableton:write",
+    "decent_sampler": "dawexport.export.decent_sampler:write",
+    "bitwig": "dawexport.export.bitwig:write",
+    "sf2": "dawexport.export.sf2:write",
 }
 
 
