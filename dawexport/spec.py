@@ -26,6 +26,7 @@ OUTPUT_RATES = (44100, 48000)
 LOOP_MODES = ("auto", "sustain", "continuous", "one_shot", "none")
 NORMALISE_POLICIES = ("even", "peak", "none")
 STEREO_MODES = ("split", "mono", "mid_side")
+DEFAULT_FORMATS = ("sfz", "midi", "ableton", "decent_sampler", "bitwig", "sf2")
 
 
 class _Strict(BaseModel):
@@ -94,7 +95,7 @@ class OutputSpec(_Strict):
     sample_rate: int = 44100
     bit_depth: str = "24"
     normalise: Literal["even", "peak", "none"] = "even"
-    formats: list[str] = Field(default_factory=lambda: ["sfz", "midi"])
+    formats: list[str] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
 
     @field_validator("sample_rate")
     @classmethod

@@ -26,7 +26,7 @@ def tiny_spec(tmp_path: Path, **changes) -> Path:
     spec = {"name": "tiny", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
             "blend": {"corners": ["cat", "flute"], "points_per_side": 3},
             "keys": {"low": "G3", "high": "D4", "every": 3}, "velocity_layers": 2,
-            "note": {"length": 1.2, "release": 0.2}, "output": {"formats": ["sfz", "midi"], "dir": "out/tiny"}}
+            "note": {"length": 1.2, "release": 0.2}, "output": {"dir": "out/tiny"}}  # every format, the default
     for key, value in changes.items():
         spec[key] = value
     path = tmp_path / "tiny.yaml"
@@ -66,6 +66,13 @@ def test_folder_is_complete_and_every_referenced_file_exists(built):
                                       if p.is_file() and p.name != ".dawexport-manifest.json"}
     assert not list(folder.parent.glob(".tiny.*"))  # no staging left behind
     assert sfzlint_errors(folder / "tiny.sfz") == []
+
+
+def test_every_format_is_written_by_default(built):
+    _, result = built
+    names = {p.name for p in result.folder.iterdir()}
+    assert {"tiny.sfz", "tiny_preview.mid", "tiny.adg", "tiny.adv", "tiny.dspreset", "tiny.multisample",
+            "tiny.sf2"} <= names
 
 
 def test_samples_are_stereo_at_the_output_rate_with_smpl_and_inst(built):

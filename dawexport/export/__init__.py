@@ -10,6 +10,7 @@ wrote, relative to `folder`.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 # format name -> "module:function"; imported lazily.
@@ -21,6 +22,12 @@ EXPORTERS: dict[str, str] = {
     "bitwig": "dawexport.export.bitwig:write",
     "sf2": "dawexport.export.sf2:write",
 }
+
+
+def file_stem(name: str) -> str:
+    """The instrument name made safe as a file name (no path separators or control characters)."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .")
+    return stem or "instrument"
 
 
 def exporter(name: str):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone
+from dawexport.export import file_stem
 from dawexport.templating import render_template
 
 TEMPLATE = "sfz/instrument.sfz.j2"
@@ -48,12 +49,6 @@ def write(instrument: Instrument, folder: Path) -> list[str]:
 def render_sfz(instrument: Instrument) -> str:
     """The SFZ text for ``instrument`` (pure: no file access)."""
     return render_template(TEMPLATE, **sfz_context(instrument))
-
-
-def file_stem(name: str) -> str:
-    """The instrument name made safe as a file name (no path separators or control characters)."""
-    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .")
-    return stem or "instrument"
 
 
 def sfz_context(instrument: Instrument) -> dict:

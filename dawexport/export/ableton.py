@@ -1,0 +1,337 @@
+"""Ableton Live exporter: a Sampler device preset (.adv) and an Instrument Rack (.adg) that blends.
+
+Writes, at the instrument folder's root (beside ``samples/``):
+
+* ``<name>.adg`` — an Instrument Rack with one Sampler chain per blend point. Neighbouring chains
+  crossfade through their chain-select zones (absolute 0..127 bounds from `axis_crossfades`), and
+  macro 1, named after the blend axis ("Blend"), drives the chain selector: the NSynth-instrument
+  experience as a plain Live preset. A 2-D grid (four corners or more) nests racks: the outer rack
+  has one chain per row (Y) holding an inner rack with one Sampler chain per column (X); outer
+  macro 1 is X and drives every inner rack (inner macro 1 and inner chain selector), outer macro 2
+  is Y and drives the outer chain selector.
+* ``<name>.adv`` — one Sampler preset for the blend point nearest the centre of the grid (the most
+  "in between" sound; the first point when two are equally near), for users who want a single device.
+
+Every Sampler keeps key zones, root keys and tuning (``RootKey`` + ``Detune`` cents), velocity layers,
+sustain loops (``SustainLoop`` Mode 1; release mode 3 "play on to the end" for ``sustain``, 0 "keep
+looping" for ``continuous``), the amp envelope and round robin: Live 12's native round-robin flag
+(zones overlapping in key and velocity are cycled), or for Live 11, which has none, the cycles are
+spread across the sample-selector axis (only the first cycle sounds at the default selector position).
+
+Sample references are relative to the preset's folder (``RelativePathType`` 1, ``samples/x.wav``) so
+the build folder can be moved or zipped; ``Path`` repeats that relative path because the folder has
+no fixed absolute location. Files are gzip-compressed XML rendered from templates/ableton/, with a
+fixed gzip timestamp so the same instrument gives the same bytes.
+
+    >>> write(instrument, Path("build/cat_flute"))                    # Live 12
+    ['cat_flute.adg', 'cat_flute.adv']
+    >>> write(instrument, Path("build/cat_flute"), live_version=11)
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path, PurePosixPath
+from xml.sax.saxutils import escape
+
+from dawexport.errors import ExportError
+from dawexport.instrument import BlendGroup, Instrument, Zone, axis_crossfades
+from dawexport.export import file_stem
+from dawexport.templating import render_template
+
+# Root attributes of presets Live saved (tests/data/ableton_facts.py says where each was observed).
+# OverwriteProtectionNumber follows the version: 0xC02 = 12.2, 0xB04 as in the Live 11 presets seen.
+LIVE_VERSIONS = {
+    11: {"major": 11, "minor_version": "11.0_11300", "schema_change_count": "3",
+         "creator": "Ableton Live 11.3.22", "revision": "86c4913d7978d564614e61d7105424edb3d2ee4b",
+         "overwrite_protection": "2820"},
+    12: {"major": 12, "minor_version": "12.0_12203", "schema_change_count": "3",
+         "creator": "Ableton Live 12.2.7", "revision": "828a8aa814bf84bb81588593befeb896dfbd29df",
+         "overwrite_protection": "3074"},
+}
+DEFAULT_LIVE_VERSION = 12
+
+SUSTAIN_LOOP_OFF, SUSTAIN_LOOP_FORWARD = 0, 1
+RELEASE_KEEP_LOOPING, RELEASE_PLAY_TO_END = 0, 3     # Sampler's Release Mode: OFF / Release (->|)
+LOOPING = {"sustain": RELEASE_PLAY_TO_END, "continuous": RELEASE_KEEP_LOOPING}
+LOOP_MODES = {"sustain", "continuous", "one_shot", "none"}
+
+SAMPLER_VOLUME_DB = -6.0     # headroom for stacked velocity layers and overlapping chains
+ONE_LAYER_VEL_TO_VOLUME = 1.0    # one velocity layer: velocity is all the dynamics there is
+LAYERED_VEL_TO_VOLUME = 0.25     # several layers already differ in level; keep a little touch
+NUM_MACROS = 16
+CHAIN_COLORS = (12, 16, 20, 24, 3, 7, 9, 14)   # Live's palette indices, cycled per chain
+
+
+def write(instrument: Instrument, folder: Path, live_version: int = DEFAULT_LIVE_VERSION) -> list[str]:
+    """Write ``<name>.adg`` (rack) and ``<name>.adv`` (centre point's Sampler) into ``folder``.
+
+    ``live_version`` is 11 or 12 (default): Live 12 files carry Sampler's native round-robin block,
+    which Live 11 cannot load.
+    """
+    folder = Path(folder)
+    stem = file_stem(instrument.name)
+    rack_name, adv_name = f"{stem}.adg", f"{stem}.adv"
+    files = {rack_name: render_rack(instrument, folder, live_version),          # render both before
+             adv_name: render_device_preset(instrument, folder, live_version)}  # writing either
+    for name, xml in files.items():
+        (folder / name).write_bytes(gzip.compress(xml, mtime=0))
+    return list(files)
+
+
+def render_rack(instrument: Instrument, folder: Path | None = None,
+                live_version: int = DEFAULT_LIVE_VERSION) -> bytes:
+    """The rack preset's XML (not yet gzipped). ``folder`` is only read for the samples' file sizes."""
+    v = version_context(live_version)
+    _check(instrument)
+    text = render_template("ableton/rack.adg.xml.j2", v=v, rack=rack_context(instrument, folder, v))
+    return _tidy(text)
+
+
+def render_device_preset(instrument: Instrument, folder: Path | None = None,
+                         live_version: int = DEFAULT_LIVE_VERSION,
+                         group: BlendGroup | None = None) -> bytes:
+    """One Sampler preset's XML (not yet gzipped) for ``group`` (default: the centre blend point)."""
+    v = version_context(live_version)
+    _check(instrument)
+    group = centre_group(instrument) if group is None else group
+    name = instrument.name if len(instrument.groups) == 1 else f"{instrument.name} ({group.label})"
+    sampler = sampler_context(instrument, group.zones, folder, v, name)
+    return _tidy(render_template("ableton/sampler.adv.xml.j2", v=v, sampler=sampler))
+
+
+def version_context(live_version: int) -> dict:
+    if live_version not in LIVE_VERSIONS:
+        raise ExportError(f"Live version {live_version!r} is not supported", key="ableton.live_version",
+                          fix=f"use one of {', '.join(map(str, LIVE_VERSIONS))}")
+    return dict(LIVE_VERSIONS[live_version])
+
+
+def centre_group(instrument: Instrument) -> BlendGroup:
+    """The blend point nearest the middle of the grid; the lowest index among equally near ones."""
+    def distance(group: BlendGroup) -> float:
+        return sum((p - 0.5) ** 2 for p in group.position)
+    return min(instrument.groups, key=lambda g: (round(distance(g), 9), g.index))
+
+
+# ---------------------------------------------------------------------------------------------- rack
+
+def rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
+    """The rack tree: chains per blend point on one axis, or rows of inner racks on two."""
+    axes = instrument.axes
+    if len(axes) > 2:
+        raise ExportError(f"{len(axes)} blend axes cannot be mapped onto Live macros", key="blend.axes",
+                          fix="use at most two blend axes (a line or a square) for Ableton racks")
+    if not axes:
+        chains = [_sampler_chain(instrument, g, i, (0, 127, 0, 127), folder, v)
+                  for i, g in enumerate(sorted(instrument.groups, key=lambda g: g.index))]
+        return _rack(instrument.name, [], None, chains)
+    x_axis = axes[0]
+    if len(axes) == 1:
+        chains = [_sampler_chain(instrument, g, i, _zone(x_axis.points, g.grid_index[0]), folder, v)
+                  for i, g in enumerate(_along(instrument.groups, 0))]
+        return _rack(instrument.name, [_macro(x_axis.name, x_axis.points)], 0, chains)
+    y_axis = axes[1]
+    rows = []
+    for j in range(y_axis.points):
+        row_groups = [g for g in instrument.groups if g.grid_index[1] == j]
+        if not row_groups:
+            continue
+        inner_chains = [_sampler_chain(instrument, g, i, _zone(x_axis.points, g.grid_index[0]), folder, v)
+                        for i, g in enumerate(_along(row_groups, 0))]
+        # The inner rack's macro 1 follows the outer macro 1 (X) and drives the inner chain selector.
+        inner = _rack(f"{instrument.name} {_text(y_axis.name)} {j + 1}",
+                      [_macro(x_axis.name, x_axis.points, map_to=0)], 0, inner_chains)
+        rows.append({"id": len(rows), "name": _attr(f"{y_axis.name} {j + 1}"),
+                     "selector": _zone(y_axis.points, j), "rack": inner, "sampler": None,
+                     "color": CHAIN_COLORS[len(rows) % len(CHAIN_COLORS)]})
+    macros = [_macro(x_axis.name, x_axis.points), _macro(y_axis.name, y_axis.points)]
+    return _rack(instrument.name, macros, 1, rows)
+
+
+def _rack(name: str, named_macros: list[dict], selector_macro: int | None, chains: list[dict]) -> dict:
+    macros = named_macros + [_macro(f"Macro {i + 1}", 0) for i in range(len(named_macros), NUM_MACROS)]
+    return {"name": _attr(name), "macros": macros, "selector_macro": selector_macro,
+            "selector_value": "0", "chains": chains,
+            "ranges_visible": "true" if selector_macro is not None else "false"}
+
+
+def _macro(name: str, points: int, map_to: int | None = None) -> dict:
+    note = (f"Blends {points} rendered points; chain zones crossfade neighbours" if points > 1 else "")
+    return {"name": _attr(name) or "Blend", "value": "0", "map_to": map_to, "annotation": _attr(note)}
+
+
+def _zone(points: int, index: int) -> tuple[int, int, int, int]:
+    """Chain-select zone (Min, Max, CrossfadeMin, CrossfadeMax) of point ``index`` on a 0..127 knob."""
+    in_lo, in_hi, out_lo, out_hi = axis_crossfades(points)[index]
+    return (in_lo, out_hi, in_hi, out_lo)
+
+
+def _along(groups, axis: int) -> list[BlendGroup]:
+    return sorted(groups, key=lambda g: (g.grid_index[axis] if len(g.grid_index) > axis else 0, g.index))
+
+
+def _sampler_chain(instrument: Instrument, group: BlendGroup, chain_id: int, selector, folder, v) -> dict:
+    sampler = sampler_context(instrument, group.zones, folder, v, group.label)
+    return {"id": chain_id, "name": _attr(group.label), "selector": selector, "rack": None,
+            "sampler": sampler, "color": CHAIN_COLORS[chain_id % len(CHAIN_COLORS)]}
+
+
+# ------------------------------------------------------------------------------------------- sampler
+
+def sampler_context(instrument: Instrument, zones, folder: Path | None, v: dict, name: str) -> dict:
+    """One Sampler: its zones as MultiSampleParts plus the global amp envelope and volume."""
+    zones = sorted(zones, key=lambda z: (z.lokey, z.lovel, z.round_robin, z.sample.path))
+    rr_count = max([z.round_robin for z in zones] + [instrument.round_robins, 1])
+    native_rr = v["major"] >= 12 and rr_count > 1
+    parts = [_part(instrument, zone, i, folder, rr_count, native_rr) for i, zone in enumerate(zones)]
+    env = instrument.envelope
+    layers = {(z.lovel, z.hivel) for z in zones}
+    return {
+        "name": _attr(name),
+        "parts": parts,
+        "round_robin": "true" if native_rr else "false",
+        "random_seed": "1",
+        "volume_db": _num(SAMPLER_VOLUME_DB),
+        "velocity_to_volume": _num(ONE_LAYER_VEL_TO_VOLUME if len(layers) <= 1 else LAYERED_VEL_TO_VOLUME),
+        "env": {
+            "attack_ms": _num(_clip(1000.0 * env.attack, 0.1000000015, 20000.0)),
+            "decay_ms": _num(_clip(1000.0 * env.decay, 1.0, 60000.0)),
+            "sustain": _num(_clip(env.sustain, 0.0003162277571, 1.0)),
+            "release_ms": _num(_clip(1000.0 * env.release, 1.0, 60000.0)),
+        },
+    }
+
+
+def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None, rr_count: int,
+          native_rr: bool) -> dict:
+    sample = zone.sample
+    rel = _relative_path(sample.path)
+    if sample.frames < 2:
+        raise ExportError(f"sample {rel} has {sample.frames} frames", key="samples",
+                          fix="render samples of at least a few milliseconds")
+    last = sample.frames - 1
+    tune = float(sample.tune_cents)
+    semitones = round(tune / 100.0)
+    detune = round(tune - 100 * semitones)
+    root = sample.root_key - semitones
+    if not 0 <= root <= 127:
+        raise ExportError(f"root key {root} of {rel} is outside 0..127", key="zones",
+                          fix="check the sample's root key and tuning")
+    if native_rr or rr_count <= 1:
+        selector = (0, 127, 0, 127)
+    else:   # Live 11: cycle r of n owns slice r of the sample-selector axis
+        lo = (zone.round_robin - 1) * 128 // rr_count
+        hi = zone.round_robin * 128 // rr_count - 1
+        selector = (lo, hi, lo, hi)
+    release_mode = LOOPING.get(instrument.loop_mode)
+    loop = sample.loop
+    if release_mode is not None and loop is not None:
+        if not 0 <= loop.start < loop.end <= last:
+            raise ExportError(f"loop {loop.start}..{loop.end} of {rel} lies outside its {sample.frames} frames",
+                              key="loop", fix="re-run the loop stage; loop end is inclusive")
+        sustain = {"start": loop.start, "end": loop.end, "mode": SUSTAIN_LOOP_FORWARD,
+                   "crossfade": max(0, int(loop.crossfade))}
+        release = {"start": 0, "end": last, "mode": release_mode}
+    else:
+        sustain = {"start": 0, "end": last, "mode": SUSTAIN_LOOP_OFF, "crossfade": 0}
+        release = {"start": 0, "end": last, "mode": RELEASE_PLAY_TO_END}
+    size = 0
+    if folder is not None and (Path(folder) / rel).is_file():
+        size = (Path(folder) / rel).stat().st_size
+    lokey, hikey = _clip_int(zone.lokey, 0, 127), _clip_int(zone.hikey, 0, 127)
+    lovel, hivel = _clip_int(zone.lovel, 1, 127), _clip_int(zone.hivel, 1, 127)
+    if lokey > hikey or lovel > hivel:
+        raise ExportError(f"zone of {rel} has keys {zone.lokey}..{zone.hikey} and velocities "
+                          f"{zone.lovel}..{zone.hivel}", key="zones",
+                          fix="keys and velocities must be ordered ranges inside 0..127")
+    return {
+        "id": part_id,
+        "name": _attr(PurePosixPath(rel).stem),
+        "key": (lokey, hikey, lokey, hikey),
+        "vel": (lovel, hivel, lovel, hivel),
+        "sel": selector,
+        "root": root,
+        "detune": detune,
+        "volume": "1",
+        "last_frame": last,
+        "sustain": sustain,
+        "release": release,
+        "relative_path": _attr(rel),
+        "path": _attr(rel),
+        "file_size": size,
+        "frames": sample.frames,
+        "sample_rate": int(sample.sample_rate),
+    }
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+def _check(instrument: Instrument) -> None:
+    if instrument.loop_mode not in LOOP_MODES:
+        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
+                          fix=f"use one of {', '.join(sorted(LOOP_MODES))}")
+    if not instrument.groups or not any(g.zones for g in instrument.groups):
+        raise ExportError("the instrument has no zones to map", key="groups",
+                          fix="render at least one key, velocity layer and blend point")
+    for group in instrument.groups:
+        if len(group.grid_index) < len(instrument.axes):
+            raise ExportError(f"blend point {group.label!r} has grid index {group.grid_index} for "
+                              f"{len(instrument.axes)} axes", key="groups",
+                              fix="give every blend group one grid coordinate per axis")
+        for axis, i in zip(instrument.axes, group.grid_index):
+            if not 0 <= i < axis.points:
+                raise ExportError(f"blend point {group.label!r} lies outside axis {axis.name!r}",
+                                  key="groups", fix="grid indices run from 0 to points - 1")
+
+
+def _relative_path(path: str) -> str:
+    parts = PurePosixPath(path).parts
+    if (not path or path.startswith("/") or "\\" in path or ".." in parts or re.match(r"^[A-Za-z]:", path)):
+        raise ExportError(f"sample path {path!r} is not relative to the instrument folder", key="samples",
+                          fix="keep sample paths relative (e.g. samples/x.wav) with '/' separators")
+    return path
+
+
+def _tidy(text: str) -> bytes:
+    """Parse the rendered XML (a template error surfaces here, not in Live) and indent it with tabs."""
+    try:
+        root = ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as exc:
+        raise ExportError(f"the Ableton template produced malformed XML ({exc})",
+                          fix="report this as a dawexport bug") from None
+    for element in root.iter():          # drop the template's whitespace, then indent like Live
+        element.text = None if element.text is not None and not element.text.strip() else element.text
+        element.tail = None
+    ET.indent(root, space="\t")
+    body = ET.tostring(root, encoding="unicode")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
+
+
+def _attr(text: str) -> str:
+    """Text safe inside a double-quoted XML attribute (one line)."""
+    clean = "".join(ch for ch in " ".join(str(text).split()) if ch >= " ")
+    return escape(clean, {'"': "&quot;"})
+
+
+def _text(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _clip(value: float, lo: float, hi: float) -> float:
+    if not math.isfinite(value):
+        raise ExportError(f"value {value!r} is not a finite number", key="envelope",
+                          fix="check the instrument's envelope")
+    return min(hi, max(lo, value))
+
+
+def _clip_int(value: int, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, int(value))))
+
+
+def _num(value: float) -> str:
+    """A short decimal without exponent, as Live writes them: 0.35 -> '0.35', 100.0 -> '100'."""
+    text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -1,0 +1,145 @@
+"""Facts observed in Ableton Live presets that Live itself saved, for tests/test_ableton.py.
+
+Only element names, their order, attribute names and a few values are kept here: no file and no code
+from the sources. Where each fact was read:
+
+* [R12]  ben-juodvalkis/Ableton-Device-Creator, ``templates/sampler-rack.adg`` — an Instrument Rack with one
+         Sampler chain, saved by "Ableton Live 12.1.5" (MinorVersion 12.0_12120).
+* [S12]  same repository, ``templates/simpler-template.adv`` — a Simpler device preset saved by
+         "Ableton Live 12.2b11" (MinorVersion 12.0_12203); its MultiSamplePart is Sampler's.
+* [M12]  same repository, ``templates/Mini Template.adg`` — nested racks with 190 Sampler zones,
+         "Ableton Live 12.3b14".
+* [D12]  same repository, ``Donor Sampler Rack.xml`` — nested Instrument Racks, "Ableton Live 12.2b16".
+* [C11], [C12]  git-moss/ConvertWithMoss, ``templates/adv/ADV11-Template.xml`` / ``ADV12-Template.xml`` —
+         Sampler presets derived from Live 11.3.22 / 12.2.7 saves; the only schema difference between them
+         is the round-robin block of ``MultiSampleMap`` (Live 12 only; ConvertWithMoss's notes say a file
+         with it "cannot be loaded in Ableton 11").
+* [N]    notes of a public project that diffed Live 12.4 saves one change at a time (chain-select zones are
+         absolute 0..127 bounds with Min <= CrossfadeMin <= CrossfadeMax <= Max; a macro mapping is a
+         ``KeyMidi`` child placed between ``LomId`` and ``Manual`` with Channel 16 and NoteOrController =
+         macro index; sibling ``Id``s must be unique or Live refuses the preset; the top-level
+         GroupDevicePreset carries no Id, a rack nested in a chain's DevicePresets does; devices may be
+         partial, Live fills in absent parameters).
+"""
+
+# Root element attributes per Live version ([C11] [C12]).
+ROOT = {
+    11: {"MajorVersion": "5", "MinorVersion": "11.0_11300", "SchemaChangeCount": "3",
+         "Creator": "Ableton Live 11.3.22"},
+    12: {"MajorVersion": "5", "MinorVersion": "12.0_12203", "SchemaChangeCount": "3",
+         "Creator": "Ableton Live 12.2.7"},
+}
+ROOT_ATTRIBUTE_ORDER = ["MajorVersion", "MinorVersion", "SchemaChangeCount", "Creator", "Revision"]
+
+# A device preset (.adv) holds the device element directly under <Ableton>, without an Id ([S12] [C12]).
+ADV_ROOT_CHILD = "MultiSampler"
+
+# Ordered children of <MultiSampler> as Live 12 writes them ([R12]); [C11]/[C12] lack the two marked 12-only.
+MULTISAMPLER_CHILDREN_12 = [
+    "LomId", "LomIdView", "IsExpanded", "BreakoutIsExpanded", "On", "ModulationSourceCount",
+    "ParametersListWrapper", "Pointee", "LastSelectedTimeableIndex", "LastSelectedClipEnvelopeIndex",
+    "LastPresetRef", "LockedScripts", "IsFolded", "ShouldShowPresetName", "UserName", "Annotation",
+    "SourceContext", "MpePitchBendUsesTuning", "OverwriteProtectionNumber", "Player", "Pitch", "Filter",
+    "Shaper", "VolumeAndPan", "AuxEnv", "Lfo", "AuxLfos.0", "AuxLfos.1", "KeyDst", "VelDst", "RelVelDst",
+    "MidiCtrl.0", "MidiCtrl.1", "MidiCtrl.2", "MidiCtrl.3", "MidiCtrl.4", "MidiCtrl.5", "Globals",
+    "ViewSettings", "SimplerSlicing",
+]
+MULTISAMPLER_ONLY_12 = {"BreakoutIsExpanded", "MpePitchBendUsesTuning"}
+
+# Ordered children of Player/MultiSampleMap ([R12] [S12] [M12]); the last four are Live 12 only ([C11]).
+MULTISAMPLEMAP_CHILDREN_12 = ["SampleParts", "LoadInRam", "LayerCrossfade", "SourceContext", "RoundRobin",
+                              "RoundRobinMode", "RoundRobinResetPeriod", "RoundRobinRandomSeed"]
+MULTISAMPLEMAP_ONLY_12 = {"RoundRobin", "RoundRobinMode", "RoundRobinResetPeriod", "RoundRobinRandomSeed"}
+ROUND_ROBIN_MODE_FORWARD = "0"   # ConvertWithMoss's reader: 0 forward, 1 backwards, 2 other, 3 random
+
+# Ordered children of <MultiSamplePart> ([S12] [M12]; [C12] has the same list without the two marked).
+MULTISAMPLEPART_CHILDREN = [
+    "LomId", "Name", "Selection", "IsActive", "Solo", "KeyRange", "VelocityRange", "SelectorRange",
+    "RootKey", "Detune", "TuneScale", "Panorama", "Volume", "Link", "SampleStart", "SampleEnd",
+    "SustainLoop", "ReleaseLoop", "SampleRef", "SlicingThreshold", "SlicingBeatGrid", "SlicingRegions",
+    "SlicingStyle", "SampleWarpProperties", "InitialSlicePointsFromOnsets", "SlicePoints",
+    "ManualSlicePoints", "BeatSlicePoints", "RegionSlicePoints", "UseDynamicBeatSlices",
+    "UseDynamicRegionSlices", "AreSlicesFromOnsetsEditable",
+]
+MULTISAMPLEPART_OPTIONAL = {"InitialSlicePointsFromOnsets", "AreSlicesFromOnsetsEditable"}
+MULTISAMPLEPART_ATTRIBUTES = {"Id", "HasImportedSlicePoints", "NeedsAnalysisData"}
+RANGE_CHILDREN = ["Min", "Max", "CrossfadeMin", "CrossfadeMax"]          # KeyRange, VelocityRange, ...
+LOOP_CHILDREN = ["Start", "End", "Mode", "Crossfade", "Detune"]          # SustainLoop, ReleaseLoop
+FILEREF_CHILDREN = ["RelativePathType", "RelativePath", "Path", "Type", "LivePackName", "LivePackId",
+                    "OriginalFileSize", "OriginalCrc"]
+SAMPLEREF_CHILDREN = ["FileRef", "LastModDate", "SourceContext", "SampleUsageHint", "DefaultDuration",
+                      "DefaultSampleRate"]
+# In [S12] and [M12]: SampleEnd = SustainLoop/End = ReleaseLoop/End = frames - 1 (inclusive last frame),
+# DefaultDuration = frames, ReleaseLoop/Mode = 3 for a fresh zone; sample FileRefs carry Type 2.
+SAMPLE_FILEREF_TYPE = "2"
+RELATIVE_PATH_TYPE_DOCUMENT = "1"   # [M12]: a sample outside any library, "../.."-style relative path
+
+# Amp envelope, VolumeAndPan/Envelope, ordered ([R12] [C12]); times are milliseconds.
+ENVELOPE_CHILDREN = ["AttackTime", "AttackLevel", "AttackSlope", "DecayTime", "DecayLevel", "DecaySlope",
+                     "SustainLevel", "ReleaseTime", "ReleaseLevel", "ReleaseSlope", "LoopMode", "LoopTime",
+                     "RepeatTime", "TimeVelScale", "CurrentOverlay"]
+ENVELOPE_RANGES = {"AttackTime": (0.1000000015, 20000.0), "DecayTime": (1.0, 60000.0),
+                   "SustainLevel": (0.0003162277571, 1.0), "ReleaseTime": (1.0, 60000.0)}
+# A continuous parameter: LomId, [KeyMidi when mapped], Manual, MidiControllerRange, AutomationTarget,
+# ModulationTarget ([R12] [M12] [N]).
+PARAMETER_CHILDREN = ["LomId", "Manual", "MidiControllerRange", "AutomationTarget", "ModulationTarget"]
+KEYMIDI_CHILDREN = ["PersistentKeyString", "IsNote", "Channel", "NoteOrController", "LowerRangeNote",
+                    "UpperRangeNote", "ControllerMapMode"]
+KEYMIDI_CHANNEL = "16"
+
+# Rack preset (.adg) ([R12] [D12]).
+ADG_ROOT_CHILD = "GroupDevicePreset"
+GROUPDEVICEPRESET_CHILDREN = ["OverwriteProtectionNumber", "Device", "PresetRef", "BranchPresets",
+                              "ReturnBranchPresets"]
+# Ordered children of <InstrumentGroupDevice> as Live 12 writes them ([R12]; "N" stands for 0..15).
+INSTRUMENTGROUPDEVICE_CHILDREN_12 = (
+    ["LomId", "LomIdView", "IsExpanded", "BreakoutIsExpanded", "On", "ModulationSourceCount",
+     "ParametersListWrapper", "Pointee", "LastSelectedTimeableIndex", "LastSelectedClipEnvelopeIndex",
+     "LastPresetRef", "LockedScripts", "IsFolded", "ShouldShowPresetName", "UserName", "Annotation",
+     "SourceContext", "MpePitchBendUsesTuning", "OverwriteProtectionNumber", "Branches",
+     "IsBranchesListVisible", "IsReturnBranchesListVisible", "IsRangesEditorVisible", "AreDevicesVisible",
+     "NumVisibleMacroControls"]
+    + [f"MacroControls.{i}" for i in range(16)] + [f"MacroDisplayNames.{i}" for i in range(16)]
+    + [f"MacroDefaults.{i}" for i in range(16)] + [f"MacroAnnotations.{i}" for i in range(16)]
+    + [f"ForceDisplayGenericValue.{i}" for i in range(16)]
+    + ["AreMacroControlsVisible", "IsAutoSelectEnabled", "ChainSelector", "ChainSelectorRelativePosition",
+       "ViewsToRestoreWhenUnfolding", "ReturnBranches", "BranchesSplitterProportion",
+       "ShowBranchesInSessionMixer"]
+    + [f"MacroColor.{i}" for i in range(16)]
+    + ["LockId", "LockSeal", "ChainsListWrapper", "ReturnChainsListWrapper", "MacroVariations"]
+    + [f"ExcludeMacroFromRandomization.{i}" for i in range(16)]
+    + [f"ExcludeMacroFromSnapshots.{i}" for i in range(16)]
+    + ["AreMacroVariationsControlsVisible", "ChainSelectorFilterMidiCtrl", "RangeTypeIndex",
+       "ShowsZonesInsteadOfNoteNames"]
+)
+# Ordered children of one chain, <InstrumentBranchPreset Id=n> ([R12] [D12]).
+INSTRUMENTBRANCHPRESET_CHILDREN = ["Name", "IsSoloed", "DevicePresets", "MixerPreset", "BranchSelectorRange",
+                                   "SessionViewBranchWidth", "DocumentColorIndex", "AutoColored",
+                                   "AutoColorScheme", "SourceContext", "ZoneSettings"]
+ZONESETTINGS_CHILDREN = ["KeyRange", "VelocityRange"]
+# A Sampler in a chain: DevicePresets/AbletonDevicePreset[Id]/{OverwriteProtectionNumber, Device/MultiSampler[Id],
+# PresetRef}; a rack in a chain: DevicePresets/GroupDevicePreset[Id] ([R12] [D12]).
+ABLETONDEVICEPRESET_CHILDREN = ["OverwriteProtectionNumber", "Device", "PresetRef"]
+MIXER_DEVICE = "AudioBranchMixerDevice"
+MIXER_VOLUME_RANGE = (0.0003162277571, 1.99526238)
+CHAIN_SELECTOR_RANGE = (0.0, 127.0)
+MACRO_RANGE = (0.0, 127.0)
+
+# Ordered children of a few Sampler sections and of the chain mixer ([R12]; "12-only" as above).
+SUBSECTION_CHILDREN_12 = {
+    "Player": ["MultiSampleMap", "LoopModulators", "Reverse", "Snap", "SampleSelector", "SubOsc",
+               "InterpolationMode", "UseConstPowCrossfade"],
+    "Pitch": ["TransposeKey", "TransposeFine", "PitchLfoAmount", "Envelope", "ScrollPosition"],
+    "VolumeAndPan": ["Volume", "VolumeVelScale", "VolumeKeyScale", "VolumeLfoAmount", "Panorama",
+                     "PanoramaKeyScale", "PanoramaRnd", "PanoramaLfoAmount", "Envelope", "OneShotEnvelope"],
+    "Globals": ["NumVoices", "NumVoicesEnvTimeControl", "RetriggerMode", "ModulationResolution", "SpreadAmount",
+                "KeyZoneShift", "PortamentoMode", "PortamentoTime", "PitchBendRange", "MpePitchBendRange",
+                "ScrollPosition", "EnvScale", "IsSimpler", "PlaybackMode", "LegacyMode"],
+}
+AUDIOBRANCHMIXERDEVICE_CHILDREN_12 = [
+    "LomId", "LomIdView", "IsExpanded", "BreakoutIsExpanded", "On", "ModulationSourceCount",
+    "ParametersListWrapper", "Pointee", "LastSelectedTimeableIndex", "LastSelectedClipEnvelopeIndex",
+    "LastPresetRef", "LockedScripts", "IsFolded", "ShouldShowPresetName", "UserName", "Annotation",
+    "SourceContext", "MpePitchBendUsesTuning", "OverwriteProtectionNumber", "Speaker", "Volume", "Panorama",
+    "SendInfos", "RoutingHelper", "SendsListWrapper",
+]
