@@ -15,6 +15,7 @@ from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequ
 # name -> "module:Class"; modules are imported on first use so torch loads only when an engine needs it.
 ENGINES: dict[str, str] = {
     "sampler": "dawexport.engines.sampler:SamplerEngine",
+    "conceptor": "dawexport.engines.conceptor:ConceptorEngine",
     "ddsp": "dawexport.engines.ddsp:DDSPEngine",
 }
 
