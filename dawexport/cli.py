@@ -72,7 +72,14 @@ def _run(args) -> int:
 
 
 def _summary(spec) -> str:
+    from .notes import midi_to_note
     from .render.plan import blend_points, key_zones, velocity_layers
+    if spec.kit is not None:
+        kit = spec.kit
+        takes = kit.grains * spec.velocity_layers * spec.round_robins
+        return (f"engine {spec.engine.name}, grain kit of {kit.grains} pad(s) {midi_to_note(kit.low)}-"
+                f"{midi_to_note(kit.high)} × {spec.velocity_layers} layer(s) × {spec.round_robins} round robin(s) "
+                f"= {takes} samples; formats: {', '.join(spec.output.formats)} → {spec.output_dir()}")
     points = blend_points(spec.blend_corners, spec.blend.points_per_side if spec.blend else 1)
     zones = key_zones(spec.keys.low, spec.keys.high, spec.keys.every)
     takes = len(points) * len(zones) * len(velocity_layers(spec.velocity_layers)) * spec.round_robins
@@ -90,6 +97,14 @@ def _inspect(spec) -> int:
 
     print(_summary(spec))
     corpus = build_corpus(spec, engine_rate(spec), Progress())
+    if spec.kit is not None:      # the pads' grains are picked from the trained model's grains
+        kit = spec.kit
+        print(f"channels: {', '.join(corpus.channels)} (stereo mode {spec.stereo}); model rate "
+              f"{corpus.sample_rate} Hz")
+        print(f"kit: {kit.grains} pad(s) {midi_to_note(kit.low)}-{midi_to_note(kit.high)} from "
+              f"{', '.join(kit.sources or spec.sources)}, {kit.sequence} grain(s) per pad, {kit.length} s "
+              f"one-shots (grains are picked once the model is trained)")
+        return 0
     plan = make_plan(spec, corpus.channels)
     print(f"channels: {', '.join(corpus.channels)} (stereo mode {spec.stereo}); model rate {corpus.sample_rate} Hz")
     print("blend points: " + ", ".join(p.label for p in plan.points))

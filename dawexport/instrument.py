@@ -1,8 +1,9 @@
 """The format-neutral instrument every exporter reads.
 
 One `Instrument` holds blend groups (one per point of the blend grid), each holding zones (key range ×
-velocity layer × round robin) that point at samples already written into the instrument folder. Exporters
-never look at the spec or the engine: only at this.
+velocity layer × round robin) that point at samples already written into the instrument folder. A grain
+kit (`kind == "kit"`) is one group whose zones are pads: one key each, rooted on that key, one-shot, with
+a `label` saying which grains play. Exporters never look at the spec or the engine: only at this.
 
     >>> inst.groups[0].zones[0].sample.path
     'samples/cat_flute_b0_C4_v127_rr1.wav'
@@ -50,6 +51,7 @@ class Zone:
     hivel: int
     round_robin: int = 1  # 1-based position in the cycle
     velocity: int = 127    # the velocity it was rendered at
+    label: str = ""        # what plays here, for people (a kit pad: "grain 3 of cat"); may be empty
 
     @property
     def root_key(self) -> int:
@@ -110,6 +112,11 @@ class Instrument:
     envelope: Envelope = Envelope()
     wavetables: tuple[Wavetable, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    kind: str = "multisample"       # "multisample", or "kit": a drum map, one pad per key (lokey = hikey = root)
+
+    @property
+    def is_kit(self) -> bool:
+        return self.kind == "kit"
 
     @property
     def samples(self) -> list[Sample]:

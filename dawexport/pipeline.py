@@ -135,9 +135,10 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
             return takes
         except (OSError, KeyError, ValueError):
             cache.unlink(missing_ok=True)
-    progress.stage("render", f"{len(plan.takes)} takes × {len(plan.channels)} channel(s) = {len(requests)} "
+    what = "pads" if plan.kind == "kit" else "takes"
+    progress.stage("render", f"{len(plan.takes)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
                    f"renders at {engine.sample_rate} Hz")
-    takes = engine.render(requests, progress)
+    takes = engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_name(cache.stem + ".partial.npz")
     np.savez(partial, **{f"t{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(takes)})
@@ -177,7 +178,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     if stop_after == "train":
         return BuildResult(target, trained=trained)
 
-    plan = make_plan(spec, corpus.channels)
+    plan = make_plan(spec, corpus.channels, grains=engine.grain_catalogue() if spec.kit is not None else None)
     takes = render_takes(engine, plan, engine.cache_key(corpus), spec, progress)
 
     from .export import write_formats

@@ -125,10 +125,46 @@ class OutputSpec(_Strict):
         return formats
 
 
+class KitSpec(_Strict):
+    """A grain kit: one pad per key from `low`, each playing grains of the sources as a one-shot.
+
+        kit: {low: C2, grains: 16, length: 0.5, sources: [cat, flute], sequence: 1}   # C2 = MIDI 36
+    """
+    low: int = Field(36, description="the first pad's key; default 36 (C2 here, Live's C1: where drum pads start)")
+    grains: int = Field(16, ge=1, le=128, description="how many pads: one per key from low up")
+    length: float = Field(0.5, gt=0.02, le=10.0, description="seconds each pad sounds (a one-shot)")
+    decay: float | None = Field(None, gt=0.0, le=30.0,
+                                description="seconds to fall 60 dB; default: the pad's length")
+    sources: list[str] | None = Field(None, min_length=1, description="sources to take grains from; default all")
+    sequence: int = Field(1, ge=1, le=16, description="grains per pad, walked in a loop (1 = one held grain)")
+
+    _notes = field_validator("low", mode="before")(lambda v: _note(v))
+
+    @model_validator(mode="after")
+    def _fits(self) -> "KitSpec":
+        top = self.low + self.grains - 1
+        if top > 127:
+            raise ValueError(f"{self.grains} pads from key {self.low} run up to key {top}, past MIDI 127: "
+                             f"start at {127 - self.grains + 1} or lower, or ask for at most "
+                             f"{127 - self.low + 1} grains")
+        if self.sources is not None and len(set(self.sources)) != len(self.sources):
+            raise ValueError("kit.sources names a source twice")
+        return self
+
+    @property
+    def high(self) -> int:
+        return self.low + self.grains - 1
+
+    @property
+    def decay_s(self) -> float:
+        return self.length if self.decay is None else self.decay
+
+
 class WavetableSpec(_Strict):
-    """A Serum-compatible wavetable: along the blend path, or along the time of one note."""
+    """A Serum-compatible wavetable: along the blend path, along the time of one note, or a morph from one
+    grain to another (`grains`: engines with the grains capability, e.g. conceptor)."""
     name: str
-    along: Literal["blend", "time"] = "blend"
+    along: Literal["blend", "time", "grains"] = "blend"
     note: int = 60
     frames: int = Field(64, ge=2, le=256)
     corners: list[str] | None = None
@@ -150,6 +186,7 @@ class InstrumentSpec(_Strict):
     loop: Literal["auto", "sustain", "continuous", "one_shot", "none"] = "auto"
     output: OutputSpec = Field(default_factory=OutputSpec)
     wavetables: list[WavetableSpec] = Field(default_factory=list)
+    kit: KitSpec | None = None
 
     # Where the spec came from: relative paths in it are relative to this folder.
     spec_path: Path | None = Field(None, exclude=True)
@@ -263,7 +300,8 @@ def format_validation_error(error: ValidationError, model: type[BaseModel], file
                 message += f" (got {item['input']!r})"
         lines.append(f"{key}: {message}")
     summary = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
-    return SpecError(summary, file=file, fix="correct the key(s) above; see instruments/cat_flute.yaml "
+    example = "conceptor_kit.yaml" if (first_key or "").startswith("kit") else "cat_flute.yaml"
+    return SpecError(summary, file=file, fix=f"correct the key(s) above; see instruments/{example} "
                      "for a complete, commented example")
 
 
@@ -279,7 +317,51 @@ def parse_spec(data: Any, spec_path: Path | str | None = None) -> InstrumentSpec
         raise format_validation_error(error, InstrumentSpec, file) from None
     from .engines import validate_engine
     validate_engine(spec, file)
+    _check_kit(spec, file)
+    _check_grain_features(spec, file)
     return spec
+
+
+def _check_kit(spec: InstrumentSpec, file: str) -> None:
+    """A kit's sources exist, and nothing in the spec is set that a kit would silently ignore."""
+    if spec.kit is None:
+        return
+    for source in spec.kit.sources or []:
+        if source not in spec.sources:
+            raise SpecError(f"{source!r} is not a source; sources are: {', '.join(spec.sources)}", file=file,
+                            key="kit.sources", fix="name sources from the sources section")
+    ignored = [key for key in ("blend", "keys", "note", "loop") if key in spec.model_fields_set]
+    if ignored:
+        raise SpecError(f"with kit the instrument is a grain kit, so {' and '.join(ignored)} would do nothing",
+                        file=file, key=ignored[0],
+                        fix=f"remove {' and '.join(ignored)}: the kit has its own keys (kit.low, kit.grains) and "
+                            f"length (kit.length), its pads are one-shots, and wavetables name their own "
+                            f"corners")
+
+
+def _check_grain_features(spec: InstrumentSpec, file: str) -> None:
+    """A grain kit and a grain-morph wavetable need an engine that renders grains (Capabilities.grains)."""
+    from .engines import ENGINES, engine_class
+    wants = spec.kit is not None or any(t.along == "grains" for t in spec.wavetables)
+    if not wants or _has_grains(engine_class, spec.engine.name):
+        return
+    with_grains = sorted(n for n in ENGINES if _has_grains(engine_class, n))
+    fix = f"use an engine that renders grains ({', '.join(with_grains) or 'none is installed'})"
+    if spec.kit is not None:
+        raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so it cannot make a grain kit",
+                        file=file, key="kit", fix=fix + ", or remove the kit section")
+    for i, table in enumerate(spec.wavetables):
+        if table.along == "grains":
+            raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so wavetable {table.name!r} "
+                            f"cannot morph between grains", file=file, key=f"wavetables[{i}].along",
+                            fix=fix + ", or use along: blend or along: time")
+
+
+def _has_grains(engine_class, name: str) -> bool:
+    try:
+        return bool(engine_class(name).capabilities.grains)
+    except Exception:  # noqa: BLE001 - best effort, for a hint: an engine that cannot be imported has none
+        return False
 
 
 def load_spec(path: Path | str, *, check_sources: bool = True) -> InstrumentSpec:

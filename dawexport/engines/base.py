@@ -25,10 +25,13 @@ from ..audio.analysis import PitchEstimate
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate."""
+    """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate.
+    `grains`: the engine renders single grains of its sources (`grain_catalogue`, `render_grains`,
+    `morph_frames`): what a grain kit and a grain-morph wavetable need."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True
+    grains: bool = False
     native_rates: tuple[int, ...] | None = None
     default_rate: int | None = None
 
@@ -86,6 +89,22 @@ class RenderRequest:
         return dict(self.weights)
 
 
+@dataclass(frozen=True)
+class GrainRequest:
+    """One pad of a grain kit: grains of one recording (positions along its grain sequence, looped when
+    there are several) on one channel, played for `duration_s` under a decay that falls 60 dB in `decay_s`.
+    `note` is the pad's key (engines may apply per-key settings; the grains keep their own pitch)."""
+    source: str
+    take: int
+    positions: tuple[int, ...]
+    channel: str
+    note: int
+    velocity: int
+    duration_s: float
+    decay_s: float
+    variation: int = 0
+
+
 class EngineSettings(BaseModel):
     """Base of every engine's settings model: unknown keys are errors."""
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -125,3 +144,13 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         """Render many takes in batched calls: one 1-D float32 array at `self.sample_rate` per request."""
+
+    # Engines with `capabilities.grains` override these two.
+    def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
+        """(source, take) -> positions along its grain sequence of the grains that sound (on the first,
+        main channel), in order: what a grain kit picks its pads from."""
+        raise NotImplementedError(f"engine {self.name!r} has no grains")
+
+    def render_grains(self, requests: Sequence[GrainRequest], progress=None) -> list[np.ndarray]:
+        """Render grain-kit pads in batched calls: one 1-D float32 array at `self.sample_rate` per request."""
+        raise NotImplementedError(f"engine {self.name!r} cannot render grains")

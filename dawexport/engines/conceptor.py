@@ -36,7 +36,7 @@ from ..audio.analysis import estimate_pitch, f0_track, midi_to_hz
 from ..audio.repitch import repitch
 from ..errors import EngineError
 from . import conceptor_core as core
-from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
+from .base import Capabilities, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest
 
 MODEL_VERSION = 1
 
@@ -141,7 +141,7 @@ class ConceptorEngine(Engine):
     name = "conceptor"
     # Any rate works; 22050 Hz halves the cost of 44.1 kHz at the same reconstruction error on the
     # example sounds (measured: cat 0.22 vs 0.29, flute 0.06 vs 0.06 NRMSE) and keeps content to ~10 kHz.
-    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, native_rates=None,
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, grains=True, native_rates=None,
                                 default_rate=22050)
     Settings = ConceptorSettings
     version = MODEL_VERSION
@@ -152,6 +152,7 @@ class ConceptorEngine(Engine):
         self.clips: list[dict] = []       # per clip: source, channel, take, pitch, grains (model indices), ...
         self.grains: list[dict] = []      # per grain: clip, start, gain, length, periods
         self.errors: np.ndarray | None = None
+        self._alive: np.ndarray | None = None   # per grain: does its free run sound? (see `_sounding`)
 
     # ------------------------------------------------------------------ fit
 
@@ -197,6 +198,7 @@ class ConceptorEngine(Engine):
             if best is None or score < best[0]:
                 best = (score, model, err)
         _, self.model, self.errors = best
+        self._alive = None
         self._calibrate()
         if progress is not None:
             progress.info("reconstruction NRMSE per source: " + ", ".join(
@@ -309,6 +311,7 @@ class ConceptorEngine(Engine):
             [arrays[f"spectrum.{j}"] for j in range(count)] if full else [],
             arrays.get("diag_energy"))
         self.errors = arrays["errors"]
+        self._alive = None
         self.clips, self.grains = meta["clips"], meta["grains"]
         self.sample_rate = int(meta["sample_rate"])
 
@@ -464,9 +467,8 @@ class ConceptorEngine(Engine):
         """Render voices (grouped by shared schedule) and apply each grain's level along the sequence."""
         if not voices:
             return []
-        m = self._require()
-        s, sr = self.settings, self.sample_rate
-        washout = int(s.washout_ms * 1e-3 * sr)
+        self._require()
+        sr = self.sample_rate
         entries: dict = {}          # library key -> index
         schedules, gain_curves, group_of, group_keys = [], [], [], {}
         longest: dict = {}
@@ -482,18 +484,32 @@ class ConceptorEngine(Engine):
             group_of.append(group_keys[v.group])
         library_items = sorted(entries.items(), key=lambda kv: kv[1])
         cons = [self._entry(key) for key, _ in library_items]
+        group_of = np.array(group_of)
+        starts = self._start_states(voices, schedules, group_of)
+        outs = self._render_groups(schedules, group_of, cons, np.array([v.leak for v in voices]),
+                                   np.array([v.radius for v in voices]), starts, max(v.steps for v in voices),
+                                   progress)
+        result = []
+        for vi, v in enumerate(voices):
+            curve = gain_curves[group_of[vi]]
+            y = outs[vi][:v.steps].astype(np.float64)
+            y = y - np.mean(y[min(len(y) - 1, sr // 50):]) if len(y) > sr // 25 else y
+            result.append((y * curve[:v.steps]).astype(np.float32))
+        return result
+
+    def _render_groups(self, schedules, group_of: np.ndarray, cons, leak: np.ndarray, radius: np.ndarray,
+                       starts: np.ndarray, steps: int, progress=None) -> list[np.ndarray]:
+        """The batched core call: voices (group_of: voice -> schedule) run in as few `core.render` calls as the
+        conceptor forms and memory allow; one (steps,) float32 row per voice."""
+        m, s = self._require(), self.settings
+        washout = int(s.washout_ms * 1e-3 * self.sample_rate)
         form = s.form if m.form != "diagonal" else "diagonal"
         if m.form == "diagonal":
             form = "diagonal"
         elif form == "diagonal":
             form = "lowrank"
-        group_of = np.array(group_of)
-        starts = self._start_states(voices, schedules, group_of)
-        leak = np.array([v.leak for v in voices])
-        radius = np.array([v.radius for v in voices])
-        steps = max(v.steps for v in voices)
-        outs: list[np.ndarray | None] = [None] * len(voices)
-        by_form = self._split_by_form(form, schedules, cons, len(voices))
+        outs: list[np.ndarray | None] = [None] * len(group_of)
+        by_form = self._split_by_form(form, schedules, cons, len(group_of))
         for f, gset in by_form.items():
             lib = core.ConceptorLibrary(m, cons, f)
             idx = np.flatnonzero(np.isin(group_of, list(gset)))
@@ -509,13 +525,7 @@ class ConceptorEngine(Engine):
                                 threads=s.threads, progress=progress)
                 for row, vi in zip(y, sel):
                     outs[vi] = row
-        result = []
-        for vi, v in enumerate(voices):
-            curve = gain_curves[group_of[vi]]
-            y = outs[vi][:v.steps].astype(np.float64)
-            y = y - np.mean(y[min(len(y) - 1, sr // 50):]) if len(y) > sr // 25 else y
-            result.append((y * curve[:v.steps]).astype(np.float32))
-        return result
+        return outs
 
     def _split_by_form(self, form: str, schedules, cons, voices: int) -> dict[str, set]:
         n = self._require().size
@@ -659,12 +669,182 @@ class ConceptorEngine(Engine):
                         washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate), threads=self.settings.threads)
         return y[0]
 
+    def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
+        """(source, take) -> the positions along its grain sequence whose grain sounds on the first channel:
+        cut from a part of the source that is not silent, and held by the reservoir as a living sound (a
+        conceptor that was loaded badly can run into a fixed point, which after DC removal is silence). A
+        grain kit picks its pads from these; another channel may be silent there (e.g. the side channel of a
+        mono source) and then plays silence.
+
+            >>> engine.grain_catalogue()
+            {('cat', 0): (0, 1, 2, 3, 4, 5, 6, 7), ('flute', 0): (1, 2, 3, 4, 5, 6, 7)}
+        """
+        self._require()
+        alive = self._sounding()
+        out: dict[tuple[str, int], tuple[int, ...]] = {}
+        for clip in self.clips:
+            key = (clip["source"], int(clip["take"]))
+            if key not in out:    # clips are stored channel by channel in corpus order: the first is the main one
+                out[key] = tuple(p for p, j in enumerate(clip["grains"]) if j >= 0 and alive[j])
+        return out
+
+    def _sounding(self) -> np.ndarray:
+        """Per model grain: whether its conceptor, held at the default controls, keeps the reservoir sounding
+        (the second half of a `_PROBE_S` free run has an AC level within `_ALIVE_DB` of a loaded grain's).
+        All grains run in one batch; computed once per model."""
+        if self._alive is None:
+            m, s = self._require(), self.settings
+            steps = max(64, int(_PROBE_S * self.sample_rate))
+            gamma = round(float(s.aperture_scale), 9)
+            cons = [self._entry(("grain", j, gamma)) for j in range(m.count)]
+            outs = self._render_groups([core.hold(j, steps) for j in range(m.count)], np.arange(m.count), cons,
+                                       np.full(m.count, min(m.reservoir.leak * s.leak_scale, 1.0)),
+                                       np.full(m.count, s.spectral_radius_scale), m.start_states, steps)
+            level = np.array([np.std(np.asarray(y[steps // 2:], dtype=np.float64)) for y in outs])
+            self._alive = np.isfinite(level) & (level > core.GRAIN_RMS * 10.0 ** (_ALIVE_DB / 20.0))
+        return self._alive
+
+    def render_grains(self, requests: Sequence[GrainRequest], progress=None) -> list[np.ndarray]:
+        """Grain-kit pads in one batched call: each request's grains (one held, or several walked in a loop at
+        the source's own grain rate, morphing from one to the next) at their own pitch, under a 3 ms attack and
+        an exponential decay (-60 dB at `decay_s`) that closes to silence at `duration_s`.
+
+        The corner and key-zone overrides of the settings apply (the source is the corner, the pad's key the
+        key). The channels of one pad are cut from different grains of each channel's clip and may settle on
+        different pitches: every other channel is resampled onto the first channel's pitch (within a fifth),
+        so a stereo pad is one note, not two.
+
+            >>> [pad] = engine.render_grains([GrainRequest("cat", 0, (3,), "mono", 36, 127, 0.5, 0.5)])
+        """
+        self._require()
+        s, sr = self.settings, self.sample_rate
+        unique: dict[tuple, int] = {}
+        pads: list[dict] = []
+        for req in requests:
+            key = (req.source, req.take, tuple(req.positions), req.channel, req.note, req.duration_s,
+                   req.decay_s, req.variation)
+            if key not in unique:
+                unique[key] = len(pads)
+                pads.append(self._grain_pad(req))
+        if progress is not None:
+            progress.info(f"conceptor: {len(pads)} grain voices for {len(requests)} pads")
+        channels = len({p["req"].channel for p in pads})
+        frames = [p["frames"] for p in pads]
+        steps = int(math.ceil(max(frames) * (_ALIGN_RATIO if channels > 1 else 1.0))) + 64
+        entries: dict = {}
+        schedules, curves, group_keys, group_of = [], [], {}, []
+        voiced = [p for p in pads if p["grains"]]
+        for p in voiced:
+            gkey = (tuple(p["grains"]), round(p["speed"], 6), round(p["gamma"], 9))
+            if gkey not in group_keys:
+                walk = grain_walk(steps + 1, p["speed"], len(p["grains"]), "loop")
+                index = [entries.setdefault(("grain", j, round(p["gamma"], 9)), len(entries)) for j in p["grains"]]
+                schedules.append([core.Segment(n, (index[a],), (1.0,), (1.0,)) if a == b else
+                                  core.Segment(n, (index[a], index[b]), (1.0, 0.0), (0.0, 1.0))
+                                  for a, b, n in walk])
+                curves.append(walk_curve(walk, np.asarray(p["gains"]) / max(max(p["gains"]), 1e-12)))
+                group_keys[gkey] = len(schedules) - 1
+            group_of.append(group_keys[gkey])
+        raw: list[np.ndarray] = []
+        if voiced:
+            cons = [self._entry(k) for k, _ in sorted(entries.items(), key=lambda kv: kv[1])]
+            starts = np.stack([self._grain_start(p) for p in voiced])
+            outs = self._render_groups(schedules, np.array(group_of), cons, np.array([p["leak"] for p in voiced]),
+                                       np.array([p["radius"] for p in voiced]), starts, steps, progress)
+            for row, g in zip(outs, group_of):
+                y = row.astype(np.float64)
+                y = y - np.mean(y[min(len(y) - 1, sr // 50):])
+                raw.append(y * curves[g][:len(y)])
+        it = iter(raw)
+        for p in pads:
+            p["y"] = next(it) if p["grains"] else np.zeros(steps)
+        self._align_channels(pads)
+        finished = []
+        for p in pads:
+            req = p["req"]
+            y = np.asarray(p["y"][:p["frames"]], dtype=np.float64)
+            y = np.concatenate([y, np.zeros(p["frames"] - len(y))])
+            finished.append(y * _decay_envelope(p["frames"], sr, req.decay_s) * p["gain"])
+        out = []
+        for req in requests:
+            key = (req.source, req.take, tuple(req.positions), req.channel, req.note, req.duration_s,
+                   req.decay_s, req.variation)
+            vel_gain = 10.0 ** (-s.velocity_curve_db * (1.0 - req.velocity / 127.0) / 20.0)
+            out.append((finished[unique[key]] * vel_gain).astype(np.float32))
+        return out
+
+    def _grain_pad(self, req: GrainRequest) -> dict:
+        """One distinct pad voice: its model grains on the request's channel, their levels and the controls."""
+        if not req.positions:
+            raise EngineError("a grain-kit pad needs at least one grain position")
+        cands = [i for i, c in enumerate(self.clips)
+                 if c["source"] == req.source and c["channel"] == req.channel and int(c["take"]) == req.take]
+        if not cands:
+            raise EngineError(f"the conceptor model has no clip for source {req.source!r} (take {req.take}) on "
+                              f"channel {req.channel!r}",
+                              fix="build again (the model in the cache was trained on other sources)")
+        c = cands[0]
+        clip = self.clips[c]
+        if any(not 0 <= p < len(clip["grains"]) for p in req.positions):
+            raise EngineError(f"source {req.source!r} has {len(clip['grains'])} grains; positions "
+                              f"{list(req.positions)} asked for", fix="pick positions from grain_catalogue()")
+        grains = [int(clip["grains"][p]) for p in req.positions]
+        gains = [float(clip["gains"][p]) for p in req.positions]
+        alive = self._sounding()
+        if req.channel != "S" and any(j >= 0 and not alive[j] for j in grains):
+            # this channel's grain freezes where the main channel's sounds: play the main channel's grain here,
+            # rather than leave one side of a stereo pad silent (a side channel stays silent instead)
+            main = next(cl for cl in self.clips if cl["source"] == req.source and int(cl["take"]) == req.take)
+            grains = [int(main["grains"][p]) if j >= 0 and not alive[j] else j
+                      for p, j in zip(req.positions, grains)]
+        ctl = self._controls({req.source: 1.0}, req.note)
+        speed = self._auto_speed(c) if ctl["speed"] == "auto" else float(ctl["speed"])
+        if speed < 0:
+            grains, gains = grains[::-1], gains[::-1]
+        if any(j < 0 for j in grains):       # silent here (e.g. the side channel of a mono source)
+            grains, gains = [], []
+        leak = min(self._require().reservoir.leak * ctl["leak_scale"], 1.0)
+        return {"req": req, "frames": int(round(req.duration_s * self.sample_rate)), "grains": grains,
+                "gains": gains, "speed": max(abs(speed), 1.0), "gamma": float(ctl["aperture_scale"]),
+                "leak": leak, "radius": float(ctl["spectral_radius_scale"]), "gain": float(ctl["gain"])}
+
+    def _grain_start(self, pad: dict) -> np.ndarray:
+        """The first grain's attractor state, nudged per round robin (as for notes)."""
+        m = self._require()
+        x = np.array(m.start_states[pad["grains"][0]], dtype=np.float64)
+        if pad["req"].variation:
+            rng = np.random.default_rng((self.seed, pad["req"].variation))
+            x = x + 0.02 * np.std(x) * rng.standard_normal(m.size)
+        return x
+
+    def _align_channels(self, pads: list[dict]) -> None:
+        """Resample every channel of a pad onto the pitch of its first channel (when both are pitched and
+        within a ratio of `_ALIGN_RATIO`)."""
+        sr = self.sample_rate
+        first: dict[tuple, float] = {}
+        for p in pads:
+            r = p["req"]
+            key = (r.source, r.take, tuple(r.positions), r.note, r.duration_s, r.decay_s, r.variation)
+            held = p["y"][:p["frames"]]
+            if not np.any(held):
+                continue
+            est = estimate_pitch(held[min(len(held) // 4, sr // 20):], sr)
+            if not est.pitched:
+                continue
+            if key not in first:
+                first[key] = float(est.hz)
+                continue
+            ratio = first[key] / float(est.hz)
+            if 1.0 / _ALIGN_RATIO <= ratio <= _ALIGN_RATIO and abs(1200 * math.log2(ratio)) > 3:
+                p["y"] = repitch(p["y"], ratio)
+
     def morph_frames(self, grain_a: int, grain_b: int, frames: int, seconds: float = 0.1) -> np.ndarray:
         """(frames, steps) outputs of the morphs (1 - mu) C_a + mu C_b, mu = 0..1: a wavetable's raw material."""
         m = self._require()
-        return core.morph_frames(m, grain_a, grain_b, frames, int(seconds * self.sample_rate),
-                                 washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate),
-                                 hardening=self.settings.morph_hardening, threads=self.settings.threads)
+        with core.blas_threads(self.settings.threads):   # the per-frame eigendecompositions too, not only the run
+            return core.morph_frames(m, grain_a, grain_b, frames, int(seconds * self.sample_rate),
+                                     washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate),
+                                     hardening=self.settings.morph_hardening, threads=self.settings.threads)
 
 
 class _Voice:
@@ -742,6 +922,25 @@ def walk_curve(walk: list[tuple[int, int, int]], values: np.ndarray) -> np.ndarr
         f = np.arange(n) / max(n, 1)
         parts.append((1 - f) * values[a] + f * values[b])
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+_ALIGN_RATIO = 1.5       # a pad's channels are pulled onto one pitch when they sit within a fifth
+_PROBE_S = 0.1           # a grain's liveness probe: this long a free run ...
+_ALIVE_DB = -40.0        # ... whose second half must stay within this of a loaded grain's level
+
+
+def _decay_envelope(frames: int, sr: int, decay_s: float) -> np.ndarray:
+    """A grain-kit pad's level: 3 ms raised-cosine attack, exponential decay reaching -60 dB at `decay_s`,
+    and a raised-cosine close over the last 10 ms (or quarter) so the one-shot ends in silence."""
+    t = np.arange(frames) / sr
+    env = np.exp(-math.log(1000.0) * t / max(decay_s, 1e-3))
+    attack = min(int(0.003 * sr), frames // 4)
+    if attack > 0:
+        env[:attack] *= 0.5 - 0.5 * np.cos(np.pi * np.arange(attack) / attack)
+    tail = min(int(0.01 * sr), frames // 4)
+    if tail > 0:
+        env[frames - tail:] *= 0.5 + 0.5 * np.cos(np.pi * (np.arange(tail) + 1) / tail)
+    return env
 
 
 def _envelope(frames: int, sr: int, duration_s: float, release_s: float) -> np.ndarray:

@@ -12,6 +12,13 @@ Writes, at the instrument folder's root (beside ``samples/``):
 * ``<name>.adv`` — one Sampler preset for the blend point nearest the centre of the grid (the most
   "in between" sound; the first point when two are equally near), for users who want a single device.
 
+A grain kit (``instrument.kind == "kit"``) becomes a Drum Rack instead: ``<name>.adg`` holds one pad per
+key (``DrumBranchPreset``, ascending from the lowest key as Live lists them), each pad a Sampler with that
+key's velocity layers; the pad sends ``SENDING_NOTE`` to its Sampler, whose zones span every key and are
+rooted on that note, so each pad plays its sample at the pitch it was rendered at. A pad's
+``ZoneSettings/ReceivingNote`` holds 128 minus its MIDI note (see tests/data/ableton_facts.py for why).
+The ``.adv`` is the whole kit in one Sampler, a zone per key.
+
 Every Sampler keeps key zones, root keys and tuning (``RootKey`` + ``Detune`` cents), velocity layers,
 sustain loops (``SustainLoop`` Mode 1; release mode 3 "play on to the end" for ``sustain``, 0 "keep
 looping" for ``continuous``), the amp envelope and round robin: Live 12's native round-robin flag
@@ -33,6 +40,7 @@ import gzip
 import math
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from xml.sax.saxutils import escape
 
@@ -63,6 +71,12 @@ ONE_LAYER_VEL_TO_VOLUME = 1.0    # one velocity layer: velocity is all the dynam
 LAYERED_VEL_TO_VOLUME = 0.25     # several layers already differ in level; keep a little touch
 NUM_MACROS = 16
 CHAIN_COLORS = (12, 16, 20, 24, 3, 7, 9, 14)   # Live's palette indices, cycled per chain
+
+# Drum Racks (tests/data/ableton_facts.py, [K12]): every pad sends C3 (MIDI 60) to its chain, and a pad's
+# ReceivingNote is stored as 128 - its MIDI note; the pad view scrolls in rows of four pads.
+SENDING_NOTE = 60
+RECEIVING_NOTE_BASE = 128
+PAD_SCROLL_TOP = 28            # PadScrollPosition that shows notes 0..15: one row of 4 pads less per step up
 
 
 def write(instrument: Instrument, folder: Path, live_version: int = DEFAULT_LIVE_VERSION) -> list[str]:
@@ -119,7 +133,9 @@ def centre_group(instrument: Instrument) -> BlendGroup:
 # ---------------------------------------------------------------------------------------------- rack
 
 def rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
-    """The rack tree: chains per blend point on one axis, or rows of inner racks on two."""
+    """The rack tree: chains per blend point on one axis, or rows of inner racks on two; a kit's Drum Rack."""
+    if instrument.is_kit:
+        return drum_rack_context(instrument, folder, v)
     axes = instrument.axes
     if len(axes) > 2:
         raise ExportError(f"{len(axes)} blend axes cannot be mapped onto Live macros", key="blend.axes",
@@ -145,7 +161,7 @@ def rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
         inner = _rack(f"{instrument.name} {_text(y_axis.name)} {j + 1}",
                       [_macro(x_axis.name, x_axis.points, map_to=0)], 0, inner_chains)
         rows.append({"id": len(rows), "name": _attr(f"{y_axis.name} {j + 1}"),
-                     "selector": _zone(y_axis.points, j), "rack": inner, "sampler": None,
+                     "selector": _zone(y_axis.points, j), "rack": inner, "sampler": None, "pad": None,
                      "color": CHAIN_COLORS[len(rows) % len(CHAIN_COLORS)]})
     macros = [_macro(x_axis.name, x_axis.points), _macro(y_axis.name, y_axis.points)]
     return _rack(instrument.name, macros, 1, rows)
@@ -155,7 +171,35 @@ def _rack(name: str, named_macros: list[dict], selector_macro: int | None, chain
     macros = named_macros + [_macro(f"Macro {i + 1}", 0) for i in range(len(named_macros), NUM_MACROS)]
     return {"name": _attr(name), "macros": macros, "selector_macro": selector_macro,
             "selector_value": "0", "chains": chains,
-            "ranges_visible": "true" if selector_macro is not None else "false"}
+            "ranges_visible": "true" if selector_macro is not None else "false",
+            "device": "InstrumentGroupDevice", "branch": "InstrumentBranchPreset", "drum": None,
+            "auto_select": "false"}
+
+
+def drum_rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
+    """A Drum Rack: one pad per key of the kit, each holding a Sampler with that key's zones (velocity
+    layers, round robins), rerooted on the note the pad sends so it plays the sample as rendered."""
+    zones = [z for g in instrument.groups for z in g.zones]
+    keys = sorted({z.lokey for z in zones})
+    for z in zones:
+        if z.lokey != z.hikey or not 0 <= z.lokey <= 127:
+            raise ExportError(f"kit zone of {z.sample.path} spans keys {z.lokey}..{z.hikey}", key="zones",
+                              fix="a kit maps one key per pad")
+    chains = []
+    for i, key in enumerate(keys):
+        pad = [replace(z, lokey=0, hikey=127, sample=replace(z.sample, root_key=SENDING_NOTE, tune_cents=0.0))
+               for z in zones if z.lokey == key]
+        # the pad shows its own note in Live (which names MIDI 36 C1, not C2 as dawexport does): name the sound
+        name = next((z.label for z in zones if z.lokey == key and z.label), PurePosixPath(pad[0].sample.path).stem)
+        chains.append({"id": i, "name": _attr(name), "selector": (0, 0, 0, 0), "rack": None,
+                       "sampler": sampler_context(instrument, pad, folder, v, name),
+                       "color": CHAIN_COLORS[i % len(CHAIN_COLORS)],
+                       "pad": {"receiving_note": RECEIVING_NOTE_BASE - key, "sending_note": SENDING_NOTE,
+                               "choke_group": 0}})
+    rack = _rack(instrument.name, [], None, chains)
+    rack.update(device="DrumGroupDevice", branch="DrumBranchPreset", auto_select="true",
+                drum={"pad_scroll": max(0, min(PAD_SCROLL_TOP, PAD_SCROLL_TOP - keys[0] // 4))})
+    return rack
 
 
 def _macro(name: str, points: int, map_to: int | None = None) -> dict:
@@ -176,7 +220,7 @@ def _along(groups, axis: int) -> list[BlendGroup]:
 def _sampler_chain(instrument: Instrument, group: BlendGroup, chain_id: int, selector, folder, v) -> dict:
     sampler = sampler_context(instrument, group.zones, folder, v, group.label)
     return {"id": chain_id, "name": _attr(group.label), "selector": selector, "rack": None,
-            "sampler": sampler, "color": CHAIN_COLORS[chain_id % len(CHAIN_COLORS)]}
+            "sampler": sampler, "color": CHAIN_COLORS[chain_id % len(CHAIN_COLORS)], "pad": None}
 
 
 # ------------------------------------------------------------------------------------------- sampler

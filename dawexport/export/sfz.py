@@ -19,6 +19,7 @@ from pathlib import Path
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone
 from dawexport.export import file_stem
+from dawexport.notes import midi_to_note
 from dawexport.templating import render_template
 
 TEMPLATE = "sfz/instrument.sfz.j2"
@@ -75,6 +76,8 @@ def sfz_context(instrument: Instrument) -> dict:
         "axes": [{"cc": a.cc, "name": _label(a.name) or f"Blend {a.cc}", "points": a.points}
                  for a in instrument.axes],
         "voices_per_note": len(instrument.groups),
+        "kit": instrument.is_kit,
+        "key_names": [_note_name(k) for k in instrument.key_range],
         "envelope": {"attack": _num(env.attack), "decay": _num(env.decay),
                      "sustain": _num(100.0 * env.sustain), "release": _num(env.release)},
         "loop_mode": LOOP_MODES[instrument.loop_mode],
@@ -134,8 +137,25 @@ def _group_context(instrument: Instrument, group: BlendGroup, depths, looping: b
         "weights": weights,
         "crossfades": crossfade_opcodes(instrument, group),
         "seq_length": instrument.round_robins if instrument.round_robins > 1 else None,
-        "regions": [_region_context(instrument, z, depths, looping) for z in group.zones],
+        "regions": _regions(instrument, group, depths, looping),
     }
+
+
+def _regions(instrument: Instrument, group: BlendGroup, depths, looping: bool) -> list[dict]:
+    """The group's regions; in a kit each key's first region carries a comment naming its pad."""
+    regions, seen = [], set()
+    for zone in group.zones:
+        region = _region_context(instrument, zone, depths, looping)
+        region["comment"] = None
+        if instrument.is_kit and zone.lokey not in seen:
+            seen.add(zone.lokey)
+            region["comment"] = f"key {_note_name(zone.lokey)}" + (f": {_one_line(zone.label)}" if zone.label else "")
+        regions.append(region)
+    return regions
+
+
+def _note_name(key: int) -> str:
+    return f"{midi_to_note(key)} ({key})"
 
 
 def _region_context(instrument: Instrument, zone: Zone, depths, looping: bool) -> dict:

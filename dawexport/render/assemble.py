@@ -7,6 +7,12 @@ from __future__ import annotations
 from .. import __version__
 from ..instrument import BlendAxis, BlendGroup, Envelope, Instrument, Zone
 
+# A kit's amp release: pads end in silence inside their samples, so hosts without a one-shot mode (Live's
+# Sampler, SF2 and Decent Sampler players end notes with their amp envelope) get a release long enough that
+# letting go of a pad barely touches it (SF2 releases fall 100 dB over this: 5 dB a second), and the voice
+# still ends with its sample. 20 s is the longest Decent Sampler's Release knob offers.
+KIT_RELEASE_S = 20.0
+
 # Which loop mode the exporters write for each spec setting; "auto" loops what could be looped.
 LOOP_MODES = {"auto": "sustain", "sustain": "sustain", "continuous": "continuous",
               "one_shot": "one_shot", "none": "none"}
@@ -24,6 +30,8 @@ def blend_axes(spec) -> tuple[BlendAxis, ...]:
 
 
 def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
+    if plan.kind == "kit":
+        return assemble_kit(spec, plan, rendered, engine)
     groups = []
     for point in plan.points:
         zones = tuple(Zone(sample=r.sample, lokey=r.take.zone.lokey, hikey=r.take.zone.hikey,
@@ -44,4 +52,30 @@ def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
         envelope=Envelope(attack=spec.note.attack, release=max(0.005, spec.note.release)),
         metadata={"engine": engine.name, "description": spec.description, "dawexport": __version__,
                   "corners": ", ".join(spec.blend_corners), "model_rate": str(engine.sample_rate)},
+    )
+
+
+def assemble_kit(spec, plan, rendered, engine) -> Instrument:
+    """A grain kit: one group of pads, each zone on its own key (root = that key), one-shot, labelled."""
+    kit = spec.kit
+    zones = tuple(Zone(sample=r.sample, lokey=r.take.pad.key, hikey=r.take.pad.key, lovel=r.take.layer.lovel,
+                       hivel=r.take.layer.hivel, round_robin=r.take.round_robin, velocity=r.take.layer.velocity,
+                       label=r.take.pad.description) for r in rendered)
+    sources = kit.sources or list(spec.sources)
+    group = BlendGroup(index=0, label="kit", position=(0.0,), grid_index=(0,),
+                       weights={name: 1.0 / len(sources) for name in sources}, zones=zones)
+    return Instrument(
+        name=spec.name,
+        sample_rate=spec.output.sample_rate,
+        groups=(group,),
+        axes=(),
+        velocity_layers=tuple((layer.lovel, layer.hivel) for layer in plan.layers),
+        round_robins=plan.round_robins,
+        key_range=(kit.low, kit.high),
+        loop_mode="one_shot",
+        envelope=Envelope(attack=0.001, release=KIT_RELEASE_S),
+        metadata={"engine": engine.name, "description": spec.description, "dawexport": __version__,
+                  "corners": ", ".join(sources), "model_rate": str(engine.sample_rate),
+                  "category": "Drums"},
+        kind="kit",
     )

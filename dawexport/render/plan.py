@@ -1,8 +1,12 @@
-"""Planning the multisample grid: blend points × key zones × velocity layers × round robins × channels.
+"""Planning the multisample grid: blend points × key zones × velocity layers × round robins × channels;
+or, for a spec with `kit:`, a grain kit: one pad per key × velocity layer × round robin × channel.
 
     >>> plan = make_plan(spec, channels=("L", "R"))
     >>> len(plan.takes), len(plan.requests())
     (81, 162)
+    >>> kit = make_plan(kit_spec, ("L", "R"), grains=engine.grain_catalogue())
+    >>> kit.kind, kit.pads[0].description
+    ('kit', 'grain 1 of cat')
 
 Pure data; nothing is rendered here.
 """
@@ -13,7 +17,8 @@ from itertools import product
 
 import numpy as np
 
-from ..engines.base import RenderRequest
+from ..engines.base import GrainRequest, RenderRequest
+from ..errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,44 @@ class VelocityLayer:
 
 
 @dataclass(frozen=True)
+class KitPad:
+    """One pad of a grain kit: the key it sits on and the grains it plays (positions along the grain
+    sequence of one recording of a source; several are walked in a loop)."""
+    key: int
+    source: str
+    take: int
+    positions: tuple[int, ...]
+    takes: int = 1           # how many recordings the source has (names mention the take only when > 1)
+
+    def _numbers(self) -> str:
+        """1-based grain numbers: '3', '3-5' for a run, '7+8+1' where the sequence wraps or skips."""
+        numbers = [p + 1 for p in self.positions]
+        if len(numbers) == 1:
+            return str(numbers[0])
+        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"{numbers[0]}-{numbers[-1]}"
+        return "+".join(map(str, numbers))
+
+    @property
+    def label(self) -> str:
+        """File-name part: cat_g3, cat_g3-4, cat_t2_g3."""
+        grains = f"g{self._numbers()}"
+        return f"{self.source}_t{self.take + 1}_{grains}" if self.takes > 1 else f"{self.source}_{grains}"
+
+    @property
+    def description(self) -> str:
+        """For people: 'grain 3 of cat', 'grains 3-4 of cat (recording 2)'."""
+        what = ("grain " if len(self.positions) == 1 else "grains ") + self._numbers()
+        return f"{what} of {self.source}" + (f" (recording {self.take + 1})" if self.takes > 1 else "")
+
+
+@dataclass(frozen=True)
 class Take:
     point: BlendPoint
     zone: KeyZone
     layer: VelocityLayer
     round_robin: int  # 1-based
+    pad: KitPad | None = None   # set in a grain kit
 
 
 @dataclass(frozen=True)
@@ -62,9 +100,23 @@ class RenderPlan:
     duration_s: float
     release_s: float
     takes: tuple[Take, ...]
+    pads: tuple[KitPad, ...] = ()      # a grain kit's pads (empty for a blend grid)
+    decay_s: float = 0.0               # a grain kit's decay (-60 dB) time
 
-    def requests(self) -> list[RenderRequest]:
-        """One request per take and channel, take-major (the channels of a take are adjacent)."""
+    @property
+    def kind(self) -> str:
+        """"kit" for a grain kit, "multisample" for a blend grid."""
+        return "kit" if self.pads else "multisample"
+
+    def requests(self) -> list[RenderRequest] | list[GrainRequest]:
+        """One request per take and channel, take-major (the channels of a take are adjacent).
+        A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s."""
+        if self.pads:
+            return [GrainRequest(source=take.pad.source, take=take.pad.take, positions=take.pad.positions,
+                                 channel=channel, note=take.pad.key, velocity=take.layer.velocity,
+                                 duration_s=self.duration_s, decay_s=self.decay_s,
+                                 variation=take.round_robin - 1)
+                    for take in self.takes for channel in self.channels]
         return [RenderRequest(weights=take.point.weights, channel=channel, note=take.zone.root,
                               velocity=take.layer.velocity, duration_s=self.duration_s,
                               release_s=self.release_s, variation=take.round_robin - 1)
@@ -117,7 +169,38 @@ def velocity_layers(count: int) -> tuple[VelocityLayer, ...]:
     return tuple(VelocityLayer(i, int(bounds[i]) + 1, int(bounds[i + 1])) for i in range(count))
 
 
-def make_plan(spec, channels: tuple[str, ...]) -> RenderPlan:
+def kit_pads(kit, sources: list[str], grains: dict[tuple[str, int], tuple[int, ...]],
+             file: str = "<spec>") -> tuple[KitPad, ...]:
+    """`kit.grains` pads from `kit.low` up, their grains chosen evenly from the sounding grains of `sources`
+    (in source order, recording by recording, along each recording's grain sequence). A pad with
+    `kit.sequence` > 1 takes that many consecutive sounding grains of its recording (wrapping around).
+
+        >>> [p.description for p in kit_pads(kit, ["cat"], {("cat", 0): (0, 1, 2, 3)})]   # grains: 2
+        ['grain 1 of cat', 'grain 4 of cat']
+    """
+    pool = [(source, take, i) for source in sources
+            for (name, take), positions in grains.items() if name == source for i in range(len(positions))]
+    if len(pool) < kit.grains:
+        counts = ", ".join(f"{s} {sum(len(p) for (n, _), p in grains.items() if n == s)}" for s in sources)
+        raise SpecError(f"the kit asks for {kit.grains} grains but the model has only {len(pool)} sounding "
+                        f"grains in {', '.join(sources)} ({counts})", file=file, key="kit.grains",
+                        fix="lower kit.grains, add sources to kit.sources, or raise "
+                            "engine.settings.grains_per_source")
+    takes = {s: len([1 for (n, _) in grains if n == s]) for s in sources}
+    pads = []
+    for k, pick in enumerate(np.round(np.linspace(0, len(pool) - 1, kit.grains)).astype(int)):
+        source, take, i = pool[int(pick)]
+        sounding = grains[(source, take)]
+        positions = tuple(sounding[(i + n) % len(sounding)] for n in range(min(kit.sequence, len(sounding))))
+        pads.append(KitPad(kit.low + k, source, take, positions, takes[source]))
+    return tuple(pads)
+
+
+def make_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tuple[int, ...]] | None = None
+              ) -> RenderPlan:
+    """The render plan of a spec. A spec with `kit:` needs the engine's `grain_catalogue()` as `grains`."""
+    if spec.kit is not None:
+        return make_kit_plan(spec, channels, grains)
     points = blend_points(spec.blend_corners, spec.blend.points_per_side if spec.blend else 1)
     zones = key_zones(spec.keys.low, spec.keys.high, spec.keys.every)
     layers = velocity_layers(spec.velocity_layers)
@@ -125,3 +208,22 @@ def make_plan(spec, channels: tuple[str, ...]) -> RenderPlan:
                   product(points, zones, layers, range(1, spec.round_robins + 1)))
     return RenderPlan(points, zones, layers, spec.round_robins, tuple(channels), spec.note.length,
                       spec.note.release, takes)
+
+
+KIT_POINT = BlendPoint(0, "kit", (0.0,), (0,), ())
+
+
+def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tuple[int, ...]] | None
+                  ) -> RenderPlan:
+    """A grain kit: one take per pad key × velocity layer × round robin (× channel in the requests)."""
+    if grains is None:
+        raise ValueError("a grain kit is planned from the engine's grain_catalogue(); pass it as `grains`")
+    kit = spec.kit
+    file = str(spec.spec_path) if spec.spec_path else "<spec>"
+    pads = kit_pads(kit, kit.sources or list(spec.sources), grains, file)
+    zones = tuple(KeyZone(p.key, p.key, p.key) for p in pads)
+    layers = velocity_layers(spec.velocity_layers)
+    takes = tuple(Take(KIT_POINT, zone, layer, rr, pad) for (pad, zone), layer, rr in
+                  product(zip(pads, zones), layers, range(1, spec.round_robins + 1)))
+    return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, takes,
+                      pads=pads, decay_s=kit.decay_s)

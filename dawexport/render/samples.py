@@ -4,7 +4,8 @@
 
 Per take: rejoin channels → resample to the output rate → DC removal → onset-aligned trim → measure the
 pitch (root key and fine tune come from what was measured, not from what was asked) → sustain loop at
-matching zero crossings, crossfaded → loudness. Then, across all takes, one normalisation policy
+matching zero crossings, crossfaded → loudness. A grain kit's pads (`map_by_pitch=False`) skip the pitch
+and the loop: each is a one-shot rooted on its own key. Then, across all takes, one normalisation policy
 (velocity layers in order, loudness even across the keyboard, nothing clips) → fades → WAV with smpl/inst.
 """
 from __future__ import annotations
@@ -37,9 +38,13 @@ class SampleSettings:
     normalise: str
     loop_mode: str           # auto | sustain | continuous | one_shot | none
     held_s: float
+    map_by_pitch: bool = True    # root key from the measured pitch; False: the key asked for (a drum map)
 
     @classmethod
     def from_spec(cls, spec) -> "SampleSettings":
+        if spec.kit is not None:   # a grain kit: one-shots, each pad rooted on its own key
+            return cls(spec.name, spec.stereo, spec.output.sample_rate, spec.output.bit_depth,
+                       spec.output.normalise, "one_shot", spec.kit.length, map_by_pitch=False)
         return cls(spec.name, spec.stereo, spec.output.sample_rate, spec.output.bit_depth,
                    spec.output.normalise, spec.loop, spec.note.length)
 
@@ -94,6 +99,9 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
     trimmed, start = trim(mono, sr)
     audio = audio[:, start:start + len(trimmed)]
     mono = audio.mean(axis=0)
+    if not settings.map_by_pitch:     # a drum map: the sample plays as rendered on the key it was made for
+        return ProcessedTake(audio.astype(np.float32), requested_note, 0.0, None,
+                             integrated_loudness_db(mono, sr))
     held = mono[:max(0, int(round(settings.held_s * sr)) - start)]
 
     pitch = _pitch(held if len(held) > sr // 10 else mono, sr, requested_note)
@@ -122,7 +130,8 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
 def sample_path(settings: SampleSettings, take: Take) -> str:
     note = midi_to_note(take.zone.root).replace("#", "s")
     rr = f"_rr{take.round_robin}"
-    return f"samples/{settings.name}_{take.point.label}_{note}_v{take.layer.velocity}{rr}.wav"
+    label = take.pad.label if take.pad is not None else take.point.label
+    return f"samples/{settings.name}_{label}_{note}_v{take.layer.velocity}{rr}.wav"
 
 
 def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, settings: SampleSettings,

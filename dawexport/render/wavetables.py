@@ -1,5 +1,6 @@
-"""Serum-compatible wavetables rendered by the engine: along a path through the blend space, or along
-the time of one note (attack → sustain). Extraction lives in render/wavetable.py, files in export/.
+"""Serum-compatible wavetables rendered by the engine: along a path through the blend space, along the
+time of one note (attack → sustain), or (engines with the grains capability) a morph from one grain to
+another. Extraction lives in render/wavetable.py, files in export/.
 
     >>> tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
 """
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.analysis import midi_to_hz
+from ..audio.analysis import estimate_pitch, midi_to_hz
 from ..engines.base import RenderRequest
+from ..errors import ExportError
 from ..export.wavetable_files import write_serum_wav, write_surge_wt
 from ..instrument import Wavetable
-from .wavetable import normalise_table, table_from_note, table_from_takes
+from .wavetable import align_phase, extract_cycle, measure_period, normalise_table, table_from_note, table_from_takes
 
 
 def path_weights(corners: list[str], frames: int) -> list[tuple[tuple[str, float], ...]]:
@@ -56,6 +58,9 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Waveta
             table = table_from_takes(_mono(engine, corpus, requests), engine.sample_rate,
                                      f0_hz=float(midi_to_hz(table_spec.note)))
             comment = f"dawexport {spec.name} {' to '.join(corners)}"
+        elif table_spec.along == "grains":
+            table, comment = grain_morph_table(engine, corpus, corners, table_spec.frames)
+            comment = f"dawexport {spec.name} {comment}"
         else:
             weights = path_weights(corners, 1)[0] if len(corners) == 1 else \
                 tuple((c, 1.0 / len(corners)) for c in corners)
@@ -72,3 +77,91 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Waveta
         tables.append(Wavetable(path=f"{base}.wav", frames=table.shape[0], frame_size=table.shape[1],
                                 label=table_spec.name, extra_paths=(f"{base}.wt",)))
     return tables
+
+
+GRAIN_MORPH_S = 0.12        # each morph step runs this long (many grain periods) before a cycle is taken
+GRAIN_MORPH_SETTLE = 0.35   # ... and the cycle comes from after this fraction of it (past the start state)
+SUBHARMONIC_FLOOR = 0.25    # a cycle whose fundamental is weaker than this (of its strongest harmonic) ...
+MAX_SUBHARMONIC = 8         # ... was taken over h periods of what is heard (h <= this): retaken at h x f0
+
+
+def _step_cycle(run: np.ndarray, sr: int) -> np.ndarray | None:
+    """One frame from a morph step's run, or None when it has no stable period.
+
+    Between two grains a reservoir can settle on a period-doubled (or tripled...) orbit: its exact period
+    spans several cycles of the pitch you hear, with a weak subharmonic. A frame of the exact period would
+    put the heard fundamental in bin 2 or 3; a wavetable frame is one cycle of the heard pitch, so such a
+    frame is retaken at its strongest harmonic (the subharmonic wobble is dropped)."""
+    pitch = estimate_pitch(run, sr, fmin=40.0, fmax=min(4000.0, sr / 4.0))
+    f0 = float(pitch.hz) if pitch.pitched else None
+    try:
+        frame = extract_cycle(run, sr, f0)
+    except ExportError:
+        return None
+    mags = np.abs(np.fft.rfft(frame))[1:MAX_SUBHARMONIC + 1]
+    if mags[0] >= SUBHARMONIC_FLOOR * mags.max():
+        return frame
+    heard = int(np.argmax(mags)) + 1
+    if f0 is None:
+        f0 = sr / measure_period(run, sr, at=len(run) / 2)
+    try:
+        return extract_cycle(run, sr, f0 * heard)
+    except (ExportError, ValueError):
+        return None
+
+
+def morph_endpoints(catalogue: dict[tuple[str, int], tuple[int, ...]], corners: list[str]
+                    ) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(source, grain position) of the two ends of a grain morph: the middle sounding grain of the first
+    corner's first recording (the steady part of the sound, not its onset or tail), to the middle sounding
+    grain of the second corner; with one corner, from its first sounding grain to its last.
+
+        >>> morph_endpoints({("cat", 0): (0, 1, 2), ("flute", 0): (1, 2)}, ["cat", "flute"])
+        (('cat', 1), ('flute', 2))
+    """
+    def sounding(source: str) -> tuple[int, ...]:
+        for (name, _take), positions in catalogue.items():
+            if name == source and positions:
+                return positions
+        raise ExportError(f"source {source!r} has no sounding grain to build a grain morph from",
+                          key="wavetables", fix="name a source that is not silent")
+    a = sounding(corners[0])
+    if len(corners) > 1:
+        b = sounding(corners[1])
+        return (corners[0], a[len(a) // 2]), (corners[1], b[len(b) // 2])
+    return (corners[0], a[0]), (corners[0], a[-1])
+
+
+def grain_morph_table(engine, corpus, corners: list[str], frames: int) -> tuple[np.ndarray, str]:
+    """A wavetable that morphs from grain A to grain B (see `morph_endpoints`) across `frames` frames.
+
+    The engine runs each morph step ((1 - mu) C_A + mu C_B, `engine.morph_frames`) for `GRAIN_MORPH_S` on
+    the corpus's first channel, and one cycle of each run's steady part becomes a frame (`extract_cycle`,
+    guided by the step's own measured pitch: the morph glides between the grains' pitches). A step whose
+    run has no stable period (a morph can pass through chaos) gets the crossfade of its nearest good
+    neighbours, so the table still morphs smoothly. Returns (unnormalised table, "A to B" text)."""
+    (src_a, pos_a), (src_b, pos_b) = morph_endpoints(engine.grain_catalogue(), corners)
+    channel = corpus.channels[0]
+    grain_a = engine.grain_index(src_a, channel, pos_a)
+    grain_b = engine.grain_index(src_b, channel, pos_b)
+    runs = engine.morph_frames(grain_a, grain_b, frames, GRAIN_MORPH_S)
+    sr = engine.sample_rate
+    runs = [np.asarray(r[int(GRAIN_MORPH_SETTLE * len(r)):], dtype=np.float64) for r in runs]
+    cycles = [_step_cycle(run, sr) for run in runs]
+    good = [i for i, c in enumerate(cycles) if c is not None]
+    if not good:
+        raise ExportError(f"no step of the grain morph from {src_a} to {src_b} has a stable pitch, so no "
+                          "single cycle can be taken from it", key="wavetables",
+                          fix="morph between pitched sources, or use along: blend")
+    aligned = dict(zip(good, align_phase(np.stack([cycles[i] for i in good]))))
+    for i in range(len(cycles)):
+        if i not in aligned:
+            before = max((g for g in good if g < i), default=None)
+            after = min((g for g in good if g > i), default=None)
+            if before is None or after is None:
+                aligned[i] = aligned[after if before is None else before]
+            else:
+                t = (i - before) / (after - before)
+                aligned[i] = (1 - t) * aligned[before] + t * aligned[after]
+    table = align_phase(np.stack([aligned[i] for i in range(len(cycles))]))
+    return table, f"{src_a} grain {pos_a + 1} to {src_b} grain {pos_b + 1}"

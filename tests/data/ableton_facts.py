@@ -143,3 +143,44 @@ AUDIOBRANCHMIXERDEVICE_CHILDREN_12 = [
     "SourceContext", "MpePitchBendUsesTuning", "OverwriteProtectionNumber", "Speaker", "Volume", "Panorama",
     "SendInfos", "RoutingHelper", "SendsListWrapper",
 ]
+
+# ------------------------------------------------------------------------------------------ Drum Racks
+# Where these were read (element names, order and values only; nothing copied):
+# * [K12]  ben-juodvalkis/Ableton-Device-Creator, ``templates/drum-racks/32-Pad MultiVelocity Template.adg``
+#          ("Ableton Live 12.3b14", 32 pads each holding a Sampler with 6 velocity layers),
+#          ``templates/drum-racks/Sampler Drum Rack/Sampler Drum Rack.adg`` (12.3b14, one Sampler pad),
+#          ``templates/Kick Racks/Kick 01.adg`` ("Ableton Live 12.1.5", MinorVersion 12.0_12120, 32 Drum
+#          Sampler pads) and ``templates/drum-racks/Drum Rack Template.adg`` ("Ableton Live 12.3").
+# * [KD]   the same repository's notes: its 32-pad input rack (ReceivingNote 64..33) answers MIDI 64-95;
+#          Live lists pads with ReceivingNote descending (pad 1 first).
+# No Drum Rack saved by Live 11 was found; for Live 11 the exporter leaves out the same 12-only elements
+# as for Instrument Racks plus the two marked below.
+
+# A Drum Rack preset is the same GroupDevicePreset as an Instrument Rack ([K12]), with DrumGroupDevice in
+# Device and DrumBranchPreset chains.
+DRUM_DEVICE = "DrumGroupDevice"
+DRUM_BRANCH = "DrumBranchPreset"
+# DrumGroupDevice's children are InstrumentGroupDevice's (INSTRUMENTGROUPDEVICE_CHILDREN_12, in the same
+# order, in 12.1.5 and 12.3) followed by these ([K12]).
+DRUMGROUPDEVICE_EXTRA_CHILDREN = ["IsMidiSectionVisible", "AreSendsVisible", "ArePadsVisible",
+                                  "PadScrollPosition", "DrumPadsListWrapper", "VisibleDrumPadsListWrapper"]
+DRUMGROUPDEVICE_ONLY_12 = {"IsMidiSectionVisible", "AreSendsVisible"}   # (see the note on Live 11 above)
+DRUMGROUPDEVICE_CHILDREN_12 = INSTRUMENTGROUPDEVICE_CHILDREN_12 + DRUMGROUPDEVICE_EXTRA_CHILDREN
+# A pad: the same children as an Instrument Rack chain; its ZoneSettings are the pad's notes ([K12]).
+DRUMBRANCHPRESET_CHILDREN = INSTRUMENTBRANCHPRESET_CHILDREN
+DRUM_ZONESETTINGS_CHILDREN = ["ReceivingNote", "SendingNote", "ChokeGroup"]
+# Every pad seen sends C3 (MIDI 60) to its devices, has ChokeGroup 0 (none) and BranchSelectorRange 0,0,0,0;
+# a pad's Sampler maps its zones over KeyRange 0..127 ([K12]). IsAutoSelectEnabled is true in every Drum Rack.
+DRUM_SENDING_NOTE = "60"
+DRUM_NO_CHOKE = "0"
+DRUM_BRANCH_SELECTOR = ("0", "0", "0", "0")
+DRUM_PAD_KEYRANGE = ("0", "127")
+# ReceivingNote holds 128 minus the pad's MIDI note ([K12] [KD]): in the 32-pad template the pad with Id 0 has
+# ReceivingNote 92 and plays samples named "...-C1-V21-..." (an auto-sampled C1, MIDI 36 in Live's naming);
+# Ids count up while ReceivingNote counts down (92..61 = MIDI 36..67, pad 1 first); in Kick 01 alphabetically
+# ordered samples sit on Ids 0, 1, 2... with ReceivingNote 64, 63, 62...; [KD] reads 64..33 as MIDI 64..95.
+DRUM_RECEIVING_NOTE_BASE = 128
+# Pads are listed in ascending MIDI note order, Id 0 the lowest ([K12]).
+# PadScrollPosition is a view setting: 12 with pads on MIDI 64..95, 19 with pads on 36..67 ([K12]), i.e. the top
+# visible row of four counted from the top of 32 rows (28 - lowest // 4); the one-pad rack saved 28.
+DRUM_PAD_SCROLL_TOP = 28
