@@ -193,3 +193,16 @@ def test_read_audio_errors(tmp_path, case, match):
         read_audio(path, key="sources.cat")
     text = str(info.value)
     assert f"{case}.wav" in text and "sources.cat" in text and "fix:" in text
+
+
+def test_float_wavs_are_byte_identical_across_writes(tmp_path):
+    """libsndfile stamps float WAVs' PEAK chunk with the time; we zero it so builds are reproducible."""
+    import time as time_module
+
+    from dawexport.audio.riff import read_chunks
+    audio = (0.5 * np.sin(np.arange(2000) / 7.0)).astype(np.float32)
+    write_wav(tmp_path / "a.wav", audio, 44100, "32f")
+    time_module.sleep(1.1)
+    write_wav(tmp_path / "b.wav", audio, 44100, "32f")
+    assert "PEAK" in read_chunks(tmp_path / "a.wav")
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()

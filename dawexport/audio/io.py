@@ -127,6 +127,7 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, bit_depth: str = "24", 
     try:
         sf.write(str(part), np.clip(audio, -1.0, 1.0).T, int(sample_rate),
                  subtype=BIT_DEPTHS[bit_depth], format="WAV")
+        riff.zero_peak_timestamp(part)
         if chunks:
             riff.append_chunks(part, chunks)
         os.replace(part, path)

@@ -170,6 +170,21 @@ def insert_chunks_before(path, chunks: list[bytes], before: bytes = b"data") -> 
         os.fsync(f.fileno())
 
 
+def zero_peak_timestamp(path) -> None:
+    """Set the timestamp in libsndfile's PEAK chunk (float WAVs) to 0, so that the same audio always gives
+    the same bytes. Files without a PEAK chunk are left alone.
+
+        >>> zero_peak_timestamp("table.wav")
+    """
+    path = Path(path)
+    with open(path, "r+b") as f:
+        data = f.read()
+        for chunk_id, offset, size in _walk(data, path):
+            if chunk_id == b"PEAK" and size >= 8:
+                f.seek(offset + 4)
+                f.write(b"\0\0\0\0")
+
+
 def read_chunks(path) -> dict[str, bytes]:
     """Chunk id (as text, e.g. ``"smpl"``, ``"clm "``) → payload, the first of each id.
 

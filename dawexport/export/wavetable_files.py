@@ -131,6 +131,7 @@ def write_serum_wav(path, table, comment: str = "dawexport", interpolation: int 
     def write(part: Path) -> None:
         sf.write(str(part), data.reshape(-1).astype(np.float32), int(sample_rate), subtype="FLOAT",
                  format="WAV")
+        riff.zero_peak_timestamp(part)
         riff.insert_chunks_before(part, [chunk], b"data")
 
     _replace_atomically(path, write)
