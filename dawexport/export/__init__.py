@@ -30,6 +30,17 @@ def file_stem(name: str) -> str:
     return stem or "instrument"
 
 
+def check_instrument(instrument, loop_modes) -> None:
+    """The checks every exporter makes first: a loop mode it can write, and at least one zone."""
+    from ..errors import ExportError
+    if instrument.loop_mode not in loop_modes:
+        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
+                          fix=f"use one of {', '.join(sorted(loop_modes))}")
+    if not instrument.groups or not any(g.zones for g in instrument.groups):
+        raise ExportError("the instrument has no zones to map", key="groups",
+                          fix="render at least one key, velocity layer and blend point")
+
+
 def exporter(name: str):
     module, func = EXPORTERS[name].split(":")
     return getattr(importlib.import_module(module), func)

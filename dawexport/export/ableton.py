@@ -46,7 +46,7 @@ from xml.sax.saxutils import escape
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone, axis_crossfades
-from dawexport.export import file_stem
+from dawexport.export import check_instrument, file_stem
 from dawexport.templating import render_template
 
 # Root attributes of presets Live saved (tests/data/ableton_facts.py says where each was observed).
@@ -314,12 +314,7 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
 # ------------------------------------------------------------------------------------------- helpers
 
 def _check(instrument: Instrument) -> None:
-    if instrument.loop_mode not in LOOP_MODES:
-        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
-                          fix=f"use one of {', '.join(sorted(LOOP_MODES))}")
-    if not instrument.groups or not any(g.zones for g in instrument.groups):
-        raise ExportError("the instrument has no zones to map", key="groups",
-                          fix="render at least one key, velocity layer and blend point")
+    check_instrument(instrument, LOOP_MODES)
     for group in instrument.groups:
         if len(group.grid_index) < len(instrument.axes):
             raise ExportError(f"blend point {group.label!r} has grid index {group.grid_index} for "

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 
 from dawexport.errors import ExportError
 from dawexport.instrument import Instrument, axis_crossfades
-from dawexport.export import file_stem
+from dawexport.export import check_instrument, file_stem
 from dawexport.templating import render_template
 
 TEMPLATE = "decent_sampler/instrument.dspreset.j2"
@@ -78,12 +78,7 @@ def crossfade_table(points: int, index: int, top: int = 127) -> list[tuple[float
 
 
 def dspreset_context(instrument: Instrument) -> dict:
-    if instrument.loop_mode not in LOOP_MODES:
-        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
-                          fix=f"use one of {', '.join(sorted(LOOP_MODES))}")
-    if not instrument.groups or not any(g.zones for g in instrument.groups):
-        raise ExportError("the instrument has no zones to map", key="groups",
-                          fix="render at least one key, velocity layer and blend point")
+    check_instrument(instrument, LOOP_MODES)
     axes = instrument.axes
     if len(axes) > 2:
         raise ExportError(f"{len(axes)} blend axes cannot be mapped onto Decent Sampler knobs",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone
-from dawexport.export import file_stem
+from dawexport.export import check_instrument, file_stem
 from dawexport.notes import midi_to_note
 from dawexport.templating import render_template
 
@@ -54,12 +54,7 @@ def render_sfz(instrument: Instrument) -> str:
 
 def sfz_context(instrument: Instrument) -> dict:
     """Everything the template needs, already validated and formatted."""
-    if instrument.loop_mode not in LOOP_MODES:
-        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
-                          fix=f"use one of {', '.join(LOOP_MODES)}")
-    if not instrument.groups or not any(g.zones for g in instrument.groups):
-        raise ExportError("the instrument has no zones to map", key="groups",
-                          fix="render at least one key, velocity layer and blend point")
+    check_instrument(instrument, LOOP_MODES)
     env = instrument.envelope
     depths = layer_depths_db(instrument)
     looping = instrument.loop_mode in LOOPING_MODES
