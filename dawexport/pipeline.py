@@ -179,7 +179,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         return BuildResult(target, trained=trained)
 
     plan = make_plan(spec, corpus.channels, grains=engine.grain_catalogue() if spec.kit is not None else None)
-    takes = render_takes(engine, plan, engine.cache_key(corpus), spec, progress)
+    takes = render_takes(engine, plan, engine.render_key(corpus), spec, progress)
 
     from .export import write_formats
     from .render.assemble import assemble_instrument

@@ -229,3 +229,27 @@ def test_wavetables_along_the_blend_and_along_a_note(tmp_path):
     for frame in morph:  # one period per frame: the fundamental sits in bin 1
         spectrum = np.abs(np.fft.rfft(frame))
         assert spectrum[1] > 0.2 * spectrum.max()
+
+
+def test_render_only_settings_do_not_change_the_model_key():
+    from dawexport.engines.base import Corpus, Engine
+
+    class Toy(Engine):
+        name = "toy"
+        render_only = ("loudness",)
+
+        class Settings(Engine.Settings):
+            size: int = 4
+            loudness: float = 0.0
+
+        def fit(self, corpus, workdir, progress): ...
+        def save(self, directory): ...
+        def load(self, directory): ...
+        def render(self, requests, progress=None): ...
+
+    corpus = Corpus(16000, ("mono",), ())
+    a = Toy(Toy.Settings(), sample_rate=16000)
+    louder = Toy(Toy.Settings(loudness=3.0), sample_rate=16000)
+    bigger = Toy(Toy.Settings(size=8), sample_rate=16000)
+    assert a.cache_key(corpus) == louder.cache_key(corpus) != bigger.cache_key(corpus)
+    assert a.render_key(corpus) != louder.render_key(corpus)

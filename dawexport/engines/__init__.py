@@ -6,6 +6,12 @@
 from __future__ import annotations
 
 import importlib
+import os
+
+# Torch's OpenMP threads spin while they wait; with another busy process on a small machine a training step
+# ran 50-100x slower. Sleeping waiters cost a few percent when idle. This package is imported before any
+# engine module loads torch, and the value is read once, when torch starts; a user's own setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pydantic import ValidationError
 
@@ -17,6 +23,7 @@ ENGINES: dict[str, str] = {
     "sampler": "dawexport.engines.sampler:SamplerEngine",
     "conceptor": "dawexport.engines.conceptor:ConceptorEngine",
     "ddsp": "dawexport.engines.ddsp:DDSPEngine",
+    "wavenet": "dawexport.engines.wavenet:WaveNetEngine",
 }
 
 

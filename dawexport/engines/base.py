@@ -115,6 +115,7 @@ class Engine(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     Settings: ClassVar[type[EngineSettings]] = EngineSettings
+    render_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: EngineSettings, *, sample_rate: int, seed: int = 0, device: str = "auto"):
         self.settings = settings
@@ -123,10 +124,20 @@ class Engine(abc.ABC):
         self.device = device
 
     def cache_key(self, corpus: Corpus) -> str:
-        """What the trained model depends on: the corpus content, engine, settings, rate and seed."""
-        blob = json.dumps({"engine": self.name, "settings": self.settings.model_dump(mode="json"),
+        """What the trained model depends on: the corpus content, engine, training settings, rate and seed.
+
+        Settings named in `render_only` change how a trained model plays, not what it learns, so changing
+        them re-renders without retraining (see `render_key`).
+        """
+        training = self.settings.model_dump(mode="json", exclude=set(self.render_only))
+        blob = json.dumps({"engine": self.name, "settings": training,
                            "rate": self.sample_rate, "seed": self.seed, "corpus": corpus.fingerprint(),
                            "version": getattr(self, "version", 1)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def render_key(self, corpus: Corpus) -> str:
+        """What rendered takes depend on: the trained model plus every setting, render-only ones included."""
+        blob = json.dumps([self.cache_key(corpus), self.settings.model_dump(mode="json")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @abc.abstractmethod

@@ -1,0 +1,617 @@
+"""The `wavenet` engine: an NSynth-style WaveNet autoencoder trained on the user's own sounds, at 16 kHz.
+
+    >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_minutes=10), sample_rate=16000, seed=0)
+    >>> engine.fit(corpus, workdir, progress)          # resumable: checkpoints live in workdir
+    >>> engine.save(model_dir); engine.load(model_dir)
+    >>> takes = engine.render(plan.requests(), progress)   # the whole grid decoded as one batch
+
+What it learns. A non-causal dilated-convolution encoder turns audio into 16-dimensional timbre latents, one
+every `hop` (512) samples; a causal WaveNet decoder, conditioned on the repeated latents and (by default) on
+the note's pitch, predicts each 8-bit mu-law sample from the ones before it. The corpus is augmented with
+tape-speed pitch shifts of every source (made with `dawexport.audio.repitch`) over `augment_low` …
+`augment_high`, each shifted copy labelled with its exact (fractional) pitch, so the model has heard every
+source at every key it will be asked to play.
+
+How it plays (NSynth's recipe). For every corner of a request the source recording is shifted to the
+requested note (`pitch_mode: shifted`, the default: the same kind of audio the model was trained on) — or
+left at its own pitch with the note given only through the pitch conditioning (`pitch_mode: conditioning`) —
+and encoded. A note longer than the source is made by keeping the attack's latent frames, then holding the
+mean of the sustain frames (those within `sustain_db` of the peak), cross-faded over `crossfade_s`: a stable
+latent gives a stable tone the pipeline can loop. The blend is the weighted sum of the corners' latent
+sequences. Velocity sets the gain on the sampler's dB law and moves the latent along the corpus's own
+loudness direction (`velocity_timbre`, so soft notes are also darker, as the sources get when they fade).
+After note-off the latent glides to the encoder's latent of silence over the release while a raised-cosine
+gain envelope guarantees the take ends in silence. Every request is decoded in one batch by the fast
+generator (cached per-layer queues); the round-robin `variation` (with the seed, channel, note and velocity)
+seeds each voice's sampling, and the blend points of one key share that seed, so a blend changes the timbre
+and not the performance.
+
+Cost on a 2-core CPU (benchmarks/bench_wavenet.py): width 64 decodes the 234 voices of cat_flute (2.4 s
+each, 9 M samples at 16 kHz) in about 2 minutes (engine.render measured 1.8 min, 5× real time aggregate;
+up to twice that while the machine is busy); width 128 needs about 4× the arithmetic (about 6 minutes).
+Training is the expensive part on a CPU: the default 10-minute budget buys a few hundred steps (about 1 s
+each at width 64), far from the ~10^5 steps NSynth trained for, so a CPU-trained model plays noisy,
+barely pitched notes; train on a GPU (and at NSynth's sizes) for a usable instrument.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from ..audio.repitch import repitch
+from ..errors import EngineError
+from ..progress import SILENT
+from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
+from .sampler import release_envelope
+from .torch_utils import load_module_state, load_state, pick_device, save_state
+from .training import TrainConfig, Trainer, TrainResult
+from .wavenet_model import (
+    FastGenerator,
+    WaveNetAutoencoder,
+    WaveNetConfig,
+    mu_law_decode,
+)
+
+MODEL_NAME = "wavenet"
+SILENT_PEAK = 10.0 ** (-90.0 / 20.0)
+FLOOR_DB = -120.0
+
+
+class WaveNetSettings(EngineSettings):
+    """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30)."""
+    # the network
+    width: int = Field(64, ge=4, le=1024, description="decoder residual channels (NSynth: 512)")
+    skip_width: int | None = Field(None, ge=4, le=1024, description="decoder skip channels (default: width)")
+    stacks: int = Field(2, ge=1, le=8, description="decoder stacks (NSynth: 3)")
+    layers: int = Field(10, ge=1, le=14, description="layers per stack; dilations 1 … 2^(layers-1)")
+    encoder_width: int = Field(64, ge=4, le=1024, description="encoder channels (NSynth: 128)")
+    encoder_layers: int = Field(10, ge=1, le=60, description="encoder residual layers (NSynth: 30)")
+    encoder_cycle: int = Field(10, ge=1, le=14, description="encoder dilations cycle 1 … 2^(cycle-1)")
+    latent_size: int = Field(16, ge=1, le=128, description="latent channels (NSynth: 16)")
+    hop: int = Field(512, ge=16, le=4096, description="samples per latent frame (NSynth: 512 at 16 kHz)")
+    pitch_conditioning: bool = True
+    pitch_mode: Literal["shifted", "conditioning"] = Field(
+        "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
+                               "at its own pitch and play the note through the pitch conditioning only")
+    # training
+    max_steps: int = Field(3000, ge=1)
+    max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
+    batch_size: int = Field(4, ge=1, le=256)
+    crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
+    checkpoint_every: int = Field(100, ge=1)
+    validate_every: int = Field(100, ge=1)
+    patience: int | None = Field(None, ge=1, description="stop after this many validations without improvement")
+    augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
+    augment_high: int = Field(96, ge=0, le=127, description="highest MIDI note the sources are shifted to")
+    augment_step: float = Field(1.0, gt=0, le=24, description="semitones between shifted copies")
+    max_shift: float = Field(24.0, ge=0, le=48, description="largest shift of a source, in semitones")
+    gain_augment_db: float = Field(12.0, ge=0, le=60, description="examples are attenuated by up to this")
+    unpitched_root: int = Field(60, ge=0, le=127, description="root assumed for sources with no pitch")
+    # rendering
+    temperature: float = Field(1.0, ge=0, le=4, description="sampling temperature; 0 = always the likeliest")
+    velocity_range_db: float = Field(24.0, ge=0, le=96, description="dB from velocity 127 down to 1")
+    velocity_timbre: float = Field(0.5, ge=0, le=2, description="how far velocity moves the latent along the "
+                                                              "corpus's loudness direction (0 = gain only)")
+    attack_s: float = Field(0.25, ge=0, le=5, description="longest attack kept from the source's latents")
+    sustain_db: float = Field(12.0, gt=0, le=60, description="sustain frames: within this of the peak")
+    crossfade_s: float = Field(0.1, ge=0, le=2, description="latent glide from the attack into the hold")
+    render_batch: int = Field(256, ge=1, le=4096, description="voices decoded together (memory bound)")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads for training (torch intra-op) "
+                                "and decoding (voices split over threads); default: torch's setting")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.augment_low > self.augment_high:
+            raise ValueError("augment_low must not be above augment_high")
+        if self.pitch_mode == "conditioning" and not self.pitch_conditioning:
+            raise ValueError("pitch_mode 'conditioning' needs pitch_conditioning: true")
+        return self
+
+
+# --------------------------------------------------------------------------- pure helpers (numpy)
+
+def velocity_db(velocity: int, range_db: float) -> float:
+    """dB relative to the loudest playing: 0 at 127, -range_db at 1 (the sampler engine's law)."""
+    v = min(max(int(velocity), 1), 127)
+    return -range_db * (1.0 - (v - 1) / 126.0)
+
+
+def frame_loudness_db(x: np.ndarray, hop: int) -> np.ndarray:
+    """RMS level (dB) of each hop-long frame, on the encoder's frame grid (ceil(len / hop) frames)."""
+    n = max(1, -(-len(x) // hop))
+    padded = np.zeros(n * hop, dtype=np.float64)
+    padded[:len(x)] = x
+    rms = np.sqrt(np.mean(padded.reshape(n, hop) ** 2, axis=1))
+    return 20.0 * np.log10(np.maximum(rms, 1e-6))
+
+
+def attack_and_sustain(loud_db: np.ndarray, attack_frames: int, sustain_db: float) -> tuple[int, int]:
+    """(A, E): frames [0, A) are the attack, kept as they are; [A, E) the sustain whose mean is held.
+
+    A is the first frame within 3 dB of the peak (at most `attack_frames`, at least 1 when there is a
+    sustain after it); E is one past the last frame within `sustain_db` of the peak.
+    """
+    n = len(loud_db)
+    top = float(np.max(loud_db))
+    near = np.flatnonzero(loud_db >= top - 3.0)
+    a = int(min(near[0], attack_frames)) if len(near) else 0
+    loud = np.flatnonzero(loud_db >= top - sustain_db)
+    e = int(loud[-1]) + 1 if len(loud) else n
+    if n > 1:
+        a = max(1, min(a, n - 1))
+    else:
+        a = 0
+    e = max(e, a + 1)
+    return a, min(e, n)
+
+
+def held_latents(latents: np.ndarray, loud_db: np.ndarray, n_frames: int, attack_frames: int,
+                 sustain_db: float, crossfade_frames: int) -> np.ndarray:
+    """A corner's latent sequence for a key held n_frames: the attack frames, then a glide into the mean of
+    the sustain frames, held. (n_frames, latent) float64."""
+    latents = np.asarray(latents, dtype=np.float64)
+    a, e = attack_and_sustain(loud_db, attack_frames, sustain_db)
+    hold = latents[a:e].mean(axis=0)
+    out = np.empty((n_frames, latents.shape[1]))
+    for f in range(n_frames):
+        if f < a:
+            out[f] = latents[f]
+        elif f < a + crossfade_frames:
+            alpha = (f - a + 1) / (crossfade_frames + 1)
+            out[f] = (1 - alpha) * latents[min(f, len(latents) - 1)] + alpha * hold
+        else:
+            out[f] = hold
+    return out
+
+
+def release_mix(n_frames: int, hop: int, sample_rate: int, duration_s: float, release_s: float) -> np.ndarray:
+    """Per frame, how far the latent has glided to silence: 0 while held, a raised-cosine rise to 1 over the
+    release (measured at each frame's end), 1 after."""
+    t = (np.arange(n_frames) + 1) * hop / sample_rate
+    if release_s <= 0:
+        return (t > duration_s).astype(np.float64)
+    r = np.clip((t - duration_s) / release_s, 0.0, 1.0)
+    return 0.5 * (1 - np.cos(np.pi * r))
+
+
+def loudness_direction(latents: np.ndarray, loud_db: np.ndarray) -> np.ndarray:
+    """Least-squares slope of the latents against frame loudness (latent units per dB); zeros when the
+    corpus has (almost) no loudness variation."""
+    lat = np.asarray(latents, dtype=np.float64)
+    loud = np.asarray(loud_db, dtype=np.float64)
+    if len(loud) < 3:
+        return np.zeros(lat.shape[1])
+    dl = loud - loud.mean()
+    var = float(np.mean(dl ** 2))
+    if var < 1.0:
+        return np.zeros(lat.shape[1])
+    return (dl[:, None] * (lat - lat.mean(axis=0))).mean(axis=0) / var
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with `n` torch intra-op threads (None: leave the setting alone), then restore it."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def stable_seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & (2 ** 63 - 1)
+
+
+def _tail_fade(take: np.ndarray, sample_rate: int, release_s: float) -> np.ndarray:
+    """Make sure the take ends in silence: a cosine fade over the last quarter of the release (>= 5 ms)."""
+    n = min(max(int(0.25 * release_s * sample_rate), int(0.005 * sample_rate)), len(take))
+    if n > 0:
+        take[-n:] *= 0.5 * (1 + np.cos(np.pi * np.arange(1, n + 1) / n))
+    return take
+
+
+# --------------------------------------------------------------------------- training data
+
+@dataclass(frozen=True)
+class SourceClip:
+    """One recording of one source on one channel, as stored with the model (to encode at render time)."""
+    source: str
+    channel: str
+    take: int
+    audio: np.ndarray        # float32 at the model's rate
+    midi: float              # measured pitch (unpitched_root when there is none)
+    silent: bool
+
+
+@dataclass(frozen=True)
+class Example:
+    audio: np.ndarray        # float32
+    midi: float
+
+
+def source_clips(corpus: Corpus, unpitched_root: int) -> list[SourceClip]:
+    out = []
+    for clip in corpus.clips:
+        x = np.asarray(clip.audio, dtype=np.float32)
+        midi = float(clip.pitch.midi) if np.isfinite(clip.pitch.midi) else float(unpitched_root)
+        out.append(SourceClip(clip.source, clip.channel, clip.take, x, midi,
+                              bool(len(x) == 0 or float(np.max(np.abs(x))) < SILENT_PEAK)))
+    return out
+
+
+def shifts_for(midi: float, settings: WaveNetSettings) -> list[float]:
+    """Semitone shifts that take a source at `midi` onto the augmentation grid (always including 0)."""
+    lo = max(settings.augment_low - midi, -settings.max_shift)
+    hi = min(settings.augment_high - midi, settings.max_shift)
+    step = settings.augment_step
+    shifts = {0.0}
+    k = math.ceil(lo / step)
+    while k * step <= hi + 1e-9:
+        shifts.add(round(k * step, 6))
+        k += 1
+    return sorted(shifts)
+
+
+def make_examples(clips: list[SourceClip], settings: WaveNetSettings, sample_rate: int, progress=SILENT
+                  ) -> tuple[list[Example], list[Example]]:
+    """(training examples with pitch-shifted copies, plain validation examples); identical audio (a mono
+    source feeding both sides of a stereo instrument) is learned once."""
+    seen: set[str] = set()
+    train, plain = [], []
+    for clip in clips:
+        if clip.silent:
+            continue
+        digest = hashlib.sha256(clip.audio.tobytes()).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        plain.append(Example(clip.audio, clip.midi))
+        for shift in shifts_for(clip.midi, settings):
+            audio = clip.audio if shift == 0 else repitch(clip.audio, 2.0 ** (shift / 12.0))
+            if len(audio) >= 16:
+                train.append(Example(np.asarray(audio, dtype=np.float32), clip.midi + shift))
+    if not train:
+        raise EngineError("the wavenet engine found no audible clip to learn from", key="sources",
+                          fix="check that the sources are not silent")
+    progress.info(f"wavenet: {len(plain)} distinct clip(s) → {len(train)} examples with pitch shifts "
+                  f"({sum(len(e.audio) for e in train) / sample_rate:.0f} s of audio)")
+    return train, plain
+
+
+def crop(example: Example, offset: int, length: int) -> np.ndarray:
+    """`length` samples from `offset` (which may be negative or run past the end: zero-padded)."""
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(0, offset), min(len(example.audio), offset + length)
+    if hi > lo:
+        out[lo - offset:hi - offset] = example.audio[lo:hi]
+    return out
+
+
+# --------------------------------------------------------------------------- the engine
+
+class WaveNetEngine(Engine):
+    name = "wavenet"
+    version = 1
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, native_rates=None,
+                                default_rate=16000)
+    Settings = WaveNetSettings
+    render_only = ("temperature", "velocity_range_db", "velocity_timbre", "attack_s", "sustain_db",
+                   "crossfade_s", "render_batch")
+
+    def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
+        super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
+        self.model: WaveNetAutoencoder | None = None
+        self.clips: list[SourceClip] = []
+        self.silence_latent: np.ndarray | None = None
+        self.velocity_direction: np.ndarray | None = None
+        self.train_result: TrainResult | None = None
+        self._encoded: dict = {}
+
+    # ------------------------------------------------------------------ building
+
+    def model_config(self) -> WaveNetConfig:
+        s = self.settings
+        return WaveNetConfig(sample_rate=self.sample_rate, hop=s.hop, latent=s.latent_size, width=s.width,
+                             skip=s.skip_width or s.width, stacks=s.stacks, layers=s.layers,
+                             enc_width=s.encoder_width, enc_layers=s.encoder_layers, enc_cycle=s.encoder_cycle,
+                             pitch_features=16 if s.pitch_conditioning else 0)
+
+    def train_config(self) -> TrainConfig:
+        s = self.settings
+        return TrainConfig(max_steps=s.max_steps, max_minutes=s.max_minutes, batch_size=s.batch_size, lr=s.lr,
+                           lr_schedule=s.lr_schedule, checkpoint_every=s.checkpoint_every,
+                           validate_every=s.validate_every, patience=s.patience, seed=self.seed,
+                           device=self.device)
+
+    def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
+        progress = progress or SILENT
+        if corpus.sample_rate != self.sample_rate:
+            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the wavenet model runs at "
+                              f"{self.sample_rate} Hz", fix="resample the corpus to the engine's rate")
+        s = self.settings
+        t0 = time.monotonic()
+        clips = source_clips(corpus, s.unpitched_root)
+        train, plain = make_examples(clips, s, self.sample_rate, progress)
+        progress.info(f"wavenet: prepared the corpus in {time.monotonic() - t0:.1f} s")
+        torch.manual_seed(self.seed)
+        model = WaveNetAutoencoder(self.model_config())
+        length = s.crop_samples
+        pitched = s.pitch_conditioning
+
+        def batch_fn(step: int, rng: np.random.Generator):
+            idx = rng.integers(0, len(train), size=s.batch_size)
+            rows, pitch = [], []
+            for i in idx:
+                ex = train[int(i)]
+                # crops may start before the note (so onsets from silence are learned) or run past its end
+                offset = int(rng.integers(-length // 2, max(1, len(ex.audio) - length // 2)))
+                gain = 10.0 ** (-rng.uniform(0.0, s.gain_augment_db) / 20.0)
+                rows.append(crop(ex, offset, length) * np.float32(gain))
+                pitch.append(ex.midi)
+            return {"audio": np.stack(rows), "pitch": np.asarray(pitch, dtype=np.float32)}
+
+        val_rows, val_pitch = [], []
+        for ex in plain:
+            for offset in (-length // 4, max(0, (len(ex.audio) - length) // 2)):
+                val_rows.append(crop(ex, offset, length))
+                val_pitch.append(ex.midi)
+        val_batches = [{"audio": np.stack(val_rows[i:i + 8]), "pitch": np.asarray(val_pitch[i:i + 8], np.float32)}
+                       for i in range(0, len(val_rows), 8)]
+
+        def loss_fn(model: WaveNetAutoencoder, batch) -> torch.Tensor:
+            return model.loss(batch["audio"], batch["pitch"] if pitched else None)
+
+        trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=loss_fn,
+                          val_batches=val_batches, workdir=Path(workdir), progress=progress,
+                          desc="wavenet train")
+        cfg = model.config
+        progress.info(f"wavenet: training on {trainer.device.type} ({trainer.precision.describe()}), "
+                      f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
+                      f"{cfg.receptive_field} samples, up to {s.max_steps} steps / {s.max_minutes} min")
+        with torch_threads(s.threads):
+            self.train_result = trainer.run()
+        self.model = model.cpu().eval()
+        self.clips = clips
+        self._encoded = {}
+        self._analyse()
+
+    def _analyse(self) -> None:
+        """The latent of silence (where releases glide to) and the corpus's loudness direction."""
+        hop = self.settings.hop
+        with torch.no_grad():
+            z = self.model.encoder(torch.zeros(1, 8 * hop))[0].numpy()
+        self.silence_latent = z[3:5].mean(axis=0).astype(np.float64)
+        lats, louds = [], []
+        for clip in self.clips:
+            if clip.silent:
+                continue
+            lat, loud = self._encode_audio(clip.audio)
+            keep = loud >= max(float(loud.max()) - 40.0, FLOOR_DB + 1)      # the note, not the silence
+            lats.append(lat[keep])
+            louds.append(loud[keep])
+        self.velocity_direction = (loudness_direction(np.concatenate(lats), np.concatenate(louds))
+                                   if lats else np.zeros(self.model.config.latent))
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, directory: Path) -> None:
+        if self.model is None:
+            raise EngineError("the wavenet engine has no model to save; call fit() or load() first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        for i, clip in enumerate(self.clips):
+            tensors[f"clip/{i}"] = torch.from_numpy(np.ascontiguousarray(clip.audio, dtype=np.float32))
+        tensors["silence_latent"] = torch.from_numpy(self.silence_latent.astype(np.float32))
+        tensors["velocity_direction"] = torch.from_numpy(self.velocity_direction.astype(np.float32))
+        result = None
+        if self.train_result is not None:
+            result = {k: v for k, v in vars(self.train_result).items() if k != "history"}
+            result["history"] = self.train_result.history[-50:]
+        meta = {"engine": self.name, "version": self.version, "sample_rate": self.sample_rate,
+                "seed": self.seed, "settings": self.settings.model_dump(mode="json"),
+                "config": self.model.config.to_json(),
+                "clips": [{"source": c.source, "channel": c.channel, "take": c.take, "midi": c.midi,
+                           "silent": c.silent} for c in self.clips], "training": result}
+        save_state(directory, MODEL_NAME, tensors, meta)
+
+    def load(self, directory: Path) -> None:
+        directory = Path(directory)
+        file = str(directory / f"{MODEL_NAME}.safetensors")
+        tensors, meta = load_state(directory, MODEL_NAME)
+        fix = "delete that folder and build again"
+        if meta.get("engine") != self.name or meta.get("version") != self.version:
+            raise EngineError("not a wavenet model of this version", file=file, fix=fix)
+        if meta.get("sample_rate") != self.sample_rate:
+            raise EngineError(f"model was trained at {meta.get('sample_rate')} Hz, the engine runs at "
+                              f"{self.sample_rate} Hz", file=file, fix=fix)
+        try:
+            config = WaveNetConfig(**meta["config"])
+            clips = [SourceClip(c["source"], c["channel"], int(c["take"]), tensors[f"clip/{i}"].numpy(),
+                                float(c["midi"]), bool(c["silent"])) for i, c in enumerate(meta["clips"])]
+            silence = tensors["silence_latent"].double().numpy()
+            direction = tensors["velocity_direction"].double().numpy()
+        except (KeyError, TypeError, ValueError) as error:
+            raise EngineError(f"model file is incomplete ({error})", file=file, fix=fix) from None
+        model = WaveNetAutoencoder(config)
+        load_module_state(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")},
+                          file=file)
+        if silence.shape != (config.latent,) or direction.shape != (config.latent,):
+            raise EngineError("model file's latent statistics do not match its model", file=file, fix=fix)
+        self.model, self.clips = model.eval(), clips
+        self.silence_latent, self.velocity_direction = silence, direction
+        self._encoded = {}
+
+    # ------------------------------------------------------------------ encoding and latent sequences
+
+    def _encode_audio(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(latents (F, latent), frame loudness dB (F,)) of one recording."""
+        with torch.no_grad():
+            z = self.model.encoder(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None])
+        return z[0].double().numpy(), frame_loudness_db(audio, self.model.config.hop)
+
+    def _nearest_clip(self, source: str, channel: str, note: int) -> SourceClip:
+        takes = [c for c in self.clips if c.source == source and c.channel == channel]
+        if not takes:
+            takes = [c for c in self.clips if c.source == source]
+        if not takes:
+            raise EngineError(f"the wavenet model has no source named {source!r}",
+                              fix="train again with that source in the spec")
+        return min(takes, key=lambda c: (abs(c.midi - note), c.take))
+
+    def corner_encoding(self, source: str, channel: str, note: int) -> tuple[np.ndarray, np.ndarray]:
+        """The latents and frame loudness of `source` as this engine plays it at `note` on `channel`: the
+        nearest take, shifted to the note in `shifted` pitch mode (cached)."""
+        clip = self._nearest_clip(source, channel, note)
+        shifted = self.settings.pitch_mode == "shifted"
+        key = (clip.source, clip.channel, clip.take, note if shifted else None)
+        if key not in self._encoded:
+            audio = clip.audio
+            if shifted and not clip.silent:
+                audio = repitch(audio, 2.0 ** ((note - clip.midi) / 12.0))
+            if clip.silent or len(audio) == 0:
+                f = max(1, -(-len(clip.audio) // self.model.config.hop))
+                self._encoded[key] = (np.tile(self.silence_latent, (f, 1)), np.full(f, FLOOR_DB))
+            else:
+                self._encoded[key] = self._encode_audio(audio)
+        return self._encoded[key]
+
+    def request_latents(self, request: RenderRequest, n_frames: int) -> np.ndarray:
+        """The blended latent sequence (n_frames, latent) that drives one request."""
+        s = self.settings
+        hop, sr = self.model.config.hop, self.sample_rate
+        attack = max(0, int(round(s.attack_s * sr / hop)))
+        xfade = max(0, int(round(s.crossfade_s * sr / hop)))
+        z = np.zeros((n_frames, self.model.config.latent))
+        total = 0.0
+        for source, weight in request.weights:
+            if weight <= 0:
+                continue
+            lat, loud = self.corner_encoding(source, request.channel, request.note)
+            z += weight * held_latents(lat, loud, n_frames, attack, s.sustain_db, xfade)
+            total += weight
+        if total <= 0:
+            z[:] = self.silence_latent
+            return z
+        vdb = velocity_db(request.velocity, s.velocity_range_db)
+        z += s.velocity_timbre * vdb * self.velocity_direction
+        mix = release_mix(n_frames, hop, sr, request.duration_s, request.release_s)[:, None]
+        return (1 - mix) * z + mix * self.silence_latent
+
+    # ------------------------------------------------------------------ rendering
+
+    def _decode_threads(self, device: torch.device, batch: int) -> int:
+        if device.type != "cpu":
+            return 1
+        wanted = self.settings.threads or torch.get_num_threads()
+        return max(1, min(wanted, batch // 8 if batch >= 16 else 1))
+
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        if self.model is None:
+            raise EngineError("the wavenet engine has no model; call fit() or load() first")
+        progress = progress or SILENT
+        requests = list(requests)
+        s = self.settings
+        model = self.model.cpu().eval()
+        device = pick_device(self.device)
+        if device.type == "mps":
+            device = torch.device("cpu")      # thousands of tiny ops per sample: the CPU is faster than MPS
+        hop = model.config.hop
+        lengths = [max(1, int(round((r.duration_s + r.release_s) * self.sample_rate))) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        batches = [order[i:i + s.render_batch] for i in range(0, len(order), s.render_batch)]
+        total_steps = sum(lengths[b[0]] for b in batches)
+        progress.info(f"wavenet: decoding {len(requests)} voice(s) in {len(batches)} batch(es), "
+                      f"{sum(lengths) / self.sample_rate:.1f} s of audio at {self.sample_rate} Hz on {device.type}")
+        out: list[np.ndarray | None] = [None] * len(requests)
+        bar = progress.bar(total=total_steps, desc="wavenet render", unit="step")
+        t0 = time.monotonic()
+        try:
+            for chunk in batches:
+                n = lengths[chunk[0]]
+                n_frames = -(-n // hop)
+                cond, uniforms = [], np.empty((n, len(chunk)), dtype=np.float32)
+                for j, i in enumerate(chunk):
+                    r = requests[i]
+                    z = torch.from_numpy(self.request_latents(r, n_frames).astype(np.float32))[None]
+                    cond.append(model.conditioning(z, torch.tensor([float(r.note)])))
+                    rng = np.random.default_rng(stable_seed("wavenet-sampling", self.seed, r.channel, r.note,
+                                                            r.velocity, r.variation))
+                    uniforms[:, j] = rng.random(n, dtype=np.float32)
+                classes = self._decode(model, torch.cat(cond), n, torch.from_numpy(uniforms), device, bar)
+                audio = mu_law_decode(classes.cpu().numpy().T)          # (B, n)
+                for j, i in enumerate(chunk):
+                    r = requests[i]
+                    gain = 10.0 ** (velocity_db(r.velocity, s.velocity_range_db) / 20.0)
+                    take = audio[j, :lengths[i]] * np.float32(gain)
+                    take *= release_envelope(lengths[i], self.sample_rate, r.duration_s, r.release_s)
+                    if sum(w for _, w in r.weights if w > 0) <= 0:
+                        take[:] = 0.0
+                    out[i] = _tail_fade(take.astype(np.float32), self.sample_rate, r.release_s)
+        finally:
+            bar.close()
+        seconds = time.monotonic() - t0
+        progress.info(f"wavenet: {sum(lengths):,} samples in {seconds:.1f} s "
+                      f"({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.2f}× real time, aggregate)")
+        return out  # type: ignore[return-value]
+
+    def _decode(self, model: WaveNetAutoencoder, cond: torch.Tensor, n: int, uniforms: torch.Tensor,
+                device: torch.device, bar) -> torch.Tensor:
+        """Decode one batch: on the CPU, split over `threads` Python threads with one torch thread each
+        (independent voices, no per-op thread barrier: robust on a busy machine)."""
+        b = cond.shape[0]
+        decoder = model.decoder.to(device)
+        temperature = self.settings.temperature
+        k = self._decode_threads(device, b)
+        parts = [slice(i * b // k, (i + 1) * b // k) for i in range(k)]
+        results: list[torch.Tensor | None] = [None] * k
+        errors: list[BaseException] = []
+        last = [0]
+
+        def report(t: int) -> None:
+            bar.update(t - last[0])
+            last[0] = t
+
+        def work(j: int) -> None:
+            try:
+                gen = FastGenerator(decoder, batch=parts[j].stop - parts[j].start, device=device,
+                                    temperature=temperature)
+                results[j] = gen.generate(cond[parts[j]], n, uniforms[:, parts[j]] if temperature > 0 else None,
+                                          callback=report if j == 0 else None)
+            except BaseException as error:          # re-raised in the calling thread
+                errors.append(error)
+
+        with torch_threads(1 if device.type == "cpu" else None):
+            if k == 1:
+                work(0)
+            else:
+                threads = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(k)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+        model.decoder.cpu()
+        if errors:
+            raise errors[0]
+        return torch.cat(results, dim=1)
+
+
+__all__ = ["WaveNetEngine", "WaveNetSettings", "attack_and_sustain", "frame_loudness_db", "held_latents",
+           "loudness_direction", "release_mix", "shifts_for", "velocity_db"]
