@@ -43,7 +43,7 @@ from ..errors import EngineError
 from ..progress import SILENT
 from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
 from .ddsp_model import DDSP, DDSPConfig, fft_sizes, multi_resolution_stft_loss
-from .torch_utils import cpu_threads, load_module_state, load_state, pick_device, save_state
+from .torch_utils import load_engine_state, cpu_threads, load_module_state, pick_device, save_state
 from .training import TrainConfig, Trainer, TrainResult
 
 MODEL_NAME = "ddsp"
@@ -562,15 +562,8 @@ class DDSPEngine(Engine):
         save_state(directory, MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        directory = Path(directory)
-        file = str(directory / f"{MODEL_NAME}.safetensors")
-        tensors, meta = load_state(directory, MODEL_NAME)
+        tensors, meta, file = load_engine_state(self, directory, MODEL_NAME)
         fix = "delete that folder and build again"
-        if meta.get("engine") != self.name or meta.get("version") != self.version:
-            raise EngineError("not a ddsp model of this version", file=file, fix=fix)
-        if meta.get("sample_rate") != self.sample_rate:
-            raise EngineError(f"model was trained at {meta.get('sample_rate')} Hz, the engine runs at "
-                              f"{self.sample_rate} Hz", file=file, fix=fix)
         try:
             config = DDSPConfig(**meta["config"])
             keys = [KeyInfo(k["source"], k["channel"], bool(k["silent"]),

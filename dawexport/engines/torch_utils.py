@@ -252,6 +252,22 @@ def load_state(directory, name: str, *, device: str | torch.device = "cpu", what
     return load_tensors(Path(directory) / f"{name}.safetensors", device=device, what=what)
 
 
+def load_engine_state(engine, directory, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """`load_state` for an engine's saved model, refusing one of another engine, version or sample rate.
+
+    Returns (tensors, meta, file) so that later checks can name the file.
+    """
+    file = str(Path(directory) / f"{name}.safetensors")
+    tensors, meta = load_state(directory, name)
+    fix = "delete that folder and build again"
+    if meta.get("engine") != engine.name or meta.get("version") != engine.version:
+        raise EngineError(f"not a {engine.name} model of this version", file=file, fix=fix)
+    if meta.get("sample_rate") != engine.sample_rate:
+        raise EngineError(f"model was trained at {meta.get('sample_rate')} Hz, the engine runs at "
+                          f"{engine.sample_rate} Hz", file=file, fix=fix)
+    return tensors, meta, file
+
+
 def load_module_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, file: str) -> None:
     """`module.load_state_dict(strict=True)` with shape/name mismatches turned into an EngineError."""
     try:

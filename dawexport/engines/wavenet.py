@@ -54,7 +54,7 @@ from ..errors import EngineError
 from ..progress import SILENT
 from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
 from .sampler import release_envelope
-from .torch_utils import load_module_state, load_state, pick_device, save_state
+from .torch_utils import load_engine_state, load_module_state, pick_device, save_state
 from .training import TrainConfig, Trainer, TrainResult
 from .wavenet_model import (
     FastGenerator,
@@ -433,15 +433,8 @@ class WaveNetEngine(Engine):
         save_state(directory, MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        directory = Path(directory)
-        file = str(directory / f"{MODEL_NAME}.safetensors")
-        tensors, meta = load_state(directory, MODEL_NAME)
+        tensors, meta, file = load_engine_state(self, directory, MODEL_NAME)
         fix = "delete that folder and build again"
-        if meta.get("engine") != self.name or meta.get("version") != self.version:
-            raise EngineError("not a wavenet model of this version", file=file, fix=fix)
-        if meta.get("sample_rate") != self.sample_rate:
-            raise EngineError(f"model was trained at {meta.get('sample_rate')} Hz, the engine runs at "
-                              f"{self.sample_rate} Hz", file=file, fix=fix)
         try:
             config = WaveNetConfig(**meta["config"])
             clips = [SourceClip(c["source"], c["channel"], int(c["take"]), tensors[f"clip/{i}"].numpy(),
