@@ -15,10 +15,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..audio.analysis import PitchEstimate
 
@@ -108,6 +108,18 @@ class GrainRequest:
 class EngineSettings(BaseModel):
     """Base of every engine's settings model: unknown keys are errors."""
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingSettings(EngineSettings):
+    """The trainer's settings, shared by every learning engine; engines override the defaults they need."""
+    max_steps: int = Field(3000, ge=1)
+    max_minutes: float | None = Field(5.0, gt=0, description="training wall-clock budget")
+    batch_size: int = Field(8, ge=1, le=256)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
+    checkpoint_every: int = Field(100, ge=1)
+    validate_every: int = Field(100, ge=1)
+    patience: int | None = Field(None, ge=1, description="stop after this many validations without improvement")
 
 
 class Engine(abc.ABC):

@@ -41,7 +41,7 @@ from scipy import signal as sps
 from ..audio.analysis import FLOOR_DB, default_hop, f0_track, hz_to_midi, loudness_db, midi_to_hz
 from ..errors import EngineError
 from ..progress import SILENT
-from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
+from .base import Capabilities, Corpus, Engine, RenderRequest, TrainingSettings
 from .ddsp_model import DDSP, DDSPConfig, fft_sizes, multi_resolution_stft_loss
 from .torch_utils import load_engine_state, cpu_threads, load_module_state, pick_device, save_state
 from .training import TrainConfig, Trainer, TrainResult
@@ -51,7 +51,7 @@ SILENT_PEAK = 10.0 ** (-90.0 / 20.0)
 _CHUNK_SAMPLES = 1 << 21          # output samples per batched render pass (bounds memory to ~0.3 GB)
 
 
-class DDSPSettings(EngineSettings):
+class DDSPSettings(TrainingSettings):
     """Small CPU-friendly defaults: a usable cat_flute instrument in about five minutes on two cores."""
     latent_size: int = Field(16, ge=1, le=128, description="dimensions of the timbre latent z")
     hidden_size: int = Field(128, ge=8, le=1024, description="width of the GRU and MLPs")
@@ -59,15 +59,8 @@ class DDSPSettings(EngineSettings):
     noise_bands: int = Field(65, ge=2, le=512)
     n_mels: int = Field(64, ge=8, le=256, description="mel bands the encoder reads")
     table_size: int = Field(2048, ge=64, le=16384, description="samples per single-cycle table")
-    max_steps: int = Field(3000, ge=1)
-    max_minutes: float | None = Field(5.0, gt=0, description="training wall-clock budget")
-    batch_size: int = Field(8, ge=1, le=256)
     crop_s: float = Field(0.75, gt=0.05, le=10.0, description="seconds of audio per training example")
     lr: float = Field(2e-3, gt=0, le=1.0)
-    lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
-    checkpoint_every: int = Field(100, ge=1)
-    validate_every: int = Field(100, ge=1)
-    patience: int | None = Field(None, ge=1, description="stop after this many validations without improvement")
     augment: bool = True
     augment_copies: int = Field(8, ge=0, le=64, description="augmented copies of each clip")
     pitch_shift_semitones: float = Field(12.0, ge=0.0, le=24.0, description="shifts drawn from ±this")

@@ -52,7 +52,7 @@ from pydantic import Field, model_validator
 from ..audio.repitch import repitch
 from ..errors import EngineError
 from ..progress import SILENT
-from .base import Capabilities, Corpus, Engine, EngineSettings, RenderRequest
+from .base import Capabilities, Corpus, Engine, RenderRequest, TrainingSettings
 from .sampler import release_envelope
 from .torch_utils import load_engine_state, load_module_state, pick_device, save_state
 from .training import TrainConfig, Trainer, TrainResult
@@ -68,7 +68,7 @@ SILENT_PEAK = 10.0 ** (-90.0 / 20.0)
 FLOOR_DB = -120.0
 
 
-class WaveNetSettings(EngineSettings):
+class WaveNetSettings(TrainingSettings):
     """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30)."""
     # the network
     width: int = Field(64, ge=4, le=1024, description="decoder residual channels (NSynth: 512)")
@@ -85,15 +85,9 @@ class WaveNetSettings(EngineSettings):
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
     # training
-    max_steps: int = Field(3000, ge=1)
     max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
     batch_size: int = Field(4, ge=1, le=256)
     crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
-    lr: float = Field(1e-3, gt=0, le=1.0)
-    lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
-    checkpoint_every: int = Field(100, ge=1)
-    validate_every: int = Field(100, ge=1)
-    patience: int | None = Field(None, ge=1, description="stop after this many validations without improvement")
     augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
     augment_high: int = Field(96, ge=0, le=127, description="highest MIDI note the sources are shifted to")
     augment_step: float = Field(1.0, gt=0, le=24, description="semitones between shifted copies")
