@@ -105,6 +105,30 @@ class GrainRequest:
     variation: int = 0
 
 
+def save_numpy_model(directory: Path, stem: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write `stem.safetensors` (numpy arrays) and `stem.json` into `directory`: no pickle anywhere."""
+    from safetensors.numpy import save_file
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / f"{stem}.safetensors"))
+    (directory / f"{stem}.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_numpy_model(directory: Path, stem: str, what: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Read what `save_numpy_model` wrote; an unreadable or foreign file is an EngineError naming the folder."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from ..errors import EngineError
+    directory = Path(directory)
+    try:
+        return (load_file(str(directory / f"{stem}.safetensors")),
+                json.loads((directory / f"{stem}.json").read_text()))
+    except (OSError, ValueError, SafetensorError) as error:
+        raise EngineError(f"cached {what} model is unreadable ({error})", file=str(directory),
+                          fix="delete that folder and build again") from None
+
+
 class EngineSettings(BaseModel):
     """Base of every engine's settings model: unknown keys are errors."""
     model_config = ConfigDict(extra="forbid", frozen=True)

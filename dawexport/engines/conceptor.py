@@ -24,7 +24,6 @@ aperture) blend with the request's corner weights.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Literal, Sequence
@@ -36,7 +35,8 @@ from ..audio.analysis import estimate_pitch, f0_track, midi_to_hz
 from ..audio.repitch import repitch
 from ..errors import EngineError
 from . import conceptor_core as core
-from .base import Capabilities, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest
+from .base import (Capabilities, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest, load_numpy_model,
+                   save_numpy_model)
 
 MODEL_VERSION = 1
 
@@ -267,10 +267,7 @@ class ConceptorEngine(Engine):
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
-        from safetensors.numpy import save_file
         m = self._require()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         r = m.reservoir
         arrays = {"reservoir.W": r.weights, "reservoir.w_in": r.input_weights, "reservoir.b": r.bias,
                   "loaded.W": m.weights, "readout": m.readout, "apertures": m.apertures,
@@ -280,23 +277,14 @@ class ConceptorEngine(Engine):
             arrays[f"spectrum.{j}"] = sv
         if m.diag_energy is not None:
             arrays["diag_energy"] = m.diag_energy
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / "conceptor.safetensors"))
         meta = {"version": MODEL_VERSION, "sample_rate": self.sample_rate, "seed": self.seed,
                 "form": m.form, "leak": r.leak, "spectral_radius": r.spectral_radius, "reservoir_seed": r.seed,
                 "readout_bias": m.readout_bias, "clips": self.clips, "grains": self.grains,
                 "settings": self.settings.model_dump(mode="json")}
-        (directory / "conceptor.json").write_text(json.dumps(meta, indent=1))
+        save_numpy_model(directory, "conceptor", arrays, meta)
 
     def load(self, directory: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-        directory = Path(directory)
-        try:
-            arrays = load_file(str(directory / "conceptor.safetensors"))
-            meta = json.loads((directory / "conceptor.json").read_text())
-        except (OSError, ValueError, SafetensorError) as error:
-            raise EngineError(f"cached conceptor model is unreadable ({error})", file=str(directory),
-                              fix="delete that folder and build again") from None
+        arrays, meta = load_numpy_model(directory, "conceptor", "conceptor")
         if meta.get("version") != MODEL_VERSION:
             raise EngineError(f"conceptor model version {meta.get('version')} is not {MODEL_VERSION}",
                               file=str(directory), fix="delete that folder and build again")

@@ -11,7 +11,6 @@ baseline every neural engine is measured against, and it makes tests run in seco
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +20,8 @@ from pydantic import Field
 from ..audio.analysis import midi_to_hz
 from ..audio.repitch import repitch
 from ..errors import EngineError
-from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest
+from .base import (Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest, load_numpy_model,
+                   save_numpy_model)
 
 
 class SamplerSettings(EngineSettings):
@@ -48,6 +48,7 @@ def release_envelope(frames: int, sample_rate: int, duration_s: float, release_s
 
 class SamplerEngine(Engine):
     name = "sampler"
+    version = 2  # model files: sampler.safetensors + sampler.json
     capabilities = Capabilities(pitched=True, blendable=True, trainable=False, native_rates=None,
                                 default_rate=None)
     Settings = SamplerSettings
@@ -60,28 +61,16 @@ class SamplerEngine(Engine):
         self.corpus = corpus
 
     def save(self, directory: Path) -> None:
-        from safetensors.numpy import save_file
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         arrays = {f"clip{i}": clip.audio for i, clip in enumerate(self.corpus.clips)}
         meta = {"sample_rate": self.corpus.sample_rate, "channels": list(self.corpus.channels),
                 "clips": [{"source": c.source, "channel": c.channel, "take": c.take,
                            "pitch": [c.pitch.hz, c.pitch.midi, c.pitch.confidence, c.pitch.voiced_fraction]}
                           for c in self.corpus.clips]}
-        save_file(arrays, str(directory / "clips.safetensors"))
-        (directory / "sampler.json").write_text(json.dumps(meta))
+        save_numpy_model(directory, "sampler", arrays, meta)
 
     def load(self, directory: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
         from ..audio.analysis import PitchEstimate
-        directory = Path(directory)
-        try:
-            arrays = load_file(str(directory / "clips.safetensors"))
-            meta = json.loads((directory / "sampler.json").read_text())
-        except (OSError, ValueError, SafetensorError) as error:
-            raise EngineError(f"cached sampler model is unreadable ({error})", file=str(directory),
-                              fix="delete that folder and build again") from None
+        arrays, meta = load_numpy_model(directory, "sampler", "sampler")
         clips = tuple(Clip(m["source"], m["channel"], m["take"], arrays[f"clip{i}"], PitchEstimate(*m["pitch"]))
                       for i, m in enumerate(meta["clips"]))
         self.corpus = Corpus(meta["sample_rate"], tuple(meta["channels"]), clips)

@@ -66,6 +66,13 @@ class TrainConfig(BaseModel):
     deterministic: bool = True
     threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads (None: torch's default)")
 
+    @classmethod
+    def from_settings(cls, settings, *, seed: int, device: str, **extra) -> "TrainConfig":
+        """The trainer's part of an engine's `TrainingSettings`, plus `extra` (e.g. threads=...)."""
+        shared = ("max_steps", "max_minutes", "batch_size", "lr", "lr_schedule", "checkpoint_every",
+                  "validate_every", "patience")
+        return cls(**{name: getattr(settings, name) for name in shared}, seed=seed, device=device, **extra)
+
 
 @dataclass
 class TrainResult:

@@ -328,11 +328,7 @@ class WaveNetEngine(Engine):
                              pitch_features=16 if s.pitch_conditioning else 0)
 
     def train_config(self) -> TrainConfig:
-        s = self.settings
-        return TrainConfig(max_steps=s.max_steps, max_minutes=s.max_minutes, batch_size=s.batch_size, lr=s.lr,
-                           lr_schedule=s.lr_schedule, checkpoint_every=s.checkpoint_every,
-                           validate_every=s.validate_every, patience=s.patience, seed=self.seed,
-                           device=self.device)
+        return TrainConfig.from_settings(self.settings, seed=self.seed, device=self.device)
 
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
