@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT))
 from dawexport.audio.analysis import estimate_pitch, f0_track  # noqa: E402
 from dawexport.audio.io import read_audio  # noqa: E402
 from dawexport.audio.resample import resample  # noqa: E402
-from dawexport.engines import conceptor_core as cc  # noqa: E402
 from dawexport.engines.base import Clip, Corpus  # noqa: E402
-from dawexport.engines.conceptor import ConceptorEngine  # noqa: E402
+from dawexport.engines.conceptor import ConceptorEngine, blas, grains, kernels, loading, reservoir  # noqa: E402
 
 SR_MODEL = 22050
 
@@ -59,7 +58,7 @@ def example_clips(sr):
 def grains_of(x, sr, count):
     tr = f0_track(x, sr)
     hz = np.interp(np.arange(len(x)), tr.times * sr, np.where(tr.voiced, tr.hz, np.nan))
-    return cc.cut_grains(x, sr, count, period=sr / hz, min_length=int(0.005 * sr))
+    return grains.cut_grains(x, sr, count, period=sr / hz, min_length=int(0.005 * sr))
 
 
 # ------------------------------------------------------------------ 1. loading
@@ -69,15 +68,15 @@ def bench_loading(repeats):
     pats = [g.audio for c in clips for g in grains_of(np.asarray(c.audio, np.float64), SR_MODEL, 15)]
     assert len(pats) == 60
     rows = []
-    res = cc.make_reservoir(400, spectral_radius=1.7, leak=0.5, seed=0)
+    res = reservoir.make_reservoir(400, spectral_radius=1.7, leak=0.5, seed=0)
 
     def load(aperture):
-        return lambda: cc.load_patterns(res, pats, aperture=aperture, washout=110)
-    t_make = best_of(lambda: cc.make_reservoir(400, spectral_radius=1.7, leak=0.5, seed=0), repeats)
+        return lambda: loading.load_patterns(res, pats, aperture=aperture, washout=110)
+    t_make = best_of(lambda: reservoir.make_reservoir(400, spectral_radius=1.7, leak=0.5, seed=0), repeats)
     t_fixed = best_of(load(100.0), repeats)
     t_auto = best_of(load("auto"), repeats)
     model = load("auto")()
-    t_err = best_of(lambda: cc.reconstruction_errors(model, pats, washout=110), repeats)
+    t_err = best_of(lambda: loading.reconstruction_errors(model, pats, washout=110), repeats)
     lengths = [len(p) for p in pats]
     rows.append(("new reservoir (random sparse W, spectral radius)", *t_make))
     rows.append(("load 60 grains, fixed aperture", *t_fixed))
@@ -99,11 +98,11 @@ def bench_loading(repeats):
 # ------------------------------------------------------------------ 2. render throughput
 
 def toy_model(n, seed=0):
-    res = cc.make_reservoir(n, spectral_radius=1.7, leak=0.5, seed=seed)
+    res = reservoir.make_reservoir(n, spectral_radius=1.7, leak=0.5, seed=seed)
     t = np.arange(113)
     pats = [0.6 * np.sin(2 * np.pi * 2 * t / 113 + k) + 0.2 * np.sin(2 * np.pi * 6 * t / 113 + 2 * k)
             for k in range(4)]
-    return cc.load_patterns(res, pats, aperture=100.0), cc.load_patterns(res, pats, aperture=10.0, form="diagonal")
+    return loading.load_patterns(res, pats, aperture=100.0), loading.load_patterns(res, pats, aperture=10.0, form="diagonal")
 
 
 def gemm_bound(shapes, steps, threads, dtype):
@@ -115,7 +114,7 @@ def gemm_bound(shapes, steps, threads, dtype):
         b = rng.standard_normal((g, k, n) if g > 1 else (k, n)).astype(dtype)
         out = np.empty((g, m, n) if g > 1 else (m, n), dtype)
         ops.append((a, b, out))
-    with cc.blas_threads(threads):
+    with blas.blas_threads(threads):
         for a, b, out in ops:
             np.matmul(a, b, out=out)
         t = time.perf_counter()
@@ -159,20 +158,20 @@ def bench_render(quick, threads_list):
                 model = diag if form == "diagonal" else full
                 cons = [model.diag_values(j) for j in range(4)] if form == "diagonal" else \
                     [model.conceptor(j) for j in range(4)]
-                lib = cc.ConceptorLibrary(model, cons, form)
+                lib = kernels.ConceptorLibrary(model, cons, form)
                 per = b // groups
                 scheds = []
                 for g in range(groups):
                     order = [(g + k) % 4 for k in range(4)]
-                    scheds.append([cc.Segment(steps // 3, (order[k], order[k + 1]), (1.0, 0.0), (0.0, 1.0))
-                                   for k in range(3)] + cc.hold(order[3], steps))
+                    scheds.append([kernels.Segment(steps // 3, (order[k], order[k + 1]), (1.0, 0.0), (0.0, 1.0))
+                                   for k in range(3)] + kernels.hold(order[3], steps))
                 group_of = np.repeat(np.arange(groups), per)
                 leak = rng.uniform(0.3, 0.7, b)
                 radius = rng.uniform(0.95, 1.05, b)
                 if form == "lowrank":
-                    r = max(cc.ConceptorLibrary(model, cons, "lowrank").ranks())
+                    r = max(kernels.ConceptorLibrary(model, cons, "lowrank").ranks())
                     # the segment basis spans two grains: measure it as the kernel builds it
-                    kern = cc._LowRankKernel(lib, groups, per, np.zeros((b, n)), leak, None)
+                    kern = kernels._LowRankKernel(lib, groups, per, np.zeros((b, n)), leak, None)
                     r = kern._basis((0, 1))[0].shape[1]
                     shapes = [(groups, n + 1, r, per), (groups, r, n, per), (groups, r, r, per)]
                 elif form == "dense":
@@ -183,7 +182,7 @@ def bench_render(quick, threads_list):
                     shapes = [(1, n + 1, n, b)]
                 for threads in threads_list:
                     def run():
-                        cc.render(lib, scheds, group_of, steps, leak=leak, radius=radius, threads=threads)
+                        kernels.render(lib, scheds, group_of, steps, leak=leak, radius=radius, threads=threads)
                     run()
                     t_best, _ = best_of(run, 2)
                     t_bound = min(gemm_bound(shapes, steps, threads, np.float32) for _ in range(2))
@@ -193,7 +192,7 @@ def bench_render(quick, threads_list):
                                  t_bound / t_best))
         # the naive reference (float64, 1 thread, fewer steps)
         c = full.conceptor(0).dense()
-        with cc.blas_threads(1):
+        with blas.blas_threads(1):
             t = naive_dense_step_time(full, c, b, steps // 4)
         voice_s = b * (steps // 4) / rate
         rows.append((n, "dense float64 naive", 1, n, 1, t / voice_s, voice_s / t, float("nan"), float("nan")))

@@ -33,7 +33,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import dawexport.engines.torch_utils  # noqa: E402,F401  (first: sets the OpenMP wait policy before torch loads)
 from dawexport.audio.analysis import estimate_pitch, integrated_loudness_db  # noqa: E402
 from dawexport.engines import make_engine  # noqa: E402
 from dawexport.engines.sampler import SamplerEngine  # noqa: E402
@@ -56,7 +55,7 @@ def load_cat_flute(engine: str, rate: int | None, settings: dict, out_dir: Path)
 
 def spectral_distance(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
     import torch
-    from dawexport.engines.ddsp_model import fft_sizes, multi_resolution_stft_loss
+    from dawexport.engines.ddsp.model import fft_sizes, multi_resolution_stft_loss
     n = min(len(a), len(b))
     ta = torch.tensor(np.asarray(a[:n], np.float32))[None]
     tb = torch.tensor(np.asarray(b[:n], np.float32))[None]

@@ -34,16 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from dawexport.engines.wavenet import WaveNetEngine, WaveNetSettings, torch_threads  # noqa: E402
-from dawexport.engines.wavenet_model import (  # noqa: E402
+# dawexport.engines before torch: the package sets the OpenMP wait policy, read once when torch loads
+from dawexport.engines.common.torch_utils import cpu_threads  # noqa: E402
+from dawexport.engines.wavenet import WaveNetEngine, WaveNetSettings  # noqa: E402
+from dawexport.engines.wavenet.generator import FastGenerator, naive_generate  # noqa: E402
+from dawexport.engines.wavenet.model import (  # noqa: E402
     CLASSES,
-    FastGenerator,
     WaveNetAutoencoder,
     WaveNetConfig,
-    naive_generate,
 )
+import torch  # noqa: E402
 
 SPEC = ROOT / "instruments" / "cat_flute.yaml"
 RATE = 16000
@@ -103,7 +104,7 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
     per part of the batch, as the engine runs them), and nothing else."""
     hop = model.config.hop
     bounds = np.cumsum([0] + parts)
-    with torch_threads(1):
+    with cpu_threads(1):
         gens = [FastGenerator(model.decoder, batch=b) for b in parts]
     conds = [cond[lo:hi].permute(1, 2, 0).contiguous() for lo, hi in zip(bounds[:-1], bounds[1:])]
 
@@ -124,7 +125,7 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
             torch.addmm(gen.b_out1, gen.w_out1, gen.h1, out=gen.h2)
             torch.addmm(gen.b_out2, gen.h2.t(), gen.w_out2, out=gen.logits)
 
-    with torch_threads(1):
+    with cpu_threads(1):
         threads = [threading.Thread(target=work, args=(g, c)) for g, c in zip(gens, conds)]
         t0 = clocks()
         for t in threads:
@@ -135,7 +136,7 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
 
 
 def time_intra_op(model, cond, steps, uniforms, threads: int) -> np.ndarray:
-    with torch_threads(threads):
+    with cpu_threads(threads):
         gen = FastGenerator(model.decoder, batch=cond.shape[0])
         gen.generate(cond, min(64, steps), uniforms[:min(64, steps)])
         t0 = clocks()
@@ -154,7 +155,7 @@ def gemm_peak(threads: int, size: int = 1024, reps: int = 10) -> float:
         out.append(time.perf_counter() - t0)
 
     results: list[float] = []
-    with torch_threads(1):
+    with cpu_threads(1):
         ts = [threading.Thread(target=work, args=(results,)) for _ in range(threads)]
         t0 = time.perf_counter()
         for t in ts:
@@ -200,7 +201,7 @@ def bench_width(width: int, batch: int, grid_samples: int, steps: int, repeats: 
     rate = batch * steps / statistics.median(gen_t)
 
     # batch 1, one thread: the fast generator and the full convolution
-    with torch_threads(1):
+    with cpu_threads(1):
         c1 = conditioning(model, 1, -(-batch1_steps // cfg.hop))
         u1 = torch.rand(batch1_steps, 1, generator=torch.Generator().manual_seed(3))
         gen1 = FastGenerator(model.decoder, batch=1)
@@ -271,7 +272,7 @@ def render_grid(width: int, threads: int, log) -> dict:
     requests = make_plan(spec, corpus.channels).requests()
     model = make_model(width)
     engine = make_engine(model, threads)
-    from dawexport.engines.wavenet import source_clips
+    from dawexport.engines.wavenet.data import source_clips
     engine.clips = source_clips(corpus, 60)
     engine._analyse()
     t0 = time.perf_counter()

@@ -60,23 +60,23 @@ def build_corpus(spec: InstrumentSpec, sample_rate: int, progress: Progress = SI
     """Read every source, bring it to the model's rate, split its channels and measure its pitch."""
     decoded = []
     for name, recordings in spec.sources.items():
-        for take, recording in enumerate(recordings):
-            key = f"sources.{name}" + (f"[{take}]" if len(recordings) > 1 else "")
+        for index, recording in enumerate(recordings):
+            key = f"sources.{name}" + (f"[{index}]" if len(recordings) > 1 else "")
             path = spec.source_path(recording)
             audio, rate = read_audio(path, key=key)
-            decoded.append((name, take, recording, path, resample(audio, rate, sample_rate)))
+            decoded.append((name, index, recording, path, resample(audio, rate, sample_rate)))
     channels = corpus_channels(spec, [audio.shape[0] for *_, audio in decoded])
     clips = []
-    for name, take, recording, path, audio in decoded:
+    for name, index, recording, path, audio in decoded:
         pitch = estimate_pitch(audio.mean(axis=0), sample_rate)
         if recording.root is not None:
             pitch = PitchEstimate(float(midi_to_hz(recording.root)), float(recording.root), 1.0, 1.0)
-        progress.info(f"{name}[{take}] {path.name}: {audio.shape[0]} ch, {audio.shape[1] / sample_rate:.2f} s, "
+        progress.info(f"{name}[{index}] {path.name}: {audio.shape[0]} ch, {audio.shape[1] / sample_rate:.2f} s, "
                       + (f"pitch {pitch.hz:.1f} Hz (MIDI {pitch.midi:.2f})" if np.isfinite(pitch.hz)
                          else "unpitched"))
         parts = split_channels(audio, spec.stereo, file=str(path))
         for channel in channels:
-            clips.append(Clip(name, channel, take, _channel_of(parts, channel), pitch))
+            clips.append(Clip(name, channel, index, _channel_of(parts, channel), pitch))
     return Corpus(sample_rate, channels, tuple(clips))
 
 

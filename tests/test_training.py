@@ -8,12 +8,11 @@ import time
 import numpy as np
 import pytest
 
-import dawexport.engines.torch_utils  # noqa: F401,I001  (before torch: sets the OpenMP wait policy)
 import torch
 
-from dawexport.engines.torch_utils import (load_tensors, pick_device, pick_precision, save_state, load_state,
-                                           save_tensors)
-from dawexport.engines.training import BEST, CHECKPOINT, TrainConfig, Trainer, lr_at
+from dawexport.engines.common.persistence import load_state, load_tensors, save_state, save_tensors
+from dawexport.engines.common.torch_utils import pick_device, pick_precision
+from dawexport.engines.common.training import BEST, CHECKPOINT, TrainConfig, Trainer, lr_at
 from dawexport.errors import EngineError
 from dawexport.progress import Progress, SILENT
 

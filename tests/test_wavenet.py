@@ -17,23 +17,17 @@ import yaml
 from dawexport.audio.analysis import PitchEstimate
 from dawexport.engines import ENGINES, engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
-from dawexport.engines.wavenet import (
-    WaveNetEngine,
-    WaveNetSettings,
-    attack_and_sustain,
-    held_latents,
-    release_mix,
-    shifts_for,
-)
-from dawexport.engines.wavenet_model import (
+from dawexport.engines.wavenet import WaveNetEngine, WaveNetSettings
+from dawexport.engines.wavenet.data import shifts_for
+from dawexport.engines.wavenet.generator import FastGenerator, naive_generate
+from dawexport.engines.wavenet.latents import attack_and_sustain, held_latents, release_mix
+from dawexport.engines.wavenet.model import (
     SILENCE_CLASS,
-    FastGenerator,
     WaveNetAutoencoder,
     WaveNetConfig,
     mu_law_compand,
     mu_law_decode,
     mu_law_encode,
-    naive_generate,
     shift_right,
 )
 from dawexport.errors import EngineError

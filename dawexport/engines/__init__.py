@@ -1,7 +1,10 @@
-"""Engine registry: one module per model family.
+"""Engine registry: one module or package per model family. Adding an engine is adding its package (a class
+deriving `base.Engine`) and one line in `ENGINES`; what engines share lives in `common/`.
 
     >>> engine_class("sampler").capabilities.trainable
     False
+    >>> sorted(ENGINES)
+    ['conceptor', 'ddsp', 'sampler', 'wavenet']
 """
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ import importlib
 import os
 
 # Torch's OpenMP threads spin while they wait; with another busy process on a small machine a training step
-# ran 50-100x slower. Sleeping waiters cost a few percent when idle. This package is imported before any
-# engine module loads torch, and the value is read once, when torch starts; a user's own setting is kept.
+# ran 50-100x slower. Sleeping waiters cost a few percent when idle. The value is read once, when torch
+# starts. Python runs this file before any module inside the package, so before any engine imports torch;
+# this is the only place it is set, and a user's own setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pydantic import ValidationError
 
 from ..errors import SpecError
-from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest
+from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest
 
 # name -> "module:Class"; modules are imported on first use so torch loads only when an engine needs it.
 ENGINES: dict[str, str] = {
@@ -68,5 +72,5 @@ def make_engine(spec) -> Engine:
     return cls(settings, sample_rate=engine_rate(spec), seed=spec.engine.seed, device=spec.engine.device)
 
 
-__all__ = ["Capabilities", "Clip", "Corpus", "Engine", "EngineSettings", "RenderRequest", "ENGINES",
+__all__ = ["Capabilities", "Clip", "Corpus", "Engine", "EngineSettings", "GrainRequest", "RenderRequest", "ENGINES",
            "engine_class", "engine_rate", "make_engine", "validate_engine"]

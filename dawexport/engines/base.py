@@ -1,9 +1,16 @@
 """The engine seam: what every model family provides, and the data it trains on and renders.
 
-    >>> engine = get_engine("sampler")(settings, sample_rate=44100, seed=0, device="cpu")
-    >>> engine.fit(corpus, workdir, progress)
-    >>> takes = engine.render([RenderRequest(weights=(("cat", 1.0),), channel="L", note=60,
-    ...                                      velocity=100, duration_s=1.0, release_s=0.3)])
+    >>> from dawexport.audio.analysis import estimate_pitch
+    >>> from dawexport.engines import engine_class
+    >>> tone = np.sin(2 * np.pi * 220 * np.arange(8000) / 8000).astype(np.float32)
+    >>> corpus = Corpus(8000, ("mono",), (Clip("sine", "mono", 0, tone, estimate_pitch(tone, 8000)),))
+    >>> cls = engine_class("sampler")
+    >>> engine = cls(cls.Settings(), sample_rate=8000, seed=0, device="cpu")
+    >>> engine.fit(corpus, None, None)
+    >>> [take] = engine.render([RenderRequest(weights=(("sine", 1.0),), channel="mono", note=57,
+    ...                                       velocity=100, duration_s=0.5, release_s=0.1)])
+    >>> take.shape
+    (4800,)
 
 Engines see mono float32 clips at their own sample rate; stereo handling, resampling to the output rate,
 trimming, looping and mapping all happen outside, in the pipeline.
@@ -26,8 +33,8 @@ from ..audio.analysis import PitchEstimate
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate.
-    `grains`: the engine renders single grains of its sources (`grain_catalogue`, `render_grains`,
-    `morph_frames`): what a grain kit and a grain-morph wavetable need."""
+    `grains`: the engine implements the grain protocol (`grain_catalogue`, `render_grains`, `morph_frames`):
+    what a grain kit and a grain-morph wavetable need. Callers check this flag, never the engine's type."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True
@@ -41,7 +48,7 @@ class Clip:
     """One channel of one recording of a source, at the corpus rate, with its measured pitch."""
     source: str
     channel: str
-    take: int
+    recording: int           # index of the recording among the source's recordings
     audio: np.ndarray
     pitch: PitchEstimate
 
@@ -57,7 +64,7 @@ class Corpus:
     def sources(self) -> list[str]:
         return list(dict.fromkeys(clip.source for clip in self.clips))
 
-    def takes(self, source: str, channel: str) -> list[Clip]:
+    def recordings(self, source: str, channel: str) -> list[Clip]:
         """All recordings of `source` on `channel`."""
         found = [c for c in self.clips if c.source == source and c.channel == channel]
         if not found:
@@ -68,14 +75,14 @@ class Corpus:
         """A content hash of the audio, names, rate and channel layout (for model caching)."""
         digest = hashlib.sha256(f"{self.sample_rate}|{self.channels}".encode())
         for clip in self.clips:
-            digest.update(f"{clip.source}|{clip.channel}|{clip.take}|{clip.audio.shape}".encode())
+            digest.update(f"{clip.source}|{clip.channel}|{clip.recording}|{clip.audio.shape}".encode())
             digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
         return digest.hexdigest()
 
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """One take to render: corner weights (summing to 1), a channel, a note, a velocity and timing."""
+    """One note to render: corner weights (summing to 1), a channel, a note, a velocity and timing."""
     weights: tuple[tuple[str, float], ...]
     channel: str
     note: int
@@ -95,7 +102,7 @@ class GrainRequest:
     there are several) on one channel, played for `duration_s` under a decay that falls 60 dB in `decay_s`.
     `note` is the pad's key (engines may apply per-key settings; the grains keep their own pitch)."""
     source: str
-    take: int
+    recording: int
     positions: tuple[int, ...]
     channel: str
     note: int
@@ -103,30 +110,6 @@ class GrainRequest:
     duration_s: float
     decay_s: float
     variation: int = 0
-
-
-def save_numpy_model(directory: Path, stem: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write `stem.safetensors` (numpy arrays) and `stem.json` into `directory`: no pickle anywhere."""
-    from safetensors.numpy import save_file
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(directory / f"{stem}.safetensors"))
-    (directory / f"{stem}.json").write_text(json.dumps(meta, indent=1))
-
-
-def load_numpy_model(directory: Path, stem: str, what: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Read what `save_numpy_model` wrote; an unreadable or foreign file is an EngineError naming the folder."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    from ..errors import EngineError
-    directory = Path(directory)
-    try:
-        return (load_file(str(directory / f"{stem}.safetensors")),
-                json.loads((directory / f"{stem}.json").read_text()))
-    except (OSError, ValueError, SafetensorError) as error:
-        raise EngineError(f"cached {what} model is unreadable ({error})", file=str(directory),
-                          fix="delete that folder and build again") from None
 
 
 class EngineSettings(BaseModel):
@@ -147,8 +130,10 @@ class TrainingSettings(EngineSettings):
 
 
 class Engine(abc.ABC):
-    """A model family. Subclasses set `name`, `capabilities`, `Settings` and implement the methods."""
+    """A model family. Subclasses set `name`, `capabilities`, `Settings` and implement the abstract methods;
+    they raise `version` when a change makes models saved before unusable (it is part of the cache key)."""
     name: ClassVar[str]
+    version: ClassVar[int] = 1
     capabilities: ClassVar[Capabilities]
     Settings: ClassVar[type[EngineSettings]] = EngineSettings
     render_only: ClassVar[tuple[str, ...]] = ()
@@ -168,7 +153,7 @@ class Engine(abc.ABC):
         training = self.settings.model_dump(mode="json", exclude=set(self.render_only))
         blob = json.dumps({"engine": self.name, "settings": training,
                            "rate": self.sample_rate, "seed": self.seed, "corpus": corpus.fingerprint(),
-                           "version": getattr(self, "version", 1)}, sort_keys=True)
+                           "version": self.version}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def render_key(self, corpus: Corpus) -> str:
@@ -192,12 +177,18 @@ class Engine(abc.ABC):
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         """Render many takes in batched calls: one 1-D float32 array at `self.sample_rate` per request."""
 
-    # Engines with `capabilities.grains` override these two.
+    # The grain protocol: engines with `capabilities.grains` override these three.
     def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
-        """(source, take) -> positions along its grain sequence of the grains that sound (on the first,
+        """(source, recording) -> positions along its grain sequence of the grains that sound (on the first,
         main channel), in order: what a grain kit picks its pads from."""
         raise NotImplementedError(f"engine {self.name!r} has no grains")
 
     def render_grains(self, requests: Sequence[GrainRequest], progress=None) -> list[np.ndarray]:
         """Render grain-kit pads in batched calls: one 1-D float32 array at `self.sample_rate` per request."""
         raise NotImplementedError(f"engine {self.name!r} cannot render grains")
+
+    def morph_frames(self, a: tuple[str, int], b: tuple[str, int], channel: str, frames: int,
+                     seconds: float) -> list[np.ndarray]:
+        """`frames` runs of `seconds` each, morphing from grain `a` to grain `b` ((source, position) of the
+        first recording on `channel`): what a grain-morph wavetable takes its cycles from."""
+        raise NotImplementedError(f"engine {self.name!r} cannot morph grains")

@@ -5,9 +5,14 @@ nearest the note, repitches it by tape-speed to land exactly on the note, scales
 mixes the corners by their weights (a plain layered mix: no timbre interpolation at all). It is the
 baseline every neural engine is measured against, and it makes tests run in seconds.
 
-    >>> engine = SamplerEngine(SamplerEngine.Settings(), sample_rate=44100)
-    >>> engine.fit(corpus, workdir, progress)
-    >>> [take] = engine.render([RenderRequest((("flute", 1.0),), "mono", 67, 127, 1.0, 0.3)])
+    >>> from dawexport.audio.analysis import PitchEstimate
+    >>> tone = np.sin(2 * np.pi * 440 * np.arange(4000) / 8000).astype(np.float32)
+    >>> corpus = Corpus(8000, ("mono",), (Clip("flute", "mono", 0, tone, PitchEstimate(440.0, 69.0, 1.0, 1.0)),))
+    >>> engine = SamplerEngine(SamplerEngine.Settings(), sample_rate=8000)
+    >>> engine.fit(corpus, None, None)
+    >>> [take] = engine.render([RenderRequest((("flute", 1.0),), "mono", 81, 127, 0.2, 0.1)])
+    >>> len(take)                                          # (0.2 s held + 0.1 s release) at 8 kHz
+    2400
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ from pydantic import Field
 from ..audio.analysis import midi_to_hz
 from ..audio.repitch import repitch
 from ..errors import EngineError
-from .base import (Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest, load_numpy_model,
-                   save_numpy_model)
+from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, RenderRequest
+from .common.envelopes import release_envelope
+from .common.persistence import load_numpy_model, save_numpy_model
+from .common.velocity import velocity_gain
 
 
 class SamplerSettings(EngineSettings):
@@ -32,23 +39,9 @@ class SamplerSettings(EngineSettings):
     unpitched_root: int = Field(60, ge=0, le=127, description="root key assumed for sources with no pitch")
 
 
-def release_envelope(frames: int, sample_rate: int, duration_s: float, release_s: float) -> np.ndarray:
-    """1 while the key is held, a raised-cosine fall over `release_s` after note-off, then 0."""
-    t = np.arange(frames) / sample_rate
-    env = np.ones(frames, dtype=np.float32)
-    if release_s <= 0:
-        env[t >= duration_s] = 0.0
-        return env
-    fall = (t - duration_s) / release_s
-    inside = (fall > 0) & (fall < 1)
-    env[inside] = 0.5 * (1 + np.cos(np.pi * fall[inside]))
-    env[fall >= 1] = 0.0
-    return env
-
-
 class SamplerEngine(Engine):
     name = "sampler"
-    version = 2  # model files: sampler.safetensors + sampler.json
+    version = 3  # 2: model files sampler.safetensors + sampler.json; 3: with a checksum, one velocity law
     capabilities = Capabilities(pitched=True, blendable=True, trainable=False, native_rates=None,
                                 default_rate=None)
     Settings = SamplerSettings
@@ -63,7 +56,7 @@ class SamplerEngine(Engine):
     def save(self, directory: Path) -> None:
         arrays = {f"clip{i}": clip.audio for i, clip in enumerate(self.corpus.clips)}
         meta = {"sample_rate": self.corpus.sample_rate, "channels": list(self.corpus.channels),
-                "clips": [{"source": c.source, "channel": c.channel, "take": c.take,
+                "clips": [{"source": c.source, "channel": c.channel, "recording": c.recording,
                            "pitch": [c.pitch.hz, c.pitch.midi, c.pitch.confidence, c.pitch.voiced_fraction]}
                           for c in self.corpus.clips]}
         save_numpy_model(directory, "sampler", arrays, meta)
@@ -71,13 +64,13 @@ class SamplerEngine(Engine):
     def load(self, directory: Path) -> None:
         from ..audio.analysis import PitchEstimate
         arrays, meta = load_numpy_model(directory, "sampler", "sampler")
-        clips = tuple(Clip(m["source"], m["channel"], m["take"], arrays[f"clip{i}"], PitchEstimate(*m["pitch"]))
+        clips = tuple(Clip(m["source"], m["channel"], m["recording"], arrays[f"clip{i}"], PitchEstimate(*m["pitch"]))
                       for i, m in enumerate(meta["clips"]))
         self.corpus = Corpus(meta["sample_rate"], tuple(meta["channels"]), clips)
 
     def _nearest_take(self, source: str, channel: str, note: int) -> tuple[Clip, float]:
         """The recording nearest `note` in pitch, and the playback ratio that lands it on the note."""
-        takes = self.corpus.takes(source, channel)
+        takes = self.corpus.recordings(source, channel)
         target = float(midi_to_hz(note))
 
         def source_midi(clip: Clip) -> float:
@@ -93,7 +86,7 @@ class SamplerEngine(Engine):
             raise EngineError(f"corpus is at {self.corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
         out = []
         cache: dict[tuple[str, str, int, int], np.ndarray] = {}
-        iterator = progress.bar(requests, total=len(requests), desc="render", unit="take") if progress else requests
+        iterator = progress.bar(requests, total=len(requests), desc="render", unit="recording") if progress else requests
         for request in iterator:
             frames = int(round((request.duration_s + request.release_s) * self.sample_rate))
             mix = np.zeros(frames, dtype=np.float32)
@@ -101,13 +94,13 @@ class SamplerEngine(Engine):
                 if weight <= 1e-6:
                     continue
                 clip, ratio = self._nearest_take(source, request.channel, request.note)
-                key = (source, request.channel, clip.take, request.note)
+                key = (source, request.channel, clip.recording, request.note)
                 if key not in cache:
                     cache[key] = repitch(clip.audio, ratio)
                 audio = cache[key][int(request.variation * self.settings.round_robin_offset_ms
                                        * 1e-3 * self.sample_rate):][:frames]
                 mix[:len(audio)] += weight * audio
-            gain = 10 ** (-self.settings.velocity_curve_db * (1 - request.velocity / 127) / 20)
+            gain = velocity_gain(request.velocity, self.settings.velocity_curve_db)
             out.append(mix * gain * release_envelope(frames, self.sample_rate, request.duration_s,
                                                      request.release_s))
         return out

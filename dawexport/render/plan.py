@@ -55,9 +55,9 @@ class KitPad:
     sequence of one recording of a source; several are walked in a loop)."""
     key: int
     source: str
-    take: int
+    recording: int
     positions: tuple[int, ...]
-    takes: int = 1           # how many recordings the source has (names mention the take only when > 1)
+    recordings: int = 1      # how many recordings the source has (names mention the recording only when > 1)
 
     def _numbers(self) -> str:
         """1-based grain numbers: '3', '3-5' for a run, '7+8+1' where the sequence wraps or skips."""
@@ -72,13 +72,13 @@ class KitPad:
     def label(self) -> str:
         """File-name part: cat_g3, cat_g3-4, cat_t2_g3."""
         grains = f"g{self._numbers()}"
-        return f"{self.source}_t{self.take + 1}_{grains}" if self.takes > 1 else f"{self.source}_{grains}"
+        return f"{self.source}_t{self.recording + 1}_{grains}" if self.recordings > 1 else f"{self.source}_{grains}"
 
     @property
     def description(self) -> str:
         """For people: 'grain 3 of cat', 'grains 3-4 of cat (recording 2)'."""
         what = ("grain " if len(self.positions) == 1 else "grains ") + self._numbers()
-        return f"{what} of {self.source}" + (f" (recording {self.take + 1})" if self.takes > 1 else "")
+        return f"{what} of {self.source}" + (f" (recording {self.recording + 1})" if self.recordings > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class RenderPlan:
         """One request per take and channel, take-major (the channels of a take are adjacent).
         A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s."""
         if self.pads:
-            return [GrainRequest(source=take.pad.source, take=take.pad.take, positions=take.pad.positions,
+            return [GrainRequest(source=take.pad.source, recording=take.pad.recording, positions=take.pad.positions,
                                  channel=channel, note=take.pad.key, velocity=take.layer.velocity,
                                  duration_s=self.duration_s, decay_s=self.decay_s,
                                  variation=take.round_robin - 1)
@@ -178,21 +178,21 @@ def kit_pads(kit, sources: list[str], grains: dict[tuple[str, int], tuple[int, .
         >>> [p.description for p in kit_pads(kit, ["cat"], {("cat", 0): (0, 1, 2, 3)})]   # grains: 2
         ['grain 1 of cat', 'grain 4 of cat']
     """
-    pool = [(source, take, i) for source in sources
-            for (name, take), positions in grains.items() if name == source for i in range(len(positions))]
+    pool = [(source, recording, i) for source in sources
+            for (name, recording), positions in grains.items() if name == source for i in range(len(positions))]
     if len(pool) < kit.grains:
         counts = ", ".join(f"{s} {sum(len(p) for (n, _), p in grains.items() if n == s)}" for s in sources)
         raise SpecError(f"the kit asks for {kit.grains} grains but the model has only {len(pool)} sounding "
                         f"grains in {', '.join(sources)} ({counts})", file=file, key="kit.grains",
                         fix="lower kit.grains, add sources to kit.sources, or raise "
                             "engine.settings.grains_per_source")
-    takes = {s: len([1 for (n, _) in grains if n == s]) for s in sources}
+    recordings = {s: len([1 for (n, _) in grains if n == s]) for s in sources}
     pads = []
     for k, pick in enumerate(np.round(np.linspace(0, len(pool) - 1, kit.grains)).astype(int)):
-        source, take, i = pool[int(pick)]
-        sounding = grains[(source, take)]
+        source, recording, i = pool[int(pick)]
+        sounding = grains[(source, recording)]
         positions = tuple(sounding[(i + n) % len(sounding)] for n in range(min(kit.sequence, len(sounding))))
-        pads.append(KitPad(kit.low + k, source, take, positions, takes[source]))
+        pads.append(KitPad(kit.low + k, source, recording, positions, recordings[source]))
     return tuple(pads)
 
 

@@ -135,16 +135,17 @@ def morph_endpoints(catalogue: dict[tuple[str, int], tuple[int, ...]], corners: 
 def grain_morph_table(engine, corpus, corners: list[str], frames: int) -> tuple[np.ndarray, str]:
     """A wavetable that morphs from grain A to grain B (see `morph_endpoints`) across `frames` frames.
 
-    The engine runs each morph step ((1 - mu) C_A + mu C_B, `engine.morph_frames`) for `GRAIN_MORPH_S` on
+    The engine runs each morph step ((1 - mu) C_A + mu C_B, `engine.morph_frames` of the grain protocol) for `GRAIN_MORPH_S` on
     the corpus's first channel, and one cycle of each run's steady part becomes a frame (`extract_cycle`,
     guided by the step's own measured pitch: the morph glides between the grains' pitches). A step whose
     run has no stable period (a morph can pass through chaos) gets the crossfade of its nearest good
     neighbours, so the table still morphs smoothly. Returns (unnormalised table, "A to B" text)."""
+    if not engine.capabilities.grains:
+        raise ExportError(f"engine {engine.name!r} has no grains to morph", key="wavetables",
+                          fix="use along: blend or note, or the conceptor engine")
     (src_a, pos_a), (src_b, pos_b) = morph_endpoints(engine.grain_catalogue(), corners)
     channel = corpus.channels[0]
-    grain_a = engine.grain_index(src_a, channel, pos_a)
-    grain_b = engine.grain_index(src_b, channel, pos_b)
-    runs = engine.morph_frames(grain_a, grain_b, frames, GRAIN_MORPH_S)
+    runs = engine.morph_frames((src_a, pos_a), (src_b, pos_b), channel, frames, GRAIN_MORPH_S)
     sr = engine.sample_rate
     runs = [np.asarray(r[int(GRAIN_MORPH_SETTLE * len(r)):], dtype=np.float64) for r in runs]
     cycles = [_step_cycle(run, sr) for run in runs]

@@ -3,10 +3,16 @@
 The maths lives in small pure functions; the processors split it ddsp-style into `get_controls` (network
 outputs → synthesiser parameters) and `get_signal` (parameters → audio):
 
-    >>> amps = harmonic_amplitudes(amplitude, distribution, f0_hz, sample_rate)   # (B, F, K), Nyquist-safe
-    >>> audio = harmonic_synth(amps, f0_hz, sample_rate, hop)                      # (B, F * hop)
-    >>> noise = filtered_noise(band_magnitudes, white, hop)                         # (B, F * hop)
-    >>> loss = multi_resolution_stft_loss(audio, target, fft_sizes(sample_rate))
+    >>> f0_hz = torch.full((1, 4), 220.0)                                   # (B, F): 4 frames
+    >>> amps = harmonic_amplitudes(torch.ones(1, 4, 1), torch.zeros(1, 4, 8), f0_hz, 16000)
+    >>> amps.shape                                                          # (B, F, K), Nyquist-safe
+    torch.Size([1, 4, 8])
+    >>> audio = harmonic_synth(amps, f0_hz, 16000, 64)                      # (B, F * hop)
+    >>> noise = filtered_noise(torch.ones(1, 4, 5), torch.rand(1, 4, 128) * 2 - 1, 64)
+    >>> audio.shape, noise.shape
+    (torch.Size([1, 256]), torch.Size([1, 256]))
+    >>> float(multi_resolution_stft_loss(audio, audio, fft_sizes(16000)[-2:]))
+    0.0
 
 Frames are centred: frame j describes the sound at sample j * hop, so F frames drive F * hop samples and
 sample j * hop + r interpolates frames j and j + 1 by r / hop (the last frame is held).
@@ -21,8 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-
-from . import torch_utils  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
 import torch
 import torch.nn.functional as F

@@ -2,9 +2,18 @@
 reservoir; each grain becomes a conceptor, and a note is the reservoir running freely through a sequence
 of (morphed) conceptors, pitched by its leak rate.
 
-    >>> engine = ConceptorEngine(ConceptorEngine.Settings(grains_per_source=8), sample_rate=22050)
-    >>> engine.fit(corpus, workdir, progress)             # seconds on a CPU: loading, not gradient descent
-    >>> [take] = engine.render([RenderRequest((("flute", 1.0),), "mono", 67, 127, 1.0, 0.3)])
+    >>> from dawexport.audio.analysis import estimate_pitch
+    >>> from dawexport.engines.base import Clip
+    >>> tone = (0.5 * np.sin(2 * np.pi * 392 * np.arange(8820) / 22050)).astype(np.float32)
+    >>> corpus = Corpus(22050, ("mono",), (Clip("flute", "mono", 0, tone, estimate_pitch(tone, 22050)),))
+    >>> settings = ConceptorEngine.Settings(reservoir_size=40, grains_per_source=2, n_reservoirs=1)
+    >>> engine = ConceptorEngine(settings, sample_rate=22050)
+    >>> engine.fit(corpus, None, None)                    # seconds on a CPU: loading, not gradient descent
+    >>> [take] = engine.render([RenderRequest((("flute", 1.0),), "mono", 67, 127, 0.2, 0.1)])
+    >>> take.shape                                        # (0.2 s held + 0.1 s release) at 22.05 kHz
+    (6615,)
+    >>> engine.grain_catalogue()                          # the grain protocol: grains that sound, per recording
+    {('flute', 0): (0, 1)}
 
 How a request becomes audio:
 - every source clip was cut into `grains_per_source` loopable grains (whole periods at zero crossings for
@@ -26,118 +35,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..audio.analysis import estimate_pitch, f0_track, midi_to_hz
-from ..audio.repitch import repitch
-from ..errors import EngineError
-from . import conceptor_core as core
-from .base import (Capabilities, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest, load_numpy_model,
-                   save_numpy_model)
+from ...audio.analysis import estimate_pitch, f0_track, midi_to_hz
+from ...audio.repitch import repitch
+from ...errors import EngineError
+from ..base import Capabilities, Corpus, Engine, RenderRequest
+from ..common.envelopes import release_envelope
+from ..common.persistence import load_numpy_model, save_numpy_model
+from ..common.velocity import velocity_gain
+from .algebra import Conceptor, morph, phi_values
+from .blas import blas_threads
+from .grains import Grain, cut_grains, grain_walk, walk_curve
+from .kernels import ConceptorLibrary, Segment, hold, render
+from .loading import LoadedReservoir, load_patterns, reconstruction_errors
+from .pads import GrainPads
+from .reservoir import Reservoir, make_reservoir
+from .settings import ConceptorSettings
 
-MODEL_VERSION = 1
-
-
-class ConceptorControls(BaseModel):
-    """Render controls; unset values inherit (engine defaults, then corners, then key zones)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    spectral_radius_scale: float | None = Field(None, gt=0.0, le=4.0,
-                                                description="scales the loaded W: <1 calmer, >1 towards chaos")
-    leak_scale: float | None = Field(None, gt=0.0, le=4.0,
-                                     description="leak multiplier; with exact pitch on, a formant/timbre shift")
-    speed: float | None = Field(None, description="steps per grain; negative plays the sequence backwards")
-    gain: float | None = Field(None, ge=0.0, le=16.0, description="linear output gain")
-    aperture_scale: float | None = Field(None, gt=0.0, le=1000.0,
-                                         description="aperture adaptation gamma: <1 softer, >1 harder conceptors")
-
-    @field_validator("speed")
-    @classmethod
-    def _speed(cls, v):
-        if v is not None and abs(v) < 1.0:
-            raise ValueError("speed is steps per grain: use |speed| >= 1 (negative plays backwards)")
-        return v
+MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
 
 
-class ZoneControls(ConceptorControls):
-    """Controls for the keys low..high (note names or MIDI numbers)."""
-    low: int
-    high: int
-
-    @field_validator("low", "high", mode="before")
-    @classmethod
-    def _note(cls, v):
-        from ..notes import note_to_midi
-        return note_to_midi(v)
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.low > self.high:
-            raise ValueError(f"zone low ({self.low}) is above high ({self.high})")
-        return self
-
-
-class ConceptorSettings(EngineSettings):
-    # the reservoir and loading
-    reservoir_size: int = Field(400, ge=16, le=2048, description="reservoir units N")
-    spectral_radius: float = Field(1.7, gt=0.0, le=5.0, description="spectral radius of the random W")
-    leak: float = Field(0.5, gt=0.0, le=1.0, description="base leak rate (below 1 leaves room to pitch up)")
-    input_scale: float = Field(1.0, gt=0.0, le=10.0)
-    bias_scale: float = Field(0.2, ge=0.0, le=5.0)
-    aperture: float | Literal["auto"] = Field("auto", description="'auto': per grain, least attenuation")
-    grain_mode: Literal["auto", "period", "window"] = Field(
-        "auto", description="period: whole periods at zero crossings; window: fixed slices; auto: by pitch")
-    grains_per_source: int = Field(8, ge=1, le=256)
-    grain_min_ms: float = Field(5.0, gt=0.0, le=100.0, description="period grains hold >= this much audio")
-    window_ms: float = Field(12.0, gt=0.5, le=200.0, description="window grain length")
-    n_reservoirs: int = Field(2, ge=1, le=16, description="random reservoirs tried; the best is kept")
-    form: Literal["auto", "dense", "lowrank", "diagonal"] = Field(
-        "auto", description="conceptor form at render time; auto = lowrank unless a segment spans > 0.9 N dimensions")
-    # render controls (defaults; see `corners` and `zones` for overrides)
-    spectral_radius_scale: float = Field(1.0, gt=0.0, le=4.0)
-    leak_scale: float = Field(1.0, gt=0.0, le=4.0)
-    speed: float | Literal["auto"] = Field("auto", description="steps per grain; auto = the source's timing")
-    gain: float = Field(1.0, ge=0.0, le=16.0)
-    aperture_scale: float = Field(1.0, gt=0.0, le=1000.0)
-    sequence: Literal["hold", "loop", "pingpong"] = "hold"
-    blend_mode: Literal["morph", "or"] = Field(
-        "morph", description="morph: (1-mu) C_a + mu C_b; or: the conceptor of the weighted sum of correlations")
-    morph_hardening: float = Field(4.0, ge=1.0, le=100.0, description=(
-        "aperture adaptation applied to interior blend points (full strength at the centre, none at the "
-        "corners): a plain linear morph between dissimilar sounds shrinks every direction and the note dies; "
-        "1 = the plain morph"))
-    max_leak: float = Field(0.85, gt=0.0, le=1.0, description="leak cap when pitching up (1.0 gets unstable)")
-    blend_stretch: float = Field(1.0, ge=0.0, le=4.0, description=">1 extrapolates the morph past the mix")
-    corners: dict[str, ConceptorControls] = Field(default_factory=dict)
-    zones: list[ZoneControls] = Field(default_factory=list)
-    # pitch, dynamics, envelope, execution
-    pitch_by: Literal["leak", "resample"] = "leak"
-    leak_range: tuple[float, float] = Field((0.5, 2.0), description="leak multipliers used for pitch")
-    exact_pitch: bool = Field(True, description="measure each take and resample it onto the note")
-    unpitched_root: int = Field(60, ge=0, le=127)
-    velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0)
-    washout_ms: float = Field(10.0, ge=0.0, le=500.0)
-    threads: int = Field(1, ge=1, le=64, description="BLAS threads in the step loop (1 is safest on busy CPUs)")
-
-    @field_validator("speed")
-    @classmethod
-    def _speed(cls, v):
-        if v != "auto" and abs(v) < 1.0:
-            raise ValueError("speed is steps per grain: use 'auto' or |speed| >= 1 (negative = backwards)")
-        return v
-
-    @field_validator("leak_range")
-    @classmethod
-    def _range(cls, v):
-        lo, hi = v
-        if not 0 < lo <= 1.0 <= hi:
-            raise ValueError("leak_range must be (low, high) with 0 < low <= 1 <= high")
-        return v
-
-
-class ConceptorEngine(Engine):
+class ConceptorEngine(GrainPads, Engine):
     name = "conceptor"
     # Any rate works; 22050 Hz halves the cost of 44.1 kHz at the same reconstruction error on the
     # example sounds (measured: cat 0.22 vs 0.29, flute 0.06 vs 0.06 NRMSE) and keeps content to ~10 kHz.
@@ -148,8 +69,8 @@ class ConceptorEngine(Engine):
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
-        self.model: core.LoadedReservoir | None = None
-        self.clips: list[dict] = []       # per clip: source, channel, take, pitch, grains (model indices), ...
+        self.model: LoadedReservoir | None = None
+        self.clips: list[dict] = []       # per clip: source, channel, recording, pitch, grains (model indices), ...
         self.grains: list[dict] = []      # per grain: clip, start, gain, length, periods
         self.errors: np.ndarray | None = None
         self._alive: np.ndarray | None = None   # per grain: does its free run sound? (see `_sounding`)
@@ -164,7 +85,7 @@ class ConceptorEngine(Engine):
         patterns, self.clips, self.grains = [], [], []
         for clip in corpus.clips:
             grains = self._cut(clip, sr)
-            entry = {"source": clip.source, "channel": clip.channel, "take": clip.take,
+            entry = {"source": clip.source, "channel": clip.channel, "recording": clip.recording,
                      "pitch_hz": float(clip.pitch.hz), "pitch_midi": float(clip.pitch.midi),
                      "frames": int(len(clip.audio)), "grains": [], "gains": [], "starts": []}
             for g in grains:
@@ -187,11 +108,11 @@ class ConceptorEngine(Engine):
         washout = max(50, int(0.005 * sr))
         best = None
         for k in range(s.n_reservoirs):
-            res = core.make_reservoir(s.reservoir_size, spectral_radius=s.spectral_radius, leak=s.leak,
+            res = make_reservoir(s.reservoir_size, spectral_radius=s.spectral_radius, leak=s.leak,
                                       seed=self.seed * 1009 + k, input_scale=s.input_scale, bias_scale=s.bias_scale)
-            with core.blas_threads(s.threads):
+            with blas_threads(s.threads):
                 model = _load(res, patterns, s, washout)
-                err = core.reconstruction_errors(model, patterns, washout=washout)
+                err = reconstruction_errors(model, patterns, washout=washout)
             score = float(np.mean(np.log(np.clip(np.nan_to_num(err, nan=10.0, posinf=10.0), 1e-4, 10.0))))
             if progress is not None:
                 progress.info(f"reservoir {k}: median NRMSE {np.median(err):.3f}")
@@ -204,7 +125,7 @@ class ConceptorEngine(Engine):
             progress.info("reconstruction NRMSE per source: " + ", ".join(
                 f"{name} {val:.3f}" for name, val in self.source_errors().items()))
 
-    def _cut(self, clip, sr) -> list[core.Grain]:
+    def _cut(self, clip, sr) -> list[Grain]:
         s = self.settings
         x = np.asarray(clip.audio, dtype=np.float64)
         mode = s.grain_mode
@@ -223,10 +144,10 @@ class ConceptorEngine(Engine):
             if period is None and clip.pitch.pitched:
                 period = sr / clip.pitch.hz
             if period is not None:
-                return core.cut_grains(x, sr, s.grains_per_source, period=period,
+                return cut_grains(x, sr, s.grains_per_source, period=period,
                                        min_length=max(8, int(s.grain_min_ms * 1e-3 * sr)),
                                        window=int(s.window_ms * 1e-3 * sr))
-        return core.cut_grains(x, sr, s.grains_per_source, window=max(8, int(s.window_ms * 1e-3 * sr)))
+        return cut_grains(x, sr, s.grains_per_source, window=max(8, int(s.window_ms * 1e-3 * sr)))
 
     def _calibrate(self) -> None:
         """Per clip, how far the reservoir's pitch sits from the grains' own: hold the middle voiced grain at
@@ -244,9 +165,9 @@ class ConceptorEngine(Engine):
         if not which:
             return
         form = "diagonal" if self.model.form == "diagonal" else "lowrank"
-        lib = core.ConceptorLibrary(self.model, [self._entry(("grain", j, 1.0)) for _, j in which], form)
-        with core.blas_threads(self.settings.threads):
-            y = core.render(lib, [core.hold(i, steps) for i in range(len(which))], np.arange(len(which)), steps,
+        lib = ConceptorLibrary(self.model, [self._entry(("grain", j, 1.0)) for _, j in which], form)
+        with blas_threads(self.settings.threads):
+            y = render(lib, [hold(i, steps) for i in range(len(which))], np.arange(len(which)), steps,
                             leak=np.full(len(which), self.model.reservoir.leak),
                             start_states=self.model.start_states[[j for _, j in which]],
                             washout=int(0.01 * sr), threads=None)
@@ -288,11 +209,11 @@ class ConceptorEngine(Engine):
         if meta.get("version") != MODEL_VERSION:
             raise EngineError(f"conceptor model version {meta.get('version')} is not {MODEL_VERSION}",
                               file=str(directory), fix="delete that folder and build again")
-        res = core.Reservoir(arrays["reservoir.W"], arrays["reservoir.w_in"], arrays["reservoir.b"],
+        res = Reservoir(arrays["reservoir.W"], arrays["reservoir.w_in"], arrays["reservoir.b"],
                              float(meta["leak"]), float(meta["spectral_radius"]), int(meta["reservoir_seed"]))
         count = len(arrays["apertures"])
         full = meta["form"] == "full"
-        self.model = core.LoadedReservoir(
+        self.model = LoadedReservoir(
             res, arrays["loaded.W"], arrays["readout"], float(meta["readout_bias"]), meta["form"],
             arrays["apertures"], arrays["lengths"], arrays["start_states"],
             [arrays[f"basis.{j}"].astype(np.float64) for j in range(count)] if full else [],
@@ -303,7 +224,7 @@ class ConceptorEngine(Engine):
         self.clips, self.grains = meta["clips"], meta["grains"]
         self.sample_rate = int(meta["sample_rate"])
 
-    def _require(self) -> core.LoadedReservoir:
+    def _require(self) -> LoadedReservoir:
         if self.model is None:
             raise EngineError("the conceptor engine has no model; call fit() or load() first")
         return self.model
@@ -332,7 +253,7 @@ class ConceptorEngine(Engine):
         for req in requests:
             key = (req.weights, req.channel, req.note, req.duration_s, req.release_s, req.variation)
             take = finished[unique[key]]
-            vel_gain = 10.0 ** (-s.velocity_curve_db * (1.0 - req.velocity / 127.0) / 20.0)
+            vel_gain = velocity_gain(req.velocity, s.velocity_curve_db)
             out.append((take * vel_gain).astype(np.float32))
         return out
 
@@ -446,7 +367,7 @@ class ConceptorEngine(Engine):
         y = np.asarray(y[:frames], dtype=np.float32)
         if len(y) < frames:
             y = np.concatenate([y, np.zeros(frames - len(y), dtype=np.float32)])
-        env = _envelope(frames, sr, req.duration_s, req.release_s)
+        env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
         return y * env * np.float32(plan["ctl"]["gain"])
 
     # ------------------------------------------------------------------ the batched core call
@@ -487,7 +408,7 @@ class ConceptorEngine(Engine):
 
     def _render_groups(self, schedules, group_of: np.ndarray, cons, leak: np.ndarray, radius: np.ndarray,
                        starts: np.ndarray, steps: int, progress=None) -> list[np.ndarray]:
-        """The batched core call: voices (group_of: voice -> schedule) run in as few `core.render` calls as the
+        """The batched core call: voices (group_of: voice -> schedule) run in as few `render` calls as the
         conceptor forms and memory allow; one (steps,) float32 row per voice."""
         m, s = self._require(), self.settings
         washout = int(s.washout_ms * 1e-3 * self.sample_rate)
@@ -499,7 +420,7 @@ class ConceptorEngine(Engine):
         outs: list[np.ndarray | None] = [None] * len(group_of)
         by_form = self._split_by_form(form, schedules, cons, len(group_of))
         for f, gset in by_form.items():
-            lib = core.ConceptorLibrary(m, cons, f)
+            lib = ConceptorLibrary(m, cons, f)
             idx = np.flatnonzero(np.isin(group_of, list(gset)))
             # keep the stacked dense conceptors within ~96 MB per call
             per_call = max(1, int(96e6 / (4.0 * m.size * m.size))) if f == "dense" else 512
@@ -508,7 +429,7 @@ class ConceptorEngine(Engine):
                 part = gl[k:k + per_call]
                 sel = idx[np.isin(group_of[idx], part)]
                 remap = {g: i for i, g in enumerate(part)}
-                y = core.render(lib, [schedules[g] for g in part], [remap[g] for g in group_of[sel]], steps,
+                y = render(lib, [schedules[g] for g in part], [remap[g] for g in group_of[sel]], steps,
                                 leak=leak[sel], radius=radius[sel], start_states=starts[sel], washout=washout,
                                 threads=s.threads, progress=progress)
                 for row, vi in zip(y, sel):
@@ -536,7 +457,7 @@ class ConceptorEngine(Engine):
         if kind == "grain":
             _, j, gamma = key
             if m.form == "diagonal":
-                return core.Conceptor(np.eye(m.size), core._phi_values(m.diag_values(j), gamma))
+                return Conceptor(np.eye(m.size), phi_values(m.diag_values(j), gamma))
             return m.conceptor(j).adapt(gamma)
         _, parts, gamma, hard = key
         ws = np.array([w for _, w in parts])
@@ -546,8 +467,8 @@ class ConceptorEngine(Engine):
                 energy = sum((w / ws.max()) * m.diag_energy[j] for j, w in parts)
                 vals = energy / (energy + ap ** -2.0)
             else:
-                vals = core._phi_values(sum(w * m.diag_values(j) for j, w in parts), hard)
-            return core.Conceptor(np.eye(m.size), core._phi_values(vals, gamma))
+                vals = phi_values(sum(w * m.diag_values(j) for j, w in parts), hard)
+            return Conceptor(np.eye(m.size), phi_values(vals, gamma))
         if kind == "or":
             cols = [m.bases[j] * np.sqrt(max(w / ws.max(), 0.0) * m.spectra[j]) for j, w in parts]
             con = _from_columns(np.concatenate(cols, axis=1), values=lambda lam: lam / (lam + ap ** -2.0))
@@ -556,8 +477,8 @@ class ConceptorEngine(Engine):
             cols = [m.conceptor(j).basis * np.sqrt(w * m.conceptor(j).values) for j, w in parts]
             con = _from_columns(np.concatenate(cols, axis=1), values=lambda lam: lam)
         else:   # extrapolated morphs are indefinite: go through the dense matrix
-            con = core.Conceptor.from_matrix(core.morph([m.conceptor(j) for j, _ in parts], ws))
-        return core.Conceptor(con.basis, core._phi_values(np.clip(con.values, 0, 1), hard)).adapt(gamma)
+            con = Conceptor.from_matrix(morph([m.conceptor(j) for j, _ in parts], ws))
+        return Conceptor(con.basis, phi_values(np.clip(con.values, 0, 1), hard)).adapt(gamma)
 
     def _schedule(self, v: "_Voice", entries: dict, sequence: str, steps: int):
         """Segments for a voice's grain walk, and its per-step level curve (grain gains, interpolated)."""
@@ -603,7 +524,7 @@ class ConceptorEngine(Engine):
                 idx, start, end = [i for i, _ in a], [w for _, w in a], [w for _, w in a]
             if not idx:
                 idx, start, end = [0], [0.0], [0.0]
-            segments.append(core.Segment(steps, tuple(idx), tuple(start), tuple(end)))
+            segments.append(Segment(steps, tuple(idx), tuple(start), tuple(end)))
         # the level curve follows the same walk over the corners' grain gains
         gains = np.zeros(k_count)
         wsum = sum(w for _, w in v.terms) or 1.0
@@ -634,206 +555,6 @@ class ConceptorEngine(Engine):
             out[vi] = x
         return out
 
-    # ------------------------------------------------------------------ hooks for kits and wavetables
-
-    def grain_index(self, source: str, channel: str, position: int, take: int = 0) -> int:
-        """The model's index of a clip's grain (position along its sequence); -1 for a silent grain."""
-        for c in self.clips:
-            if c["source"] == source and c["channel"] == channel and c["take"] == take:
-                return int(c["grains"][position])
-        raise KeyError((source, channel, take))
-
-    def render_grain(self, grain: int, seconds: float, *, leak_scale: float = 1.0, radius: float = 1.0,
-                     aperture_scale: float = 1.0) -> np.ndarray:
-        """One grain's conceptor held for `seconds` (raw reservoir output, normalised level)."""
-        m = self._require()
-        steps = int(seconds * self.sample_rate)
-        con = m.conceptor(grain).adapt(aperture_scale) if m.form == "full" else core.Conceptor(
-            np.eye(m.size), core._phi_values(m.diag_values(grain), aperture_scale))
-        form = "diagonal" if m.form == "diagonal" else "lowrank"
-        lib = core.ConceptorLibrary(m, [con], form)
-        y = core.render(lib, [core.hold(0, steps)], [0], steps, leak=[m.reservoir.leak * leak_scale],
-                        radius=[radius], start_states=m.start_states[grain][None, :],
-                        washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate), threads=self.settings.threads)
-        return y[0]
-
-    def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
-        """(source, take) -> the positions along its grain sequence whose grain sounds on the first channel:
-        cut from a part of the source that is not silent, and held by the reservoir as a living sound (a
-        conceptor that was loaded badly can run into a fixed point, which after DC removal is silence). A
-        grain kit picks its pads from these; another channel may be silent there (e.g. the side channel of a
-        mono source) and then plays silence.
-
-            >>> engine.grain_catalogue()
-            {('cat', 0): (0, 1, 2, 3, 4, 5, 6, 7), ('flute', 0): (1, 2, 3, 4, 5, 6, 7)}
-        """
-        self._require()
-        alive = self._sounding()
-        out: dict[tuple[str, int], tuple[int, ...]] = {}
-        for clip in self.clips:
-            key = (clip["source"], int(clip["take"]))
-            if key not in out:    # clips are stored channel by channel in corpus order: the first is the main one
-                out[key] = tuple(p for p, j in enumerate(clip["grains"]) if j >= 0 and alive[j])
-        return out
-
-    def _sounding(self) -> np.ndarray:
-        """Per model grain: whether its conceptor, held at the default controls, keeps the reservoir sounding
-        (the second half of a `_PROBE_S` free run has an AC level within `_ALIVE_DB` of a loaded grain's).
-        All grains run in one batch; computed once per model."""
-        if self._alive is None:
-            m, s = self._require(), self.settings
-            steps = max(64, int(_PROBE_S * self.sample_rate))
-            gamma = round(float(s.aperture_scale), 9)
-            cons = [self._entry(("grain", j, gamma)) for j in range(m.count)]
-            outs = self._render_groups([core.hold(j, steps) for j in range(m.count)], np.arange(m.count), cons,
-                                       np.full(m.count, min(m.reservoir.leak * s.leak_scale, 1.0)),
-                                       np.full(m.count, s.spectral_radius_scale), m.start_states, steps)
-            level = np.array([np.std(np.asarray(y[steps // 2:], dtype=np.float64)) for y in outs])
-            self._alive = np.isfinite(level) & (level > core.GRAIN_RMS * 10.0 ** (_ALIVE_DB / 20.0))
-        return self._alive
-
-    def render_grains(self, requests: Sequence[GrainRequest], progress=None) -> list[np.ndarray]:
-        """Grain-kit pads in one batched call: each request's grains (one held, or several walked in a loop at
-        the source's own grain rate, morphing from one to the next) at their own pitch, under a 3 ms attack and
-        an exponential decay (-60 dB at `decay_s`) that closes to silence at `duration_s`.
-
-        The corner and key-zone overrides of the settings apply (the source is the corner, the pad's key the
-        key). The channels of one pad are cut from different grains of each channel's clip and may settle on
-        different pitches: every other channel is resampled onto the first channel's pitch (within a fifth),
-        so a stereo pad is one note, not two.
-
-            >>> [pad] = engine.render_grains([GrainRequest("cat", 0, (3,), "mono", 36, 127, 0.5, 0.5)])
-        """
-        self._require()
-        s, sr = self.settings, self.sample_rate
-        unique: dict[tuple, int] = {}
-        pads: list[dict] = []
-        for req in requests:
-            key = (req.source, req.take, tuple(req.positions), req.channel, req.note, req.duration_s,
-                   req.decay_s, req.variation)
-            if key not in unique:
-                unique[key] = len(pads)
-                pads.append(self._grain_pad(req))
-        if progress is not None:
-            progress.info(f"conceptor: {len(pads)} grain voices for {len(requests)} pads")
-        channels = len({p["req"].channel for p in pads})
-        frames = [p["frames"] for p in pads]
-        steps = int(math.ceil(max(frames) * (_ALIGN_RATIO if channels > 1 else 1.0))) + 64
-        entries: dict = {}
-        schedules, curves, group_keys, group_of = [], [], {}, []
-        voiced = [p for p in pads if p["grains"]]
-        for p in voiced:
-            gkey = (tuple(p["grains"]), round(p["speed"], 6), round(p["gamma"], 9))
-            if gkey not in group_keys:
-                walk = grain_walk(steps + 1, p["speed"], len(p["grains"]), "loop")
-                index = [entries.setdefault(("grain", j, round(p["gamma"], 9)), len(entries)) for j in p["grains"]]
-                schedules.append([core.Segment(n, (index[a],), (1.0,), (1.0,)) if a == b else
-                                  core.Segment(n, (index[a], index[b]), (1.0, 0.0), (0.0, 1.0))
-                                  for a, b, n in walk])
-                curves.append(walk_curve(walk, np.asarray(p["gains"]) / max(max(p["gains"]), 1e-12)))
-                group_keys[gkey] = len(schedules) - 1
-            group_of.append(group_keys[gkey])
-        raw: list[np.ndarray] = []
-        if voiced:
-            cons = [self._entry(k) for k, _ in sorted(entries.items(), key=lambda kv: kv[1])]
-            starts = np.stack([self._grain_start(p) for p in voiced])
-            outs = self._render_groups(schedules, np.array(group_of), cons, np.array([p["leak"] for p in voiced]),
-                                       np.array([p["radius"] for p in voiced]), starts, steps, progress)
-            for row, g in zip(outs, group_of):
-                y = row.astype(np.float64)
-                y = y - np.mean(y[min(len(y) - 1, sr // 50):])
-                raw.append(y * curves[g][:len(y)])
-        it = iter(raw)
-        for p in pads:
-            p["y"] = next(it) if p["grains"] else np.zeros(steps)
-        self._align_channels(pads)
-        finished = []
-        for p in pads:
-            req = p["req"]
-            y = np.asarray(p["y"][:p["frames"]], dtype=np.float64)
-            y = np.concatenate([y, np.zeros(p["frames"] - len(y))])
-            finished.append(y * _decay_envelope(p["frames"], sr, req.decay_s) * p["gain"])
-        out = []
-        for req in requests:
-            key = (req.source, req.take, tuple(req.positions), req.channel, req.note, req.duration_s,
-                   req.decay_s, req.variation)
-            vel_gain = 10.0 ** (-s.velocity_curve_db * (1.0 - req.velocity / 127.0) / 20.0)
-            out.append((finished[unique[key]] * vel_gain).astype(np.float32))
-        return out
-
-    def _grain_pad(self, req: GrainRequest) -> dict:
-        """One distinct pad voice: its model grains on the request's channel, their levels and the controls."""
-        if not req.positions:
-            raise EngineError("a grain-kit pad needs at least one grain position")
-        cands = [i for i, c in enumerate(self.clips)
-                 if c["source"] == req.source and c["channel"] == req.channel and int(c["take"]) == req.take]
-        if not cands:
-            raise EngineError(f"the conceptor model has no clip for source {req.source!r} (take {req.take}) on "
-                              f"channel {req.channel!r}",
-                              fix="build again (the model in the cache was trained on other sources)")
-        c = cands[0]
-        clip = self.clips[c]
-        if any(not 0 <= p < len(clip["grains"]) for p in req.positions):
-            raise EngineError(f"source {req.source!r} has {len(clip['grains'])} grains; positions "
-                              f"{list(req.positions)} asked for", fix="pick positions from grain_catalogue()")
-        grains = [int(clip["grains"][p]) for p in req.positions]
-        gains = [float(clip["gains"][p]) for p in req.positions]
-        alive = self._sounding()
-        if req.channel != "S" and any(j >= 0 and not alive[j] for j in grains):
-            # this channel's grain freezes where the main channel's sounds: play the main channel's grain here,
-            # rather than leave one side of a stereo pad silent (a side channel stays silent instead)
-            main = next(cl for cl in self.clips if cl["source"] == req.source and int(cl["take"]) == req.take)
-            grains = [int(main["grains"][p]) if j >= 0 and not alive[j] else j
-                      for p, j in zip(req.positions, grains)]
-        ctl = self._controls({req.source: 1.0}, req.note)
-        speed = self._auto_speed(c) if ctl["speed"] == "auto" else float(ctl["speed"])
-        if speed < 0:
-            grains, gains = grains[::-1], gains[::-1]
-        if any(j < 0 for j in grains):       # silent here (e.g. the side channel of a mono source)
-            grains, gains = [], []
-        leak = min(self._require().reservoir.leak * ctl["leak_scale"], 1.0)
-        return {"req": req, "frames": int(round(req.duration_s * self.sample_rate)), "grains": grains,
-                "gains": gains, "speed": max(abs(speed), 1.0), "gamma": float(ctl["aperture_scale"]),
-                "leak": leak, "radius": float(ctl["spectral_radius_scale"]), "gain": float(ctl["gain"])}
-
-    def _grain_start(self, pad: dict) -> np.ndarray:
-        """The first grain's attractor state, nudged per round robin (as for notes)."""
-        m = self._require()
-        x = np.array(m.start_states[pad["grains"][0]], dtype=np.float64)
-        if pad["req"].variation:
-            rng = np.random.default_rng((self.seed, pad["req"].variation))
-            x = x + 0.02 * np.std(x) * rng.standard_normal(m.size)
-        return x
-
-    def _align_channels(self, pads: list[dict]) -> None:
-        """Resample every channel of a pad onto the pitch of its first channel (when both are pitched and
-        within a ratio of `_ALIGN_RATIO`)."""
-        sr = self.sample_rate
-        first: dict[tuple, float] = {}
-        for p in pads:
-            r = p["req"]
-            key = (r.source, r.take, tuple(r.positions), r.note, r.duration_s, r.decay_s, r.variation)
-            held = p["y"][:p["frames"]]
-            if not np.any(held):
-                continue
-            est = estimate_pitch(held[min(len(held) // 4, sr // 20):], sr)
-            if not est.pitched:
-                continue
-            if key not in first:
-                first[key] = float(est.hz)
-                continue
-            ratio = first[key] / float(est.hz)
-            if 1.0 / _ALIGN_RATIO <= ratio <= _ALIGN_RATIO and abs(1200 * math.log2(ratio)) > 3:
-                p["y"] = repitch(p["y"], ratio)
-
-    def morph_frames(self, grain_a: int, grain_b: int, frames: int, seconds: float = 0.1) -> np.ndarray:
-        """(frames, steps) outputs of the morphs (1 - mu) C_a + mu C_b, mu = 0..1: a wavetable's raw material."""
-        m = self._require()
-        with core.blas_threads(self.settings.threads):   # the per-frame eigendecompositions too, not only the run
-            return core.morph_frames(m, grain_a, grain_b, frames, int(seconds * self.sample_rate),
-                                     washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate),
-                                     hardening=self.settings.morph_hardening, threads=self.settings.threads)
-
 
 class _Voice:
     """One distinct render: corner clips and weights, and the per-voice controls."""
@@ -845,99 +566,25 @@ class _Voice:
         self.group = None
 
 
-def _from_columns(cols: np.ndarray, values) -> core.Conceptor:
+def _from_columns(cols: np.ndarray, values) -> Conceptor:
     """Eigen-factor A A^T (A = cols, N x k) through the k x k Gram matrix; eigenvalues mapped by `values`."""
     lam, e = np.linalg.eigh(cols.T @ cols)
     keep = lam > 1e-10 * max(float(lam[-1]), 1e-300)
     u = cols @ (e[:, keep] / np.sqrt(lam[keep]))
     q, r = np.linalg.qr(u)
-    return core.Conceptor(q * np.sign(np.diag(r)), np.clip(values(lam[keep]), 0.0, 1.0))
+    return Conceptor(q * np.sign(np.diag(r)), np.clip(values(lam[keep]), 0.0, 1.0))
 
 
-def _load(res, patterns, settings, washout) -> core.LoadedReservoir:
+def _load(res, patterns, settings, washout) -> LoadedReservoir:
     form = "diagonal" if settings.form == "diagonal" else "full"
     if form == "diagonal" and settings.aperture == "auto":
         # attenuation is degenerate for diagonal conceptors (c -> 1 as the aperture grows): pick the one
         # aperture with the least median reconstruction error instead
         best = None
         for ap in (5.0, 10.0, 20.0, 40.0):
-            model = core.load_patterns(res, patterns, aperture=ap, washout=washout, form="diagonal")
-            err = float(np.median(core.reconstruction_errors(model, patterns, washout=washout)))
+            model = load_patterns(res, patterns, aperture=ap, washout=washout, form="diagonal")
+            err = float(np.median(reconstruction_errors(model, patterns, washout=washout)))
             if best is None or err < best[0]:
                 best = (err, model)
         return best[1]
-    return core.load_patterns(res, patterns, aperture=settings.aperture, washout=washout, form=form)
-
-
-def grain_walk(total: int, speed: float, count: int, sequence: str = "hold",
-               reverse: bool = False) -> list[tuple[int, int, int]]:
-    """The grain sequence as (from, to, steps) transitions covering `total` steps, `speed` steps each.
-
-    hold: 0, 1, ..., K-1 then stay; loop: ..., K-1, 0, 1, ...; pingpong: 0..K-1..0..; reverse starts at K-1.
-
-        >>> grain_walk(10, 4, 3)
-        [(0, 1, 4), (1, 2, 4), (2, 2, 2)]
-    """
-    speed = max(float(speed), 1.0)
-    if count <= 1:
-        return [(0, 0, total)]
-    order = list(range(count))
-    if reverse:
-        order = order[::-1]
-    if sequence == "pingpong":
-        cycle = order + order[-2:0:-1]
-    else:
-        cycle = order
-    out, t, i = [], 0, 0
-    while t < total:
-        if sequence == "hold" and i >= count - 1:
-            out.append((order[-1], order[-1], total - t))
-            break
-        a = cycle[i % len(cycle)]
-        b = cycle[(i + 1) % len(cycle)]
-        end = min(total, int(round((i + 1) * speed)))
-        if end > t:
-            out.append((a, b, end - t))
-        t = max(t, end)
-        i += 1
-    return out
-
-
-def walk_curve(walk: list[tuple[int, int, int]], values: np.ndarray) -> np.ndarray:
-    """Per-step linear interpolation of per-grain `values` along a grain walk."""
-    parts = []
-    for a, b, n in walk:
-        f = np.arange(n) / max(n, 1)
-        parts.append((1 - f) * values[a] + f * values[b])
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-_ALIGN_RATIO = 1.5       # a pad's channels are pulled onto one pitch when they sit within a fifth
-_PROBE_S = 0.1           # a grain's liveness probe: this long a free run ...
-_ALIVE_DB = -40.0        # ... whose second half must stay within this of a loaded grain's level
-
-
-def _decay_envelope(frames: int, sr: int, decay_s: float) -> np.ndarray:
-    """A grain-kit pad's level: 3 ms raised-cosine attack, exponential decay reaching -60 dB at `decay_s`,
-    and a raised-cosine close over the last 10 ms (or quarter) so the one-shot ends in silence."""
-    t = np.arange(frames) / sr
-    env = np.exp(-math.log(1000.0) * t / max(decay_s, 1e-3))
-    attack = min(int(0.003 * sr), frames // 4)
-    if attack > 0:
-        env[:attack] *= 0.5 - 0.5 * np.cos(np.pi * np.arange(attack) / attack)
-    tail = min(int(0.01 * sr), frames // 4)
-    if tail > 0:
-        env[frames - tail:] *= 0.5 + 0.5 * np.cos(np.pi * (np.arange(tail) + 1) / tail)
-    return env
-
-
-def _envelope(frames: int, sr: int, duration_s: float, release_s: float) -> np.ndarray:
-    """A 3 ms fade-in, 1 while held, a raised-cosine release after note-off."""
-    t = np.arange(frames) / sr
-    env = np.minimum(1.0, t / 0.003)
-    if release_s <= 0:
-        env[t >= duration_s] = 0.0
-    else:
-        fall = np.clip((t - duration_s) / release_s, 0.0, 1.0)
-        env = env * np.where(t > duration_s, 0.5 * (1 + np.cos(np.pi * fall)), 1.0)
-    return env.astype(np.float32)
+    return load_patterns(res, patterns, aperture=settings.aperture, washout=washout, form=form)

@@ -1,11 +1,14 @@
 """The common trainer of every learning engine: budgets, mixed precision, checkpoints and exact resume.
 
-    >>> config = TrainConfig(max_steps=2000, max_minutes=5, lr=1e-3, seed=0)
-    >>> trainer = Trainer(model, config, batch_fn=make_batch, loss_fn=spectral_loss,
-    ...                   val_batches=[fixed_batch], workdir=workdir, progress=progress)
+    >>> import tempfile
+    >>> batch = {"x": torch.ones(4, 1)}
+    >>> config = TrainConfig(max_steps=4, max_minutes=None, lr=1e-2, seed=0, validate_every=2, threads=1)
+    >>> trainer = Trainer(torch.nn.Linear(1, 1), config, batch_fn=lambda step, rng: batch,
+    ...                   loss_fn=lambda model, b: (model(b["x"]) ** 2).mean(), val_batches=[batch],
+    ...                   workdir=Path(tempfile.mkdtemp()))
     >>> result = trainer.run()        # resumes from workdir/checkpoint.safetensors when there is one
-    >>> result.best_val, result.step, result.stopped_by
-    (0.81, 2000, 'steps')
+    >>> result.step, result.stopped_by
+    (4, 'steps')
 
 `batch_fn(step, rng)` builds a batch (a dict/tuple of numpy arrays or tensors) from a numpy Generator the
 trainer owns and checkpoints, so a run killed at any moment and started again reproduces the uninterrupted
@@ -26,16 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from . import torch_utils  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
-
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import EngineError
-from ..progress import SILENT
-from .torch_utils import (cpu_threads, deterministic, load_module_state, load_tensors, pick_device, pick_precision,
-                          save_tensors, seed_everything)
+from ...errors import EngineError
+from ...progress import SILENT
+from .persistence import load_module_state, load_tensors, save_tensors
+from .torch_utils import cpu_threads, deterministic, pick_device, pick_precision, seed_everything
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"

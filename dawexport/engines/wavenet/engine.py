@@ -1,9 +1,12 @@
 """The `wavenet` engine: an NSynth-style WaveNet autoencoder trained on the user's own sounds, at 16 kHz.
 
     >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_minutes=10), sample_rate=16000, seed=0)
-    >>> engine.fit(corpus, workdir, progress)          # resumable: checkpoints live in workdir
-    >>> engine.save(model_dir); engine.load(model_dir)
-    >>> takes = engine.render(plan.requests(), progress)   # the whole grid decoded as one batch
+    >>> engine.model_config().receptive_field > 0
+    True
+
+Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live in workdir),
+`engine.save(folder)` / `engine.load(folder)` keep the model, and `engine.render(plan.requests(), progress)`
+decodes the whole grid as one batch (tests/test_wavenet.py trains a tiny one).
 
 What it learns. A non-causal dilated-convolution encoder turns audio into 16-dimensional timbre latents, one
 every `hop` (512) samples; a causal WaveNet decoder, conditioned on the repeated latents and (by default) on
@@ -35,270 +38,33 @@ barely pitched notes; train on a GPU (and at NSynth's sizes) for a usable instru
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
-from ..audio.repitch import repitch
-from ..errors import EngineError
-from ..progress import SILENT
-from .base import Capabilities, Corpus, Engine, RenderRequest, TrainingSettings
-from .sampler import release_envelope
-from .torch_utils import load_engine_state, load_module_state, pick_device, save_state
-from .training import TrainConfig, Trainer, TrainResult
-from .wavenet_model import (
-    FastGenerator,
-    WaveNetAutoencoder,
-    WaveNetConfig,
-    mu_law_decode,
-)
+from ...audio.repitch import repitch
+from ...errors import EngineError
+from ...progress import SILENT
+from ..base import Capabilities, Corpus, Engine, RenderRequest
+from ..common.envelopes import release_envelope, tail_fade
+from ..common.persistence import load_engine_state, load_module_state, save_state
+from ..common.seeding import stable_seed
+from ..common.torch_utils import cpu_threads, pick_device
+from ..common.training import TrainConfig, Trainer, TrainResult
+from ..common.velocity import velocity_db
+from .data import SourceClip, crop, make_examples, source_clips
+from .generator import FastGenerator
+from .latents import frame_loudness_db, held_latents, loudness_direction, release_mix
+from .model import WaveNetAutoencoder, WaveNetConfig, mu_law_decode
+from .settings import WaveNetSettings
 
 MODEL_NAME = "wavenet"
-SILENT_PEAK = 10.0 ** (-90.0 / 20.0)
 FLOOR_DB = -120.0
 
-
-class WaveNetSettings(TrainingSettings):
-    """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30)."""
-    # the network
-    width: int = Field(64, ge=4, le=1024, description="decoder residual channels (NSynth: 512)")
-    skip_width: int | None = Field(None, ge=4, le=1024, description="decoder skip channels (default: width)")
-    stacks: int = Field(2, ge=1, le=8, description="decoder stacks (NSynth: 3)")
-    layers: int = Field(10, ge=1, le=14, description="layers per stack; dilations 1 … 2^(layers-1)")
-    encoder_width: int = Field(64, ge=4, le=1024, description="encoder channels (NSynth: 128)")
-    encoder_layers: int = Field(10, ge=1, le=60, description="encoder residual layers (NSynth: 30)")
-    encoder_cycle: int = Field(10, ge=1, le=14, description="encoder dilations cycle 1 … 2^(cycle-1)")
-    latent_size: int = Field(16, ge=1, le=128, description="latent channels (NSynth: 16)")
-    hop: int = Field(512, ge=16, le=4096, description="samples per latent frame (NSynth: 512 at 16 kHz)")
-    pitch_conditioning: bool = True
-    pitch_mode: Literal["shifted", "conditioning"] = Field(
-        "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
-                               "at its own pitch and play the note through the pitch conditioning only")
-    # training
-    max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
-    batch_size: int = Field(4, ge=1, le=256)
-    crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
-    augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
-    augment_high: int = Field(96, ge=0, le=127, description="highest MIDI note the sources are shifted to")
-    augment_step: float = Field(1.0, gt=0, le=24, description="semitones between shifted copies")
-    max_shift: float = Field(24.0, ge=0, le=48, description="largest shift of a source, in semitones")
-    gain_augment_db: float = Field(12.0, ge=0, le=60, description="examples are attenuated by up to this")
-    unpitched_root: int = Field(60, ge=0, le=127, description="root assumed for sources with no pitch")
-    # rendering
-    temperature: float = Field(1.0, ge=0, le=4, description="sampling temperature; 0 = always the likeliest")
-    velocity_range_db: float = Field(24.0, ge=0, le=96, description="dB from velocity 127 down to 1")
-    velocity_timbre: float = Field(0.5, ge=0, le=2, description="how far velocity moves the latent along the "
-                                                              "corpus's loudness direction (0 = gain only)")
-    attack_s: float = Field(0.25, ge=0, le=5, description="longest attack kept from the source's latents")
-    sustain_db: float = Field(12.0, gt=0, le=60, description="sustain frames: within this of the peak")
-    crossfade_s: float = Field(0.1, ge=0, le=2, description="latent glide from the attack into the hold")
-    render_batch: int = Field(256, ge=1, le=4096, description="voices decoded together (memory bound)")
-    threads: int | None = Field(None, ge=1, le=256, description="CPU threads for training (torch intra-op) "
-                                "and decoding (voices split over threads); default: torch's setting")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.augment_low > self.augment_high:
-            raise ValueError("augment_low must not be above augment_high")
-        if self.pitch_mode == "conditioning" and not self.pitch_conditioning:
-            raise ValueError("pitch_mode 'conditioning' needs pitch_conditioning: true")
-        return self
-
-
-# --------------------------------------------------------------------------- pure helpers (numpy)
-
-def velocity_db(velocity: int, range_db: float) -> float:
-    """dB relative to the loudest playing: 0 at 127, -range_db at 1 (the sampler engine's law)."""
-    v = min(max(int(velocity), 1), 127)
-    return -range_db * (1.0 - (v - 1) / 126.0)
-
-
-def frame_loudness_db(x: np.ndarray, hop: int) -> np.ndarray:
-    """RMS level (dB) of each hop-long frame, on the encoder's frame grid (ceil(len / hop) frames)."""
-    n = max(1, -(-len(x) // hop))
-    padded = np.zeros(n * hop, dtype=np.float64)
-    padded[:len(x)] = x
-    rms = np.sqrt(np.mean(padded.reshape(n, hop) ** 2, axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 1e-6))
-
-
-def attack_and_sustain(loud_db: np.ndarray, attack_frames: int, sustain_db: float) -> tuple[int, int]:
-    """(A, E): frames [0, A) are the attack, kept as they are; [A, E) the sustain whose mean is held.
-
-    A is the first frame within 3 dB of the peak (at most `attack_frames`, at least 1 when there is a
-    sustain after it); E is one past the last frame within `sustain_db` of the peak.
-    """
-    n = len(loud_db)
-    top = float(np.max(loud_db))
-    near = np.flatnonzero(loud_db >= top - 3.0)
-    a = int(min(near[0], attack_frames)) if len(near) else 0
-    loud = np.flatnonzero(loud_db >= top - sustain_db)
-    e = int(loud[-1]) + 1 if len(loud) else n
-    if n > 1:
-        a = max(1, min(a, n - 1))
-    else:
-        a = 0
-    e = max(e, a + 1)
-    return a, min(e, n)
-
-
-def held_latents(latents: np.ndarray, loud_db: np.ndarray, n_frames: int, attack_frames: int,
-                 sustain_db: float, crossfade_frames: int) -> np.ndarray:
-    """A corner's latent sequence for a key held n_frames: the attack frames, then a glide into the mean of
-    the sustain frames, held. (n_frames, latent) float64."""
-    latents = np.asarray(latents, dtype=np.float64)
-    a, e = attack_and_sustain(loud_db, attack_frames, sustain_db)
-    hold = latents[a:e].mean(axis=0)
-    out = np.empty((n_frames, latents.shape[1]))
-    for f in range(n_frames):
-        if f < a:
-            out[f] = latents[f]
-        elif f < a + crossfade_frames:
-            alpha = (f - a + 1) / (crossfade_frames + 1)
-            out[f] = (1 - alpha) * latents[min(f, len(latents) - 1)] + alpha * hold
-        else:
-            out[f] = hold
-    return out
-
-
-def release_mix(n_frames: int, hop: int, sample_rate: int, duration_s: float, release_s: float) -> np.ndarray:
-    """Per frame, how far the latent has glided to silence: 0 while held, a raised-cosine rise to 1 over the
-    release (measured at each frame's end), 1 after."""
-    t = (np.arange(n_frames) + 1) * hop / sample_rate
-    if release_s <= 0:
-        return (t > duration_s).astype(np.float64)
-    r = np.clip((t - duration_s) / release_s, 0.0, 1.0)
-    return 0.5 * (1 - np.cos(np.pi * r))
-
-
-def loudness_direction(latents: np.ndarray, loud_db: np.ndarray) -> np.ndarray:
-    """Least-squares slope of the latents against frame loudness (latent units per dB); zeros when the
-    corpus has (almost) no loudness variation."""
-    lat = np.asarray(latents, dtype=np.float64)
-    loud = np.asarray(loud_db, dtype=np.float64)
-    if len(loud) < 3:
-        return np.zeros(lat.shape[1])
-    dl = loud - loud.mean()
-    var = float(np.mean(dl ** 2))
-    if var < 1.0:
-        return np.zeros(lat.shape[1])
-    return (dl[:, None] * (lat - lat.mean(axis=0))).mean(axis=0) / var
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with `n` torch intra-op threads (None: leave the setting alone), then restore it."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def stable_seed(*parts) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & (2 ** 63 - 1)
-
-
-def _tail_fade(take: np.ndarray, sample_rate: int, release_s: float) -> np.ndarray:
-    """Make sure the take ends in silence: a cosine fade over the last quarter of the release (>= 5 ms)."""
-    n = min(max(int(0.25 * release_s * sample_rate), int(0.005 * sample_rate)), len(take))
-    if n > 0:
-        take[-n:] *= 0.5 * (1 + np.cos(np.pi * np.arange(1, n + 1) / n))
-    return take
-
-
-# --------------------------------------------------------------------------- training data
-
-@dataclass(frozen=True)
-class SourceClip:
-    """One recording of one source on one channel, as stored with the model (to encode at render time)."""
-    source: str
-    channel: str
-    take: int
-    audio: np.ndarray        # float32 at the model's rate
-    midi: float              # measured pitch (unpitched_root when there is none)
-    silent: bool
-
-
-@dataclass(frozen=True)
-class Example:
-    audio: np.ndarray        # float32
-    midi: float
-
-
-def source_clips(corpus: Corpus, unpitched_root: int) -> list[SourceClip]:
-    out = []
-    for clip in corpus.clips:
-        x = np.asarray(clip.audio, dtype=np.float32)
-        midi = float(clip.pitch.midi) if np.isfinite(clip.pitch.midi) else float(unpitched_root)
-        out.append(SourceClip(clip.source, clip.channel, clip.take, x, midi,
-                              bool(len(x) == 0 or float(np.max(np.abs(x))) < SILENT_PEAK)))
-    return out
-
-
-def shifts_for(midi: float, settings: WaveNetSettings) -> list[float]:
-    """Semitone shifts that take a source at `midi` onto the augmentation grid (always including 0)."""
-    lo = max(settings.augment_low - midi, -settings.max_shift)
-    hi = min(settings.augment_high - midi, settings.max_shift)
-    step = settings.augment_step
-    shifts = {0.0}
-    k = math.ceil(lo / step)
-    while k * step <= hi + 1e-9:
-        shifts.add(round(k * step, 6))
-        k += 1
-    return sorted(shifts)
-
-
-def make_examples(clips: list[SourceClip], settings: WaveNetSettings, sample_rate: int, progress=SILENT
-                  ) -> tuple[list[Example], list[Example]]:
-    """(training examples with pitch-shifted copies, plain validation examples); identical audio (a mono
-    source feeding both sides of a stereo instrument) is learned once."""
-    seen: set[str] = set()
-    train, plain = [], []
-    for clip in clips:
-        if clip.silent:
-            continue
-        digest = hashlib.sha256(clip.audio.tobytes()).hexdigest()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        plain.append(Example(clip.audio, clip.midi))
-        for shift in shifts_for(clip.midi, settings):
-            audio = clip.audio if shift == 0 else repitch(clip.audio, 2.0 ** (shift / 12.0))
-            if len(audio) >= 16:
-                train.append(Example(np.asarray(audio, dtype=np.float32), clip.midi + shift))
-    if not train:
-        raise EngineError("the wavenet engine found no audible clip to learn from", key="sources",
-                          fix="check that the sources are not silent")
-    progress.info(f"wavenet: {len(plain)} distinct clip(s) → {len(train)} examples with pitch shifts "
-                  f"({sum(len(e.audio) for e in train) / sample_rate:.0f} s of audio)")
-    return train, plain
-
-
-def crop(example: Example, offset: int, length: int) -> np.ndarray:
-    """`length` samples from `offset` (which may be negative or run past the end: zero-padded)."""
-    out = np.zeros(length, dtype=np.float32)
-    lo, hi = max(0, offset), min(len(example.audio), offset + length)
-    if hi > lo:
-        out[lo - offset:hi - offset] = example.audio[lo:hi]
-    return out
-
-
-# --------------------------------------------------------------------------- the engine
 
 class WaveNetEngine(Engine):
     name = "wavenet"
@@ -375,7 +141,7 @@ class WaveNetEngine(Engine):
         progress.info(f"wavenet: training on {trainer.device.type} ({trainer.precision.describe()}), "
                       f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
                       f"{cfg.receptive_field} samples, up to {s.max_steps} steps / {s.max_minutes} min")
-        with torch_threads(s.threads):
+        with cpu_threads(s.threads):
             self.train_result = trainer.run()
         self.model = model.cpu().eval()
         self.clips = clips
@@ -418,7 +184,7 @@ class WaveNetEngine(Engine):
         meta = {"engine": self.name, "version": self.version, "sample_rate": self.sample_rate,
                 "seed": self.seed, "settings": self.settings.model_dump(mode="json"),
                 "config": self.model.config.to_json(),
-                "clips": [{"source": c.source, "channel": c.channel, "take": c.take, "midi": c.midi,
+                "clips": [{"source": c.source, "channel": c.channel, "recording": c.recording, "midi": c.midi,
                            "silent": c.silent} for c in self.clips], "training": result}
         save_state(directory, MODEL_NAME, tensors, meta)
 
@@ -427,7 +193,7 @@ class WaveNetEngine(Engine):
         fix = "delete that folder and build again"
         try:
             config = WaveNetConfig(**meta["config"])
-            clips = [SourceClip(c["source"], c["channel"], int(c["take"]), tensors[f"clip/{i}"].numpy(),
+            clips = [SourceClip(c["source"], c["channel"], int(c["recording"]), tensors[f"clip/{i}"].numpy(),
                                 float(c["midi"]), bool(c["silent"])) for i, c in enumerate(meta["clips"])]
             silence = tensors["silence_latent"].double().numpy()
             direction = tensors["velocity_direction"].double().numpy()
@@ -457,14 +223,14 @@ class WaveNetEngine(Engine):
         if not takes:
             raise EngineError(f"the wavenet model has no source named {source!r}",
                               fix="train again with that source in the spec")
-        return min(takes, key=lambda c: (abs(c.midi - note), c.take))
+        return min(takes, key=lambda c: (abs(c.midi - note), c.recording))
 
     def corner_encoding(self, source: str, channel: str, note: int) -> tuple[np.ndarray, np.ndarray]:
         """The latents and frame loudness of `source` as this engine plays it at `note` on `channel`: the
-        nearest take, shifted to the note in `shifted` pitch mode (cached)."""
+        nearest recording, shifted to the note in `shifted` pitch mode (cached)."""
         clip = self._nearest_clip(source, channel, note)
         shifted = self.settings.pitch_mode == "shifted"
-        key = (clip.source, clip.channel, clip.take, note if shifted else None)
+        key = (clip.source, clip.channel, clip.recording, note if shifted else None)
         if key not in self._encoded:
             audio = clip.audio
             if shifted and not clip.silent:
@@ -547,7 +313,7 @@ class WaveNetEngine(Engine):
                     take *= release_envelope(lengths[i], self.sample_rate, r.duration_s, r.release_s)
                     if sum(w for _, w in r.weights if w > 0) <= 0:
                         take[:] = 0.0
-                    out[i] = _tail_fade(take.astype(np.float32), self.sample_rate, r.release_s)
+                    out[i] = tail_fade(take.astype(np.float32), self.sample_rate, r.release_s)
         finally:
             bar.close()
         seconds = time.monotonic() - t0
@@ -581,7 +347,7 @@ class WaveNetEngine(Engine):
             except BaseException as error:          # re-raised in the calling thread
                 errors.append(error)
 
-        with torch_threads(1 if device.type == "cpu" else None):
+        with cpu_threads(1 if device.type == "cpu" else None):
             if k == 1:
                 work(0)
             else:
@@ -594,7 +360,3 @@ class WaveNetEngine(Engine):
         if errors:
             raise errors[0]
         return torch.cat(results, dim=1)
-
-
-__all__ = ["WaveNetEngine", "WaveNetSettings", "attack_and_sustain", "frame_loudness_db", "held_latents",
-           "loudness_direction", "release_mix", "shifts_for", "velocity_db"]

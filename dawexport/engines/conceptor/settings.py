@@ -1,0 +1,109 @@
+"""The conceptor engine's settings: reservoir and grains, and the render controls that corners and key
+zones can override.
+
+    >>> ConceptorSettings(grains_per_source=4).zones
+    []
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..base import EngineSettings
+
+
+class ConceptorControls(BaseModel):
+    """Render controls; unset values inherit (engine defaults, then corners, then key zones)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    spectral_radius_scale: float | None = Field(None, gt=0.0, le=4.0,
+                                                description="scales the loaded W: <1 calmer, >1 towards chaos")
+    leak_scale: float | None = Field(None, gt=0.0, le=4.0,
+                                     description="leak multiplier; with exact pitch on, a formant/timbre shift")
+    speed: float | None = Field(None, description="steps per grain; negative plays the sequence backwards")
+    gain: float | None = Field(None, ge=0.0, le=16.0, description="linear output gain")
+    aperture_scale: float | None = Field(None, gt=0.0, le=1000.0,
+                                         description="aperture adaptation gamma: <1 softer, >1 harder conceptors")
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v):
+        if v is not None and abs(v) < 1.0:
+            raise ValueError("speed is steps per grain: use |speed| >= 1 (negative plays backwards)")
+        return v
+
+
+class ZoneControls(ConceptorControls):
+    """Controls for the keys low..high (note names or MIDI numbers)."""
+    low: int
+    high: int
+
+    @field_validator("low", "high", mode="before")
+    @classmethod
+    def _note(cls, v):
+        from ..notes import note_to_midi
+        return note_to_midi(v)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.low > self.high:
+            raise ValueError(f"zone low ({self.low}) is above high ({self.high})")
+        return self
+
+
+class ConceptorSettings(EngineSettings):
+    # the reservoir and loading
+    reservoir_size: int = Field(400, ge=16, le=2048, description="reservoir units N")
+    spectral_radius: float = Field(1.7, gt=0.0, le=5.0, description="spectral radius of the random W")
+    leak: float = Field(0.5, gt=0.0, le=1.0, description="base leak rate (below 1 leaves room to pitch up)")
+    input_scale: float = Field(1.0, gt=0.0, le=10.0)
+    bias_scale: float = Field(0.2, ge=0.0, le=5.0)
+    aperture: float | Literal["auto"] = Field("auto", description="'auto': per grain, least attenuation")
+    grain_mode: Literal["auto", "period", "window"] = Field(
+        "auto", description="period: whole periods at zero crossings; window: fixed slices; auto: by pitch")
+    grains_per_source: int = Field(8, ge=1, le=256)
+    grain_min_ms: float = Field(5.0, gt=0.0, le=100.0, description="period grains hold >= this much audio")
+    window_ms: float = Field(12.0, gt=0.5, le=200.0, description="window grain length")
+    n_reservoirs: int = Field(2, ge=1, le=16, description="random reservoirs tried; the best is kept")
+    form: Literal["auto", "dense", "lowrank", "diagonal"] = Field(
+        "auto", description="conceptor form at render time; auto = lowrank unless a segment spans > 0.9 N dimensions")
+    # render controls (defaults; see `corners` and `zones` for overrides)
+    spectral_radius_scale: float = Field(1.0, gt=0.0, le=4.0)
+    leak_scale: float = Field(1.0, gt=0.0, le=4.0)
+    speed: float | Literal["auto"] = Field("auto", description="steps per grain; auto = the source's timing")
+    gain: float = Field(1.0, ge=0.0, le=16.0)
+    aperture_scale: float = Field(1.0, gt=0.0, le=1000.0)
+    sequence: Literal["hold", "loop", "pingpong"] = "hold"
+    blend_mode: Literal["morph", "or"] = Field(
+        "morph", description="morph: (1-mu) C_a + mu C_b; or: the conceptor of the weighted sum of correlations")
+    morph_hardening: float = Field(4.0, ge=1.0, le=100.0, description=(
+        "aperture adaptation applied to interior blend points (full strength at the centre, none at the "
+        "corners): a plain linear morph between dissimilar sounds shrinks every direction and the note dies; "
+        "1 = the plain morph"))
+    max_leak: float = Field(0.85, gt=0.0, le=1.0, description="leak cap when pitching up (1.0 gets unstable)")
+    blend_stretch: float = Field(1.0, ge=0.0, le=4.0, description=">1 extrapolates the morph past the mix")
+    corners: dict[str, ConceptorControls] = Field(default_factory=dict)
+    zones: list[ZoneControls] = Field(default_factory=list)
+    # pitch, dynamics, envelope, execution
+    pitch_by: Literal["leak", "resample"] = "leak"
+    leak_range: tuple[float, float] = Field((0.5, 2.0), description="leak multipliers used for pitch")
+    exact_pitch: bool = Field(True, description="measure each take and resample it onto the note")
+    unpitched_root: int = Field(60, ge=0, le=127)
+    velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0)
+    washout_ms: float = Field(10.0, ge=0.0, le=500.0)
+    threads: int = Field(1, ge=1, le=64, description="BLAS threads in the step loop (1 is safest on busy CPUs)")
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v):
+        if v != "auto" and abs(v) < 1.0:
+            raise ValueError("speed is steps per grain: use 'auto' or |speed| >= 1 (negative = backwards)")
+        return v
+
+    @field_validator("leak_range")
+    @classmethod
+    def _range(cls, v):
+        lo, hi = v
+        if not 0 < lo <= 1.0 <= hi:
+            raise ValueError("leak_range must be (low, high) with 0 < low <= 1 <= high")
+        return v

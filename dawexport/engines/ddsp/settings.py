@@ -1,0 +1,50 @@
+"""The ddsp engine's settings: model size, training data and how it plays.
+
+    >>> DDSPSettings(n_harmonics=20, table_size=256).latent_size
+    16
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..base import TrainingSettings
+
+
+class DDSPSettings(TrainingSettings):
+    """Small CPU-friendly defaults: a usable cat_flute instrument in about five minutes on two cores."""
+    latent_size: int = Field(16, ge=1, le=128, description="dimensions of the timbre latent z")
+    hidden_size: int = Field(128, ge=8, le=1024, description="width of the GRU and MLPs")
+    n_harmonics: int = Field(100, ge=1, le=256, description="harmonics of the oscillator bank (100 reach 13 kHz at C3)")
+    noise_bands: int = Field(65, ge=2, le=512)
+    n_mels: int = Field(64, ge=8, le=256, description="mel bands the encoder reads")
+    table_size: int = Field(2048, ge=64, le=16384, description="samples per single-cycle table")
+    crop_s: float = Field(0.75, gt=0.05, le=10.0, description="seconds of audio per training example")
+    lr: float = Field(2e-3, gt=0, le=1.0)
+    augment: bool = True
+    augment_copies: int = Field(8, ge=0, le=64, description="augmented copies of each clip")
+    pitch_shift_semitones: float = Field(12.0, ge=0.0, le=24.0, description="shifts drawn from ±this")
+    time_stretch: float = Field(1.25, ge=1.0, le=2.0, description="stretches drawn from 1/x..x")
+    keep_formants: bool = Field(True, description="pitch-shifted copies keep the source's spectral envelope "
+                                "(else tape-speed: formants move with the pitch)")
+    contour: Literal["flat", "source"] = "flat"
+    blend: Literal["output", "latent"] = Field(
+        "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
+        "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
+    reverb: bool = False
+    reverb_s: float = Field(0.5, gt=0.0, le=4.0)
+    velocity_range_db: float = Field(30.0, ge=0.0, le=96.0, description="dB from velocity 127 down to 1")
+    attack_s: float = Field(0.015, ge=0.0, le=2.0, description="loudness rise at note-on")
+    fmin: float = Field(40.0, gt=0)
+    threads: int | None = Field(None, ge=1, le=256,
+                                description="torch CPU threads for training and rendering (None: all cores)")
+    fmax: float = Field(2000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.table_size < 2 * (self.n_harmonics + 1):
+            raise ValueError(f"table_size must be at least 2 * (n_harmonics + 1) = {2 * (self.n_harmonics + 1)}")
+        if self.fmin >= self.fmax:
+            raise ValueError("fmin must be below fmax")
+        return self

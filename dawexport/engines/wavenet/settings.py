@@ -1,0 +1,59 @@
+"""The wavenet engine's settings: network size, training data, and how notes are held and played.
+
+    >>> WaveNetSettings().pitch_mode in ("shifted", "conditioning", "off")
+    True
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..base import TrainingSettings
+
+
+class WaveNetSettings(TrainingSettings):
+    """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30)."""
+    # the network
+    width: int = Field(64, ge=4, le=1024, description="decoder residual channels (NSynth: 512)")
+    skip_width: int | None = Field(None, ge=4, le=1024, description="decoder skip channels (default: width)")
+    stacks: int = Field(2, ge=1, le=8, description="decoder stacks (NSynth: 3)")
+    layers: int = Field(10, ge=1, le=14, description="layers per stack; dilations 1 … 2^(layers-1)")
+    encoder_width: int = Field(64, ge=4, le=1024, description="encoder channels (NSynth: 128)")
+    encoder_layers: int = Field(10, ge=1, le=60, description="encoder residual layers (NSynth: 30)")
+    encoder_cycle: int = Field(10, ge=1, le=14, description="encoder dilations cycle 1 … 2^(cycle-1)")
+    latent_size: int = Field(16, ge=1, le=128, description="latent channels (NSynth: 16)")
+    hop: int = Field(512, ge=16, le=4096, description="samples per latent frame (NSynth: 512 at 16 kHz)")
+    pitch_conditioning: bool = True
+    pitch_mode: Literal["shifted", "conditioning"] = Field(
+        "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
+                               "at its own pitch and play the note through the pitch conditioning only")
+    # training
+    max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
+    batch_size: int = Field(4, ge=1, le=256)
+    crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
+    augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
+    augment_high: int = Field(96, ge=0, le=127, description="highest MIDI note the sources are shifted to")
+    augment_step: float = Field(1.0, gt=0, le=24, description="semitones between shifted copies")
+    max_shift: float = Field(24.0, ge=0, le=48, description="largest shift of a source, in semitones")
+    gain_augment_db: float = Field(12.0, ge=0, le=60, description="examples are attenuated by up to this")
+    unpitched_root: int = Field(60, ge=0, le=127, description="root assumed for sources with no pitch")
+    # rendering
+    temperature: float = Field(1.0, ge=0, le=4, description="sampling temperature; 0 = always the likeliest")
+    velocity_range_db: float = Field(24.0, ge=0, le=96, description="dB from velocity 127 down to 1")
+    velocity_timbre: float = Field(0.5, ge=0, le=2, description="how far velocity moves the latent along the "
+                                                              "corpus's loudness direction (0 = gain only)")
+    attack_s: float = Field(0.25, ge=0, le=5, description="longest attack kept from the source's latents")
+    sustain_db: float = Field(12.0, gt=0, le=60, description="sustain frames: within this of the peak")
+    crossfade_s: float = Field(0.1, ge=0, le=2, description="latent glide from the attack into the hold")
+    render_batch: int = Field(256, ge=1, le=4096, description="voices decoded together (memory bound)")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads for training (torch intra-op) "
+                                "and decoding (voices split over threads); default: torch's setting")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.augment_low > self.augment_high:
+            raise ValueError("augment_low must not be above augment_high")
+        if self.pitch_mode == "conditioning" and not self.pitch_conditioning:
+            raise ValueError("pitch_mode 'conditioning' needs pitch_conditioning: true")
+        return self
