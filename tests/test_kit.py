@@ -278,7 +278,7 @@ def test_render_grains_decays_scales_velocity_and_keeps_a_stereo_pad_on_one_pitc
     reqs = [GrainRequest("a", 0, positions[:1], ch, 40, vel, 0.5, 0.25) for vel in (127, 64) for ch in ("L", "R")]
     loud_l, loud_r, soft_l, _ = engine.render_grains(reqs)
     assert len(loud_l) == int(0.5 * sr) and np.all(np.isfinite(loud_l)) and loud_l.dtype == np.float32
-    assert np.allclose(soft_l, loud_l * 10 ** (-40 * (1 - 64 / 127) / 20), atol=1e-6)
+    assert np.allclose(soft_l, loud_l * 10 ** (-40 * (1 - 63 / 126) / 20), atol=1e-6)   # velocity 1..127 over 40 dB
     early, late = rms_db(loud_l[int(0.02 * sr):int(0.1 * sr)]), rms_db(loud_l[int(0.3 * sr):int(0.4 * sr)])
     assert early > -40 and early - late > 25          # -60 dB per 0.25 s: about 31 dB down by 0.35 s
     assert abs(loud_l[-1]) < 1e-4                     # and it closes to silence

@@ -41,7 +41,7 @@ class ZoneControls(ConceptorControls):
     @field_validator("low", "high", mode="before")
     @classmethod
     def _note(cls, v):
-        from ..notes import note_to_midi
+        from ...notes import note_to_midi
         return note_to_midi(v)
 
     @model_validator(mode="after")
