@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..audio.analysis import PitchEstimate
+from ..errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,12 @@ class Engine(abc.ABC):
         """What rendered takes depend on: the trained model plus every setting, render-only ones included."""
         blob = json.dumps([self.cache_key(corpus), self.settings.model_dump(mode="json")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def check_corpus_rate(self, corpus: Corpus) -> None:
+        """An EngineError unless the corpus is at the engine's sample rate."""
+        if corpus.sample_rate != self.sample_rate:
+            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the {self.name} model runs at "
+                              f"{self.sample_rate} Hz", fix="resample the corpus to the engine's rate")
 
     @abc.abstractmethod
     def fit(self, corpus: Corpus, workdir: Path, progress) -> None:

@@ -201,3 +201,37 @@ def load_module_state(module, state: Mapping[str, "torch.Tensor"], *, file: str)
         raise EngineError(f"weights do not fit the model ({first})", file=file,
                           fix="the file belongs to another model or version; delete it and train again"
                           ) from None
+
+
+def torch_model_record(engine, model, train_result) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
+    """What every torch engine saves first: the model's weights under `model/`, and meta naming the engine,
+    its version, rate, seed, settings, the model's config and a summary of the training (last 50 points)."""
+    if model is None:
+        raise EngineError(f"the {engine.name} engine has no model to save; call fit() or load() first")
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    result = None
+    if train_result is not None:
+        result = {k: v for k, v in vars(train_result).items() if k != "history"}
+        result["history"] = train_result.history[-50:]
+    meta = {"engine": engine.name, "version": engine.version, "sample_rate": engine.sample_rate,
+            "seed": engine.seed, "settings": engine.settings.model_dump(mode="json"),
+            "config": model.config.to_json(), "training": result}
+    return tensors, meta
+
+
+def model_weights(tensors: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+    """The `model/` part of what `torch_model_record` saved, as the model's own state dict."""
+    return {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+
+
+def read_torch_model(engine, directory, name: str, config_cls, read):
+    """Load what `torch_model_record` (plus the engine's own parts) saved: (config, read(tensors, meta, config),
+    the model weights, file). `read` picks the engine's parts; a missing or malformed part is an EngineError."""
+    tensors, meta, file = load_engine_state(engine, directory, name)
+    try:
+        config = config_cls(**meta["config"])
+        parts = read(tensors, meta, config)
+    except (KeyError, TypeError, ValueError) as error:
+        raise EngineError(f"model file is incomplete ({error})", file=file,
+                          fix="delete that folder and build again") from None
+    return config, parts, model_weights(tensors), file

@@ -46,19 +46,19 @@ from ..base import Capabilities, Corpus, Engine, RenderRequest
 from ..common.envelopes import release_envelope
 from ..common.persistence import load_numpy_model, save_numpy_model
 from ..common.velocity import velocity_gain
-from .algebra import Conceptor, morph, phi_values
 from .blas import blas_threads
-from .grains import Grain, cut_grains, grain_walk, walk_curve
-from .kernels import ConceptorLibrary, Segment, hold, render
+from .grains import Grain, cut_grains
+from .kernels import ConceptorLibrary, hold, render
 from .loading import LoadedReservoir, load_patterns, reconstruction_errors
 from .pads import GrainPads
 from .reservoir import Reservoir, make_reservoir
 from .settings import ConceptorSettings
+from .voices import Voice, VoiceRunner
 
 MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
 
 
-class ConceptorEngine(GrainPads, Engine):
+class ConceptorEngine(GrainPads, VoiceRunner, Engine):
     name = "conceptor"
     # Any rate works; 22050 Hz halves the cost of 44.1 kHz at the same reconstruction error on the
     # example sounds (measured: cat 0.22 vs 0.29, flute 0.06 vs 0.06 NRMSE) and keeps content to ~10 kHz.
@@ -344,7 +344,7 @@ class ConceptorEngine(GrainPads, Engine):
         steps = int(math.ceil(frames * ratio * 1.06)) + 64
         plan.update(ratio=ratio, target=target, pitched=any(np.isfinite(self.clips[c].get("cal_hz", np.nan))
                                                             for c, _ in terms))
-        plan["voice"] = _Voice(terms=terms, speed=speed, leak=min(leak * scale, 1.0), radius=ctl["spectral_radius_scale"],
+        plan["voice"] = Voice(terms=terms, speed=speed, leak=min(leak * scale, 1.0), radius=ctl["spectral_radius_scale"],
                                gamma=ctl["aperture_scale"], steps=steps, channel=req.channel,
                                key=(req.weights, req.channel, req.variation), variation=req.variation)
         return plan
@@ -369,211 +369,6 @@ class ConceptorEngine(GrainPads, Engine):
             y = np.concatenate([y, np.zeros(frames - len(y), dtype=np.float32)])
         env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
         return y * env * np.float32(plan["ctl"]["gain"])
-
-    # ------------------------------------------------------------------ the batched core call
-
-    def _run_voices(self, voices: list["_Voice"], *, sequence: str, progress=None) -> list[np.ndarray]:
-        """Render voices (grouped by shared schedule) and apply each grain's level along the sequence."""
-        if not voices:
-            return []
-        self._require()
-        sr = self.sample_rate
-        entries: dict = {}          # library key -> index
-        schedules, gain_curves, group_of, group_keys = [], [], [], {}
-        longest: dict = {}
-        for v in voices:
-            v.group = (tuple(v.terms), round(v.speed, 6), round(v.gamma, 9))
-            longest[v.group] = max(longest.get(v.group, 0), v.steps)
-        for v in voices:
-            if v.group not in group_keys:
-                sched, curve = self._schedule(v, entries, sequence, longest[v.group])
-                group_keys[v.group] = len(schedules)
-                schedules.append(sched)
-                gain_curves.append(curve)
-            group_of.append(group_keys[v.group])
-        library_items = sorted(entries.items(), key=lambda kv: kv[1])
-        cons = [self._entry(key) for key, _ in library_items]
-        group_of = np.array(group_of)
-        starts = self._start_states(voices, schedules, group_of)
-        outs = self._render_groups(schedules, group_of, cons, np.array([v.leak for v in voices]),
-                                   np.array([v.radius for v in voices]), starts, max(v.steps for v in voices),
-                                   progress)
-        result = []
-        for vi, v in enumerate(voices):
-            curve = gain_curves[group_of[vi]]
-            y = outs[vi][:v.steps].astype(np.float64)
-            y = y - np.mean(y[min(len(y) - 1, sr // 50):]) if len(y) > sr // 25 else y
-            result.append((y * curve[:v.steps]).astype(np.float32))
-        return result
-
-    def _render_groups(self, schedules, group_of: np.ndarray, cons, leak: np.ndarray, radius: np.ndarray,
-                       starts: np.ndarray, steps: int, progress=None) -> list[np.ndarray]:
-        """The batched core call: voices (group_of: voice -> schedule) run in as few `render` calls as the
-        conceptor forms and memory allow; one (steps,) float32 row per voice."""
-        m, s = self._require(), self.settings
-        washout = int(s.washout_ms * 1e-3 * self.sample_rate)
-        form = s.form if m.form != "diagonal" else "diagonal"
-        if m.form == "diagonal":
-            form = "diagonal"
-        elif form == "diagonal":
-            form = "lowrank"
-        outs: list[np.ndarray | None] = [None] * len(group_of)
-        by_form = self._split_by_form(form, schedules, cons, len(group_of))
-        for f, gset in by_form.items():
-            lib = ConceptorLibrary(m, cons, f)
-            idx = np.flatnonzero(np.isin(group_of, list(gset)))
-            # keep the stacked dense conceptors within ~96 MB per call
-            per_call = max(1, int(96e6 / (4.0 * m.size * m.size))) if f == "dense" else 512
-            gl = sorted(gset)
-            for k in range(0, len(gl), per_call):
-                part = gl[k:k + per_call]
-                sel = idx[np.isin(group_of[idx], part)]
-                remap = {g: i for i, g in enumerate(part)}
-                y = render(lib, [schedules[g] for g in part], [remap[g] for g in group_of[sel]], steps,
-                                leak=leak[sel], radius=radius[sel], start_states=starts[sel], washout=washout,
-                                threads=s.threads, progress=progress)
-                for row, vi in zip(y, sel):
-                    outs[vi] = row
-        return outs
-
-    def _split_by_form(self, form: str, schedules, cons, voices: int) -> dict[str, set]:
-        n = self._require().size
-        if form != "auto":
-            return {form: set(range(len(schedules)))}
-        # groups are stacked and padded to the largest basis of a call, so wide groups go to the dense form
-        # (measured on 9 voices: one padded lowrank call took twice as long as a lowrank + a dense call)
-        out: dict[str, set] = {}
-        for g, sched in enumerate(schedules):
-            rank = max(sum(cons[i].rank for i in seg.indices) for seg in sched)
-            out.setdefault("lowrank" if rank <= 0.9 * n else "dense", set()).add(g)
-        return out
-
-    def _entry(self, key):
-        """The library conceptor for a key: ("grain", j, gamma), or a blend of corner grains at one position:
-        ("morph", parts, gamma, hardening) = phi(sum_k w_k C_k, hardening) or ("or", parts, gamma, 1) =
-        C(sum_k (w_k / max w) R_k), both then adapted by gamma."""
-        m = self._require()
-        kind = key[0]
-        if kind == "grain":
-            _, j, gamma = key
-            if m.form == "diagonal":
-                return Conceptor(np.eye(m.size), phi_values(m.diag_values(j), gamma))
-            return m.conceptor(j).adapt(gamma)
-        _, parts, gamma, hard = key
-        ws = np.array([w for _, w in parts])
-        ap = math.exp(float(np.sum(np.abs(ws) * np.log([m.apertures[j] for j, _ in parts])) / np.sum(np.abs(ws))))
-        if m.form == "diagonal":
-            if kind == "or":
-                energy = sum((w / ws.max()) * m.diag_energy[j] for j, w in parts)
-                vals = energy / (energy + ap ** -2.0)
-            else:
-                vals = phi_values(sum(w * m.diag_values(j) for j, w in parts), hard)
-            return Conceptor(np.eye(m.size), phi_values(vals, gamma))
-        if kind == "or":
-            cols = [m.bases[j] * np.sqrt(max(w / ws.max(), 0.0) * m.spectra[j]) for j, w in parts]
-            con = _from_columns(np.concatenate(cols, axis=1), values=lambda lam: lam / (lam + ap ** -2.0))
-            return con.adapt(gamma)
-        if np.all(ws >= 0):
-            cols = [m.conceptor(j).basis * np.sqrt(w * m.conceptor(j).values) for j, w in parts]
-            con = _from_columns(np.concatenate(cols, axis=1), values=lambda lam: lam)
-        else:   # extrapolated morphs are indefinite: go through the dense matrix
-            con = Conceptor.from_matrix(morph([m.conceptor(j) for j, _ in parts], ws))
-        return Conceptor(con.basis, phi_values(np.clip(con.values, 0, 1), hard)).adapt(gamma)
-
-    def _schedule(self, v: "_Voice", entries: dict, sequence: str, steps: int):
-        """Segments for a voice's grain walk, and its per-step level curve (grain gains, interpolated)."""
-        s = self.settings
-        clips = [self.clips[c] for c, _ in v.terms]
-        k_count = max(len(cl["grains"]) for cl in clips)
-        walk = grain_walk(steps + 1, abs(v.speed), k_count, sequence, reverse=v.speed < 0)
-
-        live = [(c, w, cl) for (c, w), cl in zip(v.terms, clips)]
-        weights = np.array([w for _, w, _ in live])
-        k = len(live)
-        # hardening exponent: 0 at a corner, 1 at the centre of the blend
-        e = 0.0 if k < 2 else float(np.clip((1 - np.max(np.abs(weights)) / np.sum(np.abs(weights)))
-                                            / (1 - 1 / k), 0.0, 1.0))
-
-        def grain_terms(g):
-            """[(library index, weight)] for grain position g: one grain, or the corners' combination."""
-            parts = []
-            for c, w, cl in live:
-                j = cl["grains"][min(g, len(cl["grains"]) - 1)]
-                if j >= 0 and abs(w) > 1e-9:
-                    parts.append((j, float(w)))
-            if not parts:
-                return []
-            if len(parts) == 1:
-                key = ("grain", parts[0][0], round(v.gamma, 9))
-                weight = 1.0
-            else:
-                key = (s.blend_mode, tuple(parts), round(v.gamma, 9),
-                       round(s.morph_hardening ** e, 9) if s.blend_mode == "morph" else 1.0)
-                weight = 1.0
-            if key not in entries:
-                entries[key] = len(entries)
-            return [(entries[key], weight)]
-
-        segments = []
-        for g_from, g_to, steps in walk:
-            a, b = grain_terms(g_from), grain_terms(g_to)
-            idx = [i for i, _ in a] + [i for i, _ in b]
-            start = [w for _, w in a] + [0.0] * len(b)
-            end = [0.0] * len(a) + [w for _, w in b]
-            if g_from == g_to:
-                idx, start, end = [i for i, _ in a], [w for _, w in a], [w for _, w in a]
-            if not idx:
-                idx, start, end = [0], [0.0], [0.0]
-            segments.append(Segment(steps, tuple(idx), tuple(start), tuple(end)))
-        # the level curve follows the same walk over the corners' grain gains
-        gains = np.zeros(k_count)
-        wsum = sum(w for _, w in v.terms) or 1.0
-        for (c, w), cl in zip(v.terms, clips):
-            gl = np.asarray(cl["gains"] + [cl["gains"][-1]] * (k_count - len(cl["gains"])))
-            gains += w * gl / wsum
-        curve = walk_curve(walk, gains)
-        return segments, curve
-
-    def _start_states(self, voices, schedules, group_of) -> np.ndarray:
-        """Each voice starts on its first grains' attractors (weighted), nudged per round robin."""
-        m = self._require()
-        out = np.zeros((len(voices), m.size))
-        for vi, v in enumerate(voices):
-            x = np.zeros(m.size)
-            wsum = 0.0
-            for c, w in v.terms:
-                grains = self.clips[c]["grains"]
-                j = grains[0] if v.speed > 0 else grains[-1]
-                if j >= 0:
-                    x += w * m.start_states[j]
-                    wsum += w
-            if abs(wsum) > 1e-9:
-                x /= wsum
-            if v.variation:
-                rng = np.random.default_rng((self.seed, v.variation))
-                x = x + 0.02 * np.std(x) * rng.standard_normal(m.size)
-            out[vi] = x
-        return out
-
-
-class _Voice:
-    """One distinct render: corner clips and weights, and the per-voice controls."""
-    __slots__ = ("terms", "speed", "leak", "radius", "gamma", "steps", "channel", "key", "variation", "group")
-
-    def __init__(self, *, terms, speed, leak, radius, gamma, steps, channel, key, variation=0):
-        self.terms, self.speed, self.leak, self.radius, self.gamma = terms, speed, leak, radius, gamma
-        self.steps, self.channel, self.key, self.variation = steps, channel, key, variation
-        self.group = None
-
-
-def _from_columns(cols: np.ndarray, values) -> Conceptor:
-    """Eigen-factor A A^T (A = cols, N x k) through the k x k Gram matrix; eigenvalues mapped by `values`."""
-    lam, e = np.linalg.eigh(cols.T @ cols)
-    keep = lam > 1e-10 * max(float(lam[-1]), 1e-300)
-    u = cols @ (e[:, keep] / np.sqrt(lam[keep]))
-    q, r = np.linalg.qr(u)
-    return Conceptor(q * np.sign(np.diag(r)), np.clip(values(lam[keep]), 0.0, 1.0))
-
 
 def _load(res, patterns, settings, washout) -> LoadedReservoir:
     form = "diagonal" if settings.form == "diagonal" else "full"

@@ -40,7 +40,7 @@ from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Capabilities, Corpus, Engine, RenderRequest
 from ..common.envelopes import note_envelope, tail_fade
-from ..common.persistence import load_engine_state, load_module_state, save_state
+from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
@@ -86,9 +86,7 @@ class DDSPEngine(Engine):
 
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
-        if corpus.sample_rate != self.sample_rate:
-            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the ddsp model runs at "
-                              f"{self.sample_rate} Hz", fix="resample the corpus to the engine's rate")
+        self.check_corpus_rate(corpus)
         s = self.settings
         t0 = time.monotonic()
         keys, examples, plain = prepare_training_data(corpus, s, self.sample_rate, self.hop, self.seed, progress)
@@ -161,44 +159,29 @@ class DDSPEngine(Engine):
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
-        if self.model is None:
-            raise EngineError("the ddsp engine has no model to save; call fit() or load() first")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        tensors, meta = torch_model_record(self, self.model, self.train_result)
         tensors["key_latents"] = self.key_latents
         for i, k in enumerate(self.keys):
             tensors[f"contour/{i}"] = torch.from_numpy(np.asarray(k.contour, np.float32))
-        result = None
-        if self.train_result is not None:
-            result = {k: v for k, v in vars(self.train_result).items() if k != "history"}
-            result["history"] = self.train_result.history[-50:]
-        meta = {"engine": self.name, "version": self.version, "sample_rate": self.sample_rate, "hop": self.hop,
-                "seed": self.seed, "settings": self.settings.model_dump(mode="json"),
-                "config": self.model.config.to_json(),
-                "keys": [{"source": k.source, "channel": k.channel, "silent": k.silent,
-                          "top_db": k.top_db if math.isfinite(k.top_db) else None,
-                          "pitch_midi": k.pitch_midi if math.isfinite(k.pitch_midi) else None,
-                          "digest": k.digest}
-                         for k in self.keys], "training": result}
+        meta.update(hop=self.hop, keys=[{"source": k.source, "channel": k.channel, "silent": k.silent,
+                                         "top_db": k.top_db if math.isfinite(k.top_db) else None,
+                                         "pitch_midi": k.pitch_midi if math.isfinite(k.pitch_midi) else None,
+                                         "digest": k.digest} for k in self.keys])
         save_state(directory, MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        tensors, meta, file = load_engine_state(self, directory, MODEL_NAME)
-        fix = "delete that folder and build again"
-        try:
-            config = DDSPConfig(**meta["config"])
+        def read(tensors, meta, config):
             keys = [KeyInfo(k["source"], k["channel"], bool(k["silent"]),
                             FLOOR_DB if k["top_db"] is None else float(k["top_db"]),
                             float("nan") if k["pitch_midi"] is None else float(k["pitch_midi"]),
                             tensors[f"contour/{i}"].numpy(), np.zeros((0, config.n_mels), np.float32),
                             np.zeros(0), str(k["digest"])) for i, k in enumerate(meta["keys"])]
-            latents = tensors["key_latents"].float()
-        except (KeyError, TypeError, ValueError) as error:
-            raise EngineError(f"model file is incomplete ({error})", file=file, fix=fix) from None
+            return keys, tensors["key_latents"].float()
+
+        config, (keys, latents), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig, read)
+        fix = "delete that folder and build again"
         model = DDSP(config)
-        load_module_state(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")},
-                          file=file)
+        load_module_state(model, weights, file=file)
         if latents.shape != (len(keys), config.latent):
             raise EngineError("model file's latents do not match its keys", file=file, fix=fix)
         self.hop = config.hop

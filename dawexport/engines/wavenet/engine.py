@@ -51,7 +51,7 @@ from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Capabilities, Corpus, Engine, RenderRequest
 from ..common.envelopes import release_envelope, tail_fade
-from ..common.persistence import load_engine_state, load_module_state, save_state
+from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
@@ -98,9 +98,7 @@ class WaveNetEngine(Engine):
 
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
-        if corpus.sample_rate != self.sample_rate:
-            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the wavenet model runs at "
-                              f"{self.sample_rate} Hz", fix="resample the corpus to the engine's rate")
+        self.check_corpus_rate(corpus)
         s = self.settings
         t0 = time.monotonic()
         clips = source_clips(corpus, s.unpitched_root)
@@ -168,40 +166,26 @@ class WaveNetEngine(Engine):
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
-        if self.model is None:
-            raise EngineError("the wavenet engine has no model to save; call fit() or load() first")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        tensors, meta = torch_model_record(self, self.model, self.train_result)
         for i, clip in enumerate(self.clips):
             tensors[f"clip/{i}"] = torch.from_numpy(np.ascontiguousarray(clip.audio, dtype=np.float32))
         tensors["silence_latent"] = torch.from_numpy(self.silence_latent.astype(np.float32))
         tensors["velocity_direction"] = torch.from_numpy(self.velocity_direction.astype(np.float32))
-        result = None
-        if self.train_result is not None:
-            result = {k: v for k, v in vars(self.train_result).items() if k != "history"}
-            result["history"] = self.train_result.history[-50:]
-        meta = {"engine": self.name, "version": self.version, "sample_rate": self.sample_rate,
-                "seed": self.seed, "settings": self.settings.model_dump(mode="json"),
-                "config": self.model.config.to_json(),
-                "clips": [{"source": c.source, "channel": c.channel, "recording": c.recording, "midi": c.midi,
-                           "silent": c.silent} for c in self.clips], "training": result}
+        meta["clips"] = [{"source": c.source, "channel": c.channel, "recording": c.recording, "midi": c.midi,
+                          "silent": c.silent} for c in self.clips]
         save_state(directory, MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        tensors, meta, file = load_engine_state(self, directory, MODEL_NAME)
-        fix = "delete that folder and build again"
-        try:
-            config = WaveNetConfig(**meta["config"])
+        def read(tensors, meta, config):
             clips = [SourceClip(c["source"], c["channel"], int(c["recording"]), tensors[f"clip/{i}"].numpy(),
                                 float(c["midi"]), bool(c["silent"])) for i, c in enumerate(meta["clips"])]
-            silence = tensors["silence_latent"].double().numpy()
-            direction = tensors["velocity_direction"].double().numpy()
-        except (KeyError, TypeError, ValueError) as error:
-            raise EngineError(f"model file is incomplete ({error})", file=file, fix=fix) from None
+            return clips, tensors["silence_latent"].double().numpy(), tensors["velocity_direction"].double().numpy()
+
+        config, (clips, silence, direction), weights, file = read_torch_model(self, directory, MODEL_NAME,
+                                                                              WaveNetConfig, read)
+        fix = "delete that folder and build again"
         model = WaveNetAutoencoder(config)
-        load_module_state(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")},
-                          file=file)
+        load_module_state(model, weights, file=file)
         if silence.shape != (config.latent,) or direction.shape != (config.latent,):
             raise EngineError("model file's latent statistics do not match its model", file=file, fix=fix)
         self.model, self.clips = model.eval(), clips

@@ -19,12 +19,12 @@ class WaveNetSettings(TrainingSettings):
     skip_width: int | None = Field(None, ge=4, le=1024, description="decoder skip channels (default: width)")
     stacks: int = Field(2, ge=1, le=8, description="decoder stacks (NSynth: 3)")
     layers: int = Field(10, ge=1, le=14, description="layers per stack; dilations 1 … 2^(layers-1)")
+    pitch_conditioning: bool = True
     encoder_width: int = Field(64, ge=4, le=1024, description="encoder channels (NSynth: 128)")
     encoder_layers: int = Field(10, ge=1, le=60, description="encoder residual layers (NSynth: 30)")
     encoder_cycle: int = Field(10, ge=1, le=14, description="encoder dilations cycle 1 … 2^(cycle-1)")
     latent_size: int = Field(16, ge=1, le=128, description="latent channels (NSynth: 16)")
     hop: int = Field(512, ge=16, le=4096, description="samples per latent frame (NSynth: 512 at 16 kHz)")
-    pitch_conditioning: bool = True
     pitch_mode: Literal["shifted", "conditioning"] = Field(
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
