@@ -217,3 +217,22 @@ def test_device_and_precision_choice():
         gpu = pick_precision(torch.device("cuda"))
         assert gpu.dtype in (torch.bfloat16, torch.float16)
         assert (gpu.make_scaler() is not None) == (gpu.dtype == torch.float16)
+
+
+def test_numpy_models_carry_a_checksum_and_an_edited_one_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    from dawexport.engines.common.persistence import load_numpy_model, save_numpy_model
+    arrays = {"clip0": np.linspace(-1, 1, 64, dtype=np.float32)}
+    save_numpy_model(tmp_path / "m", "sampler", arrays, {"sample_rate": 8000})
+    loaded, meta = load_numpy_model(tmp_path / "m", "sampler", "sampler")
+    assert np.array_equal(loaded["clip0"], arrays["clip0"]) and meta == {"sample_rate": 8000}
+    path = tmp_path / "m" / "sampler.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x40                                     # one bit of the last float's bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(EngineError, match="checksum"):
+        load_numpy_model(tmp_path / "m", "sampler", "sampler")
+    save_file(arrays, str(path))                          # a plain safetensors file: not one of ours
+    with pytest.raises(EngineError, match="no checksum"):
+        load_numpy_model(tmp_path / "m", "sampler", "sampler")
