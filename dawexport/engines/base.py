@@ -132,7 +132,7 @@ class TrainingSettings(EngineSettings):
 
 class Engine(abc.ABC):
     """A model family. Subclasses set `name`, `capabilities`, `Settings` and implement the abstract methods;
-    they raise `version` when a change makes models saved before unusable (it is part of the cache key)."""
+    they bump `version` when a change makes models saved before unusable (it is part of the cache key)."""
     name: ClassVar[str]
     version: ClassVar[int] = 1
     capabilities: ClassVar[Capabilities]
