@@ -17,7 +17,7 @@ from pathlib import Path
 import mido
 
 from dawexport.errors import ExportError
-from dawexport.export import file_stem
+from dawexport.export.common import file_stem
 from dawexport.instrument import Instrument
 
 TICKS_PER_BEAT = 480
