@@ -60,23 +60,23 @@ def build_corpus(spec: InstrumentSpec, sample_rate: int, progress: Progress = SI
     """Read every source, bring it to the model's rate, split its channels and measure its pitch."""
     decoded = []
     for name, recordings in spec.sources.items():
-        for take, recording in enumerate(recordings):
-            key = f"sources.{name}" + (f"[{take}]" if len(recordings) > 1 else "")
+        for index, recording in enumerate(recordings):
+            key = f"sources.{name}" + (f"[{index}]" if len(recordings) > 1 else "")
             path = spec.source_path(recording)
             audio, rate = read_audio(path, key=key)
-            decoded.append((name, take, recording, path, resample(audio, rate, sample_rate)))
+            decoded.append((name, index, recording, path, resample(audio, rate, sample_rate)))
     channels = corpus_channels(spec, [audio.shape[0] for *_, audio in decoded])
     clips = []
-    for name, take, recording, path, audio in decoded:
+    for name, index, recording, path, audio in decoded:
         pitch = estimate_pitch(audio.mean(axis=0), sample_rate)
         if recording.root is not None:
             pitch = PitchEstimate(float(midi_to_hz(recording.root)), float(recording.root), 1.0, 1.0)
-        progress.info(f"{name}[{take}] {path.name}: {audio.shape[0]} ch, {audio.shape[1] / sample_rate:.2f} s, "
+        progress.info(f"{name}[{index}] {path.name}: {audio.shape[0]} ch, {audio.shape[1] / sample_rate:.2f} s, "
                       + (f"pitch {pitch.hz:.1f} Hz (MIDI {pitch.midi:.2f})" if np.isfinite(pitch.hz)
                          else "unpitched"))
         parts = split_channels(audio, spec.stereo, file=str(path))
         for channel in channels:
-            clips.append(Clip(name, channel, take, _channel_of(parts, channel), pitch))
+            clips.append(Clip(name, channel, index, _channel_of(parts, channel), pitch))
     return Corpus(sample_rate, channels, tuple(clips))
 
 
@@ -135,8 +135,8 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
             return takes
         except (OSError, KeyError, ValueError):
             cache.unlink(missing_ok=True)
-    what = "pads" if plan.kind == "kit" else "takes"
-    progress.stage("render", f"{len(plan.takes)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
+    what = "pads" if plan.kind == "kit" else "cells"
+    progress.stage("render", f"{len(plan.cells)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
                    f"renders at {engine.sample_rate} Hz")
     takes = engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     from .export import write_formats
     from .render.assemble import assemble_instrument
     with Staging(target) as staging:
-        progress.stage("samples", f"post-processing {len(plan.takes)} samples → {spec.output.sample_rate} Hz, "
+        progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
         settings = SampleSettings.from_spec(spec)
         samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress)

@@ -216,7 +216,7 @@ def test_mid_side_and_mono_modes(tmp_path):
 
 
 def test_wavetables_along_the_blend_and_along_a_note(tmp_path):
-    from dawexport.export.wavetable_files import read_serum_wav, read_surge_wt
+    from dawexport.export.wavetables import read_serum_wav, read_surge_wt
     spec = tiny_spec(tmp_path, keys={"low": "C4", "high": "C4", "every": 1}, velocity_layers=1,
                      wavetables=[{"name": "morph", "along": "blend", "note": "C4", "frames": 8},
                                  {"name": "breath", "along": "time", "note": "G4", "frames": 16,

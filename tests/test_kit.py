@@ -22,7 +22,7 @@ from test_ableton import check_live_invariants, check_sampler, is_subsequence
 from dawexport.audio.io import read_wav_metadata
 from dawexport.errors import SpecError
 from dawexport.export import ableton
-from dawexport.export.wavetable_files import read_serum_wav, read_surge_wt
+from dawexport.export.wavetables import read_serum_wav, read_surge_wt
 from dawexport.pipeline import build
 from dawexport.render.plan import kit_pads
 from dawexport.spec import KitSpec, parse_spec

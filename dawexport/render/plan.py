@@ -2,7 +2,7 @@
 or, for a spec with `kit:`, a grain kit: one pad per key × velocity layer × round robin × channel.
 
     >>> plan = make_plan(spec, channels=("L", "R"))
-    >>> len(plan.takes), len(plan.requests())
+    >>> len(plan.cells), len(plan.requests())
     (81, 162)
     >>> kit = make_plan(kit_spec, ("L", "R"), grains=engine.grain_catalogue())
     >>> kit.kind, kit.pads[0].description
@@ -55,9 +55,9 @@ class KitPad:
     sequence of one recording of a source; several are walked in a loop)."""
     key: int
     source: str
-    take: int
+    recording: int
     positions: tuple[int, ...]
-    takes: int = 1           # how many recordings the source has (names mention the take only when > 1)
+    recordings: int = 1      # how many recordings the source has (names mention the recording only when > 1)
 
     def _numbers(self) -> str:
         """1-based grain numbers: '3', '3-5' for a run, '7+8+1' where the sequence wraps or skips."""
@@ -72,17 +72,18 @@ class KitPad:
     def label(self) -> str:
         """File-name part: cat_g3, cat_g3-4, cat_t2_g3."""
         grains = f"g{self._numbers()}"
-        return f"{self.source}_t{self.take + 1}_{grains}" if self.takes > 1 else f"{self.source}_{grains}"
+        return f"{self.source}_t{self.recording + 1}_{grains}" if self.recordings > 1 else f"{self.source}_{grains}"
 
     @property
     def description(self) -> str:
         """For people: 'grain 3 of cat', 'grains 3-4 of cat (recording 2)'."""
         what = ("grain " if len(self.positions) == 1 else "grains ") + self._numbers()
-        return f"{what} of {self.source}" + (f" (recording {self.take + 1})" if self.takes > 1 else "")
+        return f"{what} of {self.source}" + (f" (recording {self.recording + 1})" if self.recordings > 1 else "")
 
 
 @dataclass(frozen=True)
-class Take:
+class Cell:
+    """One cell of the render grid: a blend point × key zone × velocity layer × round robin (or a kit pad)."""
     point: BlendPoint
     zone: KeyZone
     layer: VelocityLayer
@@ -99,7 +100,7 @@ class RenderPlan:
     channels: tuple[str, ...]
     duration_s: float
     release_s: float
-    takes: tuple[Take, ...]
+    cells: tuple[Cell, ...]
     pads: tuple[KitPad, ...] = ()      # a grain kit's pads (empty for a blend grid)
     decay_s: float = 0.0               # a grain kit's decay (-60 dB) time
 
@@ -109,18 +110,18 @@ class RenderPlan:
         return "kit" if self.pads else "multisample"
 
     def requests(self) -> list[RenderRequest] | list[GrainRequest]:
-        """One request per take and channel, take-major (the channels of a take are adjacent).
+        """One request per cell and channel, cell-major (the channels of a cell are adjacent).
         A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s."""
         if self.pads:
-            return [GrainRequest(source=take.pad.source, take=take.pad.take, positions=take.pad.positions,
-                                 channel=channel, note=take.pad.key, velocity=take.layer.velocity,
+            return [GrainRequest(source=cell.pad.source, take=cell.pad.recording, positions=cell.pad.positions,
+                                 channel=channel, note=cell.pad.key, velocity=cell.layer.velocity,
                                  duration_s=self.duration_s, decay_s=self.decay_s,
-                                 variation=take.round_robin - 1)
-                    for take in self.takes for channel in self.channels]
-        return [RenderRequest(weights=take.point.weights, channel=channel, note=take.zone.root,
-                              velocity=take.layer.velocity, duration_s=self.duration_s,
-                              release_s=self.release_s, variation=take.round_robin - 1)
-                for take in self.takes for channel in self.channels]
+                                 variation=cell.round_robin - 1)
+                    for cell in self.cells for channel in self.channels]
+        return [RenderRequest(weights=cell.point.weights, channel=channel, note=cell.zone.root,
+                              velocity=cell.layer.velocity, duration_s=self.duration_s,
+                              release_s=self.release_s, variation=cell.round_robin - 1)
+                for cell in self.cells for channel in self.channels]
 
 
 def _label(weights: dict[str, float]) -> str:
@@ -178,21 +179,21 @@ def kit_pads(kit, sources: list[str], grains: dict[tuple[str, int], tuple[int, .
         >>> [p.description for p in kit_pads(kit, ["cat"], {("cat", 0): (0, 1, 2, 3)})]   # grains: 2
         ['grain 1 of cat', 'grain 4 of cat']
     """
-    pool = [(source, take, i) for source in sources
-            for (name, take), positions in grains.items() if name == source for i in range(len(positions))]
+    pool = [(source, recording, i) for source in sources
+            for (name, recording), positions in grains.items() if name == source for i in range(len(positions))]
     if len(pool) < kit.grains:
         counts = ", ".join(f"{s} {sum(len(p) for (n, _), p in grains.items() if n == s)}" for s in sources)
         raise SpecError(f"the kit asks for {kit.grains} grains but the model has only {len(pool)} sounding "
                         f"grains in {', '.join(sources)} ({counts})", file=file, key="kit.grains",
                         fix="lower kit.grains, add sources to kit.sources, or raise "
                             "engine.settings.grains_per_source")
-    takes = {s: len([1 for (n, _) in grains if n == s]) for s in sources}
+    recordings = {s: len([1 for (n, _) in grains if n == s]) for s in sources}
     pads = []
     for k, pick in enumerate(np.round(np.linspace(0, len(pool) - 1, kit.grains)).astype(int)):
-        source, take, i = pool[int(pick)]
-        sounding = grains[(source, take)]
+        source, recording, i = pool[int(pick)]
+        sounding = grains[(source, recording)]
         positions = tuple(sounding[(i + n) % len(sounding)] for n in range(min(kit.sequence, len(sounding))))
-        pads.append(KitPad(kit.low + k, source, take, positions, takes[source]))
+        pads.append(KitPad(kit.low + k, source, recording, positions, recordings[source]))
     return tuple(pads)
 
 
@@ -204,10 +205,10 @@ def make_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tup
     points = blend_points(spec.blend_corners, spec.blend.points_per_side if spec.blend else 1)
     zones = key_zones(spec.keys.low, spec.keys.high, spec.keys.every)
     layers = velocity_layers(spec.velocity_layers)
-    takes = tuple(Take(p, z, v, rr) for p, z, v, rr in
+    cells = tuple(Cell(p, z, v, rr) for p, z, v, rr in
                   product(points, zones, layers, range(1, spec.round_robins + 1)))
     return RenderPlan(points, zones, layers, spec.round_robins, tuple(channels), spec.note.length,
-                      spec.note.release, takes)
+                      spec.note.release, cells)
 
 
 KIT_POINT = BlendPoint(0, "kit", (0.0,), (0,), ())
@@ -215,7 +216,7 @@ KIT_POINT = BlendPoint(0, "kit", (0.0,), (0,), ())
 
 def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tuple[int, ...]] | None
                   ) -> RenderPlan:
-    """A grain kit: one take per pad key × velocity layer × round robin (× channel in the requests)."""
+    """A grain kit: one cell per pad key × velocity layer × round robin (× channel in the requests)."""
     if grains is None:
         raise ValueError("a grain kit is planned from the engine's grain_catalogue(); pass it as `grains`")
     kit = spec.kit
@@ -223,7 +224,7 @@ def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int],
     pads = kit_pads(kit, kit.sources or list(spec.sources), grains, file)
     zones = tuple(KeyZone(p.key, p.key, p.key) for p in pads)
     layers = velocity_layers(spec.velocity_layers)
-    takes = tuple(Take(KIT_POINT, zone, layer, rr, pad) for (pad, zone), layer, rr in
+    cells = tuple(Cell(KIT_POINT, zone, layer, rr, pad) for (pad, zone), layer, rr in
                   product(zip(pads, zones), layers, range(1, spec.round_robins + 1)))
-    return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, takes,
+    return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, cells,
                       pads=pads, decay_s=kit.decay_s)

@@ -30,7 +30,7 @@ squared difference the crossfade travels; the first frame starts at the rising z
 fundamental.
 
 Everything here is pure numpy/scipy: arrays in, arrays out (float64); the files are written by
-``dawexport.export.wavetable_files``.
+``dawexport.export.wavetables``.
 """
 from __future__ import annotations
 
