@@ -16,7 +16,7 @@ from dawexport.engines import conceptor_core as cc
 from dawexport.engines.base import Clip, Corpus, RenderRequest
 from dawexport.engines.conceptor import ConceptorEngine, grain_walk
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOUNDS = REPO / "instruments" / "sounds"
 
 RECALL_NRMSE = 0.05     # the stated recall bound for the periodic patterns below
@@ -323,7 +323,7 @@ def test_build_plays_in_sfizz(tmp_path):
     try:
         import yaml
         from dawexport.pipeline import build
-        from players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
+        from support.players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
     except ImportError as error:                      # pragma: no cover - the pipeline is written elsewhere
         pytest.skip(f"pipeline or players not available yet: {error}")
     for name in ("cat_meow.flac", "flute.wav"):

@@ -2,27 +2,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from support import copy_example_sounds
 
 from dawexport.audio.io import read_wav_metadata
 from dawexport.cli import main
 from dawexport.errors import ExportError
 from dawexport.pipeline import build
-from players import (measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors)
+from support.players import (measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors)
 
-REPO = Path(__file__).resolve().parents[1]
-SOUNDS = REPO / "instruments" / "sounds"
 
 
 def tiny_spec(tmp_path: Path, **changes) -> Path:
-    for name in ("cat_meow.flac", "flute.wav"):
-        shutil.copy(SOUNDS / name, tmp_path / name)
+    copy_example_sounds(tmp_path)
     spec = {"name": "tiny", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
             "blend": {"corners": ["cat", "flute"], "points_per_side": 3},
             "keys": {"low": "G3", "high": "D4", "every": 3}, "velocity_layers": 2,
