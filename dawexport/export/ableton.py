@@ -16,7 +16,7 @@ A grain kit (``instrument.kind == "kit"``) becomes a Drum Rack instead: ``<name>
 key (``DrumBranchPreset``, ascending from the lowest key as Live lists them), each pad a Sampler with that
 key's velocity layers; the pad sends ``SENDING_NOTE`` to its Sampler, whose zones span every key and are
 rooted on that note, so each pad plays its sample at the pitch it was rendered at. A pad's
-``ZoneSettings/ReceivingNote`` holds 128 minus its MIDI note (see tests/data/ableton_facts.py for why).
+``ZoneSettings/ReceivingNote`` holds 128 minus its MIDI note (see tests/support/data/ableton_facts.py for why).
 The ``.adv`` is the whole kit in one Sampler, a zone per key.
 
 Every Sampler keeps key zones, root keys and tuning (``RootKey`` + ``Detune`` cents), velocity layers,
@@ -47,7 +47,7 @@ from dawexport.export.common import (check_instrument, check_loop, clamp, decima
                                      relative_sample_path, xml_attr, zone_range_error)
 from dawexport.templating import render_template
 
-# Root attributes of presets Live saved (tests/data/ableton_facts.py says where each was observed).
+# Root attributes of presets Live saved (tests/support/data/ableton_facts.py says where each was observed).
 # OverwriteProtectionNumber follows the version: 0xC02 = 12.2, 0xB04 as in the Live 11 presets seen.
 LIVE_VERSIONS = {
     11: {"major": 11, "minor_version": "11.0_11300", "schema_change_count": "3",
@@ -70,7 +70,7 @@ LAYERED_VEL_TO_VOLUME = 0.25     # several layers already differ in level; keep 
 NUM_MACROS = 16
 CHAIN_COLORS = (12, 16, 20, 24, 3, 7, 9, 14)   # Live's palette indices, cycled per chain
 
-# Drum Racks (tests/data/ableton_facts.py, [K12]): every pad sends C3 (MIDI 60) to its chain, and a pad's
+# Drum Racks (tests/support/data/ableton_facts.py, [K12]): every pad sends C3 (MIDI 60) to its chain, and a pad's
 # ReceivingNote is stored as 128 - its MIDI note; the pad view scrolls in rows of four pads.
 SENDING_NOTE = 60
 RECEIVING_NOTE_BASE = 128

@@ -85,7 +85,7 @@ def crossfade_opcodes(instrument: Instrument, group: BlendGroup) -> list[tuple[s
 
     A missing fade-in/-out pair means "always fully in" in every SFZ player, so the first point of an
     axis plays at full level at CC 0 and the last at CC 127 without relying on how a player treats an
-    empty 0..0 or 127..127 range (sfizz treats them as fully in too; checked in tests/test_sfz.py).
+    empty 0..0 or 127..127 range (sfizz treats them as fully in too; checked in tests/unit/test_sfz.py).
     """
     ops: list[tuple[str, int]] = []
     for axis, (in_lo, in_hi, out_lo, out_hi) in instrument.group_crossfades(group):
