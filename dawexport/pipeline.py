@@ -1,8 +1,7 @@
 """The flow from a spec to a finished instrument folder, one stage after another.
 
-    >>> result = build("instruments/cat_flute.yaml")
-    >>> result.folder
-    PosixPath('build/cat_flute')
+    result = build("instruments/cat_flute.yaml")
+    result.folder   # -> PosixPath('build/cat_flute')
 
 spec → corpus (decode, resample, split channels, analyse) → model (fit or cached) → plan → raw takes
 (rendered in batches, cached) → samples (rejoin channels, resample, trim, loop, normalise) → Instrument

@@ -4,8 +4,7 @@ An exporter is a function `write(instrument, folder) -> list[str]` that writes i
 (the staging copy of the instrument folder, where the samples already are) and returns the paths it
 wrote, relative to `folder`.
 
-    >>> write_formats(instrument, staging, ["sfz", "midi"])
-    ['cat_flute.sfz', 'cat_flute_preview.mid']
+    write_formats(instrument, staging, ["sfz", "midi"])   # -> ['cat_flute.sfz', 'cat_flute_preview.mid']
 """
 from __future__ import annotations
 

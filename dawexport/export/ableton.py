@@ -30,9 +30,8 @@ the build folder can be moved or zipped; ``Path`` repeats that relative path bec
 no fixed absolute location. Files are gzip-compressed XML rendered from templates/ableton/, with a
 fixed gzip timestamp so the same instrument gives the same bytes.
 
-    >>> write(instrument, Path("build/cat_flute"))                    # Live 12
-    ['cat_flute.adg', 'cat_flute.adv']
-    >>> write(instrument, Path("build/cat_flute"), live_version=11)
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.adg', 'cat_flute.adv']  (Live 12)
+    write(instrument, Path("build/cat_flute"), live_version=11)
 """
 from __future__ import annotations
 

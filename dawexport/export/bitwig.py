@@ -15,8 +15,7 @@ holds the first row (Y = 0) crossfaded along X, and each further row is written 
 The format leaves envelopes to the player's preset ("out of scope" in its README): none is written.
 Loop ``stop`` is exclusive, like ``sample-stop`` (the file length).
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.multisample']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.multisample']
 """
 from __future__ import annotations
 

@@ -13,8 +13,7 @@ also exposed as Attack and Release knobs. Sample paths are relative to the prese
 Decent Sampler loops keep looping through the release, so ``sustain`` and ``continuous`` write the
 same loop; ``one_shot`` and ``none`` write none.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.dspreset']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.dspreset']
 """
 from __future__ import annotations
 

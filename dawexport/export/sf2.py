@@ -16,8 +16,7 @@ Samples are stored as 16-bit PCM (rounded, no dither, so the same instrument giv
 each followed by 46 zero samples as the specification requires. The file is built from pure functions
 that return chunks; only `write` touches the disk.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.sf2']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.sf2']
 """
 from __future__ import annotations
 

@@ -4,10 +4,8 @@ Every blend point becomes a ``<group>`` crossfaded by the blend knob(s) (``xfin_
 power curve), every zone a ``<region>`` with a relative ``sample=`` path, key/velocity range, root key,
 tuning, round-robin position and sustain loop. Plays in sfizz, Sforzando and other SFZ v1/v2 players.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.sfz']
-    >>> print(render_sfz(instrument)[:60])
-    // cat_flute - SFZ instrument written by dawexport
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.sfz']
+    print(render_sfz(instrument)[:60])   # -> // cat_flute - SFZ instrument written by dawexport
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Samples + plan → the format-neutral Instrument that every exporter reads.
 
-    >>> instrument = assemble_instrument(spec, plan, rendered_samples, engine)
+    instrument = assemble_instrument(spec, plan, rendered_samples, engine)
 """
 from __future__ import annotations
 

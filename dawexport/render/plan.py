@@ -1,12 +1,18 @@
 """Planning the multisample grid: blend points × key zones × velocity layers × round robins × channels;
 or, for a spec with `kit:`, a grain kit: one pad per key × velocity layer × round robin × channel.
 
-    >>> plan = make_plan(spec, channels=("L", "R"))
+    >>> from dawexport.spec import load_spec
+    >>> spec = load_spec("instruments/cat_flute.yaml", check_sources=False)
+    >>> plan = make_plan(spec, channels=("L", "R"))      # 3 blend points x 13 zones x 3 layers
     >>> len(plan.cells), len(plan.requests())
-    (81, 162)
-    >>> kit = make_plan(kit_spec, ("L", "R"), grains=engine.grain_catalogue())
-    >>> kit.kind, kit.pads[0].description
-    ('kit', 'grain 1 of cat')
+    (117, 234)
+
+A kit is planned from the engine's grains (`engine.grain_catalogue()`):
+
+    >>> kit = make_plan(load_spec("instruments/conceptor_kit.yaml", check_sources=False), ("L", "R"),
+    ...                 grains={("cat", 0): tuple(range(8)), ("flute", 0): tuple(range(8))})
+    >>> kit.kind, kit.pads[0].description       # sequence: 2, so each pad walks two grains
+    ('kit', 'grains 1-2 of cat')
 
 Pure data; nothing is rendered here.
 """
@@ -176,7 +182,8 @@ def kit_pads(kit, sources: list[str], grains: dict[tuple[str, int], tuple[int, .
     (in source order, recording by recording, along each recording's grain sequence). A pad with
     `kit.sequence` > 1 takes that many consecutive sounding grains of its recording (wrapping around).
 
-        >>> [p.description for p in kit_pads(kit, ["cat"], {("cat", 0): (0, 1, 2, 3)})]   # grains: 2
+        >>> from dawexport.spec import KitSpec
+        >>> [p.description for p in kit_pads(KitSpec(grains=2), ["cat"], {("cat", 0): (0, 1, 2, 3)})]
         ['grain 1 of cat', 'grain 4 of cat']
     """
     pool = [(source, recording, i) for source in sources

@@ -1,6 +1,6 @@
 """From raw takes at the model's rate to finished sample files: the musician's manual chain, automated.
 
-    >>> samples = make_samples(plan, takes, 16000, SampleSettings.from_spec(spec), folder, progress)
+    samples = make_samples(plan, takes, 16000, SampleSettings.from_spec(spec), folder, progress)
 
 Per take: rejoin channels → resample to the output rate → DC removal → onset-aligned trim → measure the
 pitch (root key and fine tune come from what was measured, not from what was asked) → sustain loop at

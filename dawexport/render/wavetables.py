@@ -1,8 +1,8 @@
 """Serum-compatible wavetables rendered by the engine: along a path through the blend space, along the
 time of one note (attack → sustain), or (engines with the grains capability) a morph from one grain to
-another. Extraction lives in render/wavetable.py, files in export/.
+another. Extraction lives in audio/cycles.py, files in export/wavetables.py.
 
-    >>> tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
+    tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
 """
 from __future__ import annotations
 
