@@ -1,10 +1,11 @@
 """Docstring examples (`pytest --doctest-modules dawexport`) run in a fresh folder holding a few small files
 and with a few sounds already made, so that an example can show one call without building its inputs:
 
-- files: ``a.wav`` and ``table.wav`` (1 s mono WAVs), ``instruments/`` (the repository's example specs),
-  ``cat_flute_blend.wav`` and ``.wt`` (a 16-frame wavetable), an empty ``wavetables/``;
-- names: ``np``; ``table`` (that wavetable: (16, 2048) float32); ``x``, ``take`` (1 s of a bright C4, 44.1 kHz); ``tone`` (1 s at 441.3 Hz); ``takes`` (four
-  C4 renders from dark to bright); ``note`` (a 1.2 s C4 note released at 1.0 s).
+- files: ``a.wav`` (1 s of C4, 24-bit) and ``table.wav`` (8192 samples, float), ``instruments/`` (the
+  repository's example specs), ``cat_flute_blend.wav`` and ``.wt`` (a 16-frame wavetable), ``wavetables/``;
+- names: ``np``; ``table`` (that wavetable: (16, 2048) float32); ``x``, ``take`` (1 s of a bright C4,
+  44.1 kHz); ``tone`` (1 s at 441.3 Hz); ``takes`` (four C4 renders from dark to bright); ``note`` (a 1.2 s
+  C4 note released at 1.0 s).
 """
 from __future__ import annotations
 

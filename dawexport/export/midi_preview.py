@@ -5,7 +5,8 @@ Type 1, 480 ticks per quarter, 120 BPM (so 960 ticks per second): a conductor tr
 and one note track named after the instrument, on MIDI channel 1.
 
     write(instrument, Path("build/cat_flute"))   # -> ['cat_flute_preview.mid']
-    [(round(t, 2), m.type) for t, m in preview_events(instrument)][:2]   # -> [(0.0, 'control_change'), (0.0, 'note_on')]
+    [(round(t, 2), m.type) for t, m in preview_events(instrument)][:2]
+    # -> [(0.0, 'control_change'), (0.0, 'note_on')]
 """
 from __future__ import annotations
 

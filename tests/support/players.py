@@ -158,7 +158,8 @@ SR = 44100
 
 
 def render_fluidsynth(font: Path, events, folder: Path, tail: float = 0.5) -> np.ndarray:
-    """The fluidsynth command line playing the SoundFont `font` at SR: render (seconds, 'on'|'off'|'program', note_or_program, velocity) events; returns mono audio."""
+    """The fluidsynth command line playing the SoundFont `font` at SR: render (seconds, 'on'|'off'|'program',
+    note_or_program, velocity) events; returns mono audio."""
     mid = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     mid.tracks.append(track)
