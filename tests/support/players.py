@@ -1,10 +1,10 @@
 """Real players and checkers for tests: sfizz (Python API and the sfizz_render CLI), sfzlint, pitch.
 
-    >>> synth = sfizz_synth(folder / "tiny.sfz")
-    >>> audio = render_sfizz(synth, 60, 100, hold_s=0.5, total_s=0.8, cc={1: 127})   # (2, frames)
-    >>> measure_pitch_cents(audio, 44100, 60)          # signed error in cents
-    >>> sfzlint_errors(folder / "tiny.sfz")            # [] when the file is clean
-    >>> audio, sr = render_midi_sfizz(sfz, mid, tmp_path / "out.wav")
+    synth = sfizz_synth(folder / "tiny.sfz")
+    audio = render_sfizz(synth, 60, 100, hold_s=0.5, total_s=0.8, cc={1: 127})   # (2, frames)
+    measure_pitch_cents(audio, 44100, 60)          # signed error in cents
+    sfzlint_errors(folder / "tiny.sfz")            # [] when the file is clean
+    audio, sr = render_midi_sfizz(sfz, mid, tmp_path / "out.wav")
 """
 from __future__ import annotations
 
