@@ -114,7 +114,7 @@ def quality(engine, spec, corpus, requests, takes, rate) -> dict:
     return {"zone_median_cents": zone_err, "worst_zone_cents": max(zone_err.values()),
             "loud_monotonic": f"{mono}/{total}", "loud_step_db": float(np.mean(steps_db)) if steps_db else None,
             "blend_smooth": f"{smooth}/{smooth_total}" if smooth_total else "n/a", "blend_rough": rough,
-            "hf_db_median": float(np.median(hf)), "takes": len(plan.takes)}
+            "hf_db_median": float(np.median(hf)), "takes": len(plan.cells)}
 
 
 def resynthesis(engine, corpus, rate) -> dict:

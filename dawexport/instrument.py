@@ -5,8 +5,8 @@ velocity layer × round robin) that point at samples already written into the in
 kit (`kind == "kit"`) is one group whose zones are pads: one key each, rooted on that key, one-shot, with
 a `label` saying which grains play. Exporters never look at the spec or the engine: only at this.
 
-    >>> inst.groups[0].zones[0].sample.path
-    'samples/cat_flute_b0_C4_v127_rr1.wav'
+    inst.groups[0].zones[0].sample.path      # -> 'samples/cat_flute_b0_C4_v127_rr1.wav'
+
     >>> axis_crossfades(3)        # CC ranges that crossfade 3 blend points along one knob
     [(0, 0, 0, 64), (0, 64, 64, 127), (64, 127, 127, 127)]
 """

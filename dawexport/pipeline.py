@@ -1,8 +1,7 @@
 """The flow from a spec to a finished instrument folder, one stage after another.
 
-    >>> result = build("instruments/cat_flute.yaml")
-    >>> result.folder
-    PosixPath('build/cat_flute')
+    result = build("instruments/cat_flute.yaml")
+    result.folder   # -> PosixPath('build/cat_flute')
 
 spec → corpus (decode, resample, split channels, analyse) → model (fit or cached) → plan → raw takes
 (rendered in batches, cached) → samples (rejoin channels, resample, trim, loop, normalise) → Instrument
@@ -135,8 +134,8 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
             return takes
         except (OSError, KeyError, ValueError):
             cache.unlink(missing_ok=True)
-    what = "pads" if plan.kind == "kit" else "takes"
-    progress.stage("render", f"{len(plan.takes)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
+    what = "pads" if plan.kind == "kit" else "cells"
+    progress.stage("render", f"{len(plan.cells)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
                    f"renders at {engine.sample_rate} Hz")
     takes = engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +183,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     from .export import write_formats
     from .render.assemble import assemble_instrument
     with Staging(target) as staging:
-        progress.stage("samples", f"post-processing {len(plan.takes)} samples → {spec.output.sample_rate} Hz, "
+        progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
         settings = SampleSettings.from_spec(spec)
         samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress)

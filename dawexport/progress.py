@@ -1,8 +1,8 @@
 """Progress for long work: stage lines and bars (steps, loss, ETA) on stderr, silenced with quiet=True.
 
-    >>> progress = Progress(quiet=False)
-    >>> progress.stage("render", "48 takes")
-    >>> for batch in progress.bar(batches, total=len(batches), unit="batch"): ...
+    progress = Progress(quiet=False)
+    progress.stage("render", "48 takes")
+    for batch in progress.bar(batches, total=len(batches), unit="batch"): ...
 """
 from __future__ import annotations
 

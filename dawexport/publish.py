@@ -1,8 +1,8 @@
 """Atomic publishing of an instrument folder: all of it appears at once, or nothing changes.
 
-    >>> with Staging(Path("build/cat_flute")) as staging:
-    ...     write_everything(staging.path)
-    ...     staging.publish()
+    with Staging(Path("build/cat_flute")) as staging:
+        write_everything(staging.path)
+        staging.publish()
 
 Work happens in a hidden sibling folder. Publishing swaps it in with renames on the same filesystem.
 A folder that exists already is replaced only if dawexport made it (it has our manifest) and it holds no

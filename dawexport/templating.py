@@ -1,6 +1,6 @@
 """Jinja templates from templates/, found both in a source checkout and in an installed wheel.
 
-    >>> render_template("sfz/instrument.sfz.j2", instrument=inst)
+    render_template("sfz/instrument.sfz.j2", instrument=inst)
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read any source sound; write sampler-ready WAVs with ``smpl``/``inst`` metadata.
 
-    >>> audio, sr = read_audio("sounds/cat.flac", key="sources.cat")   # (channels, frames) float32
+    >>> audio, sr = read_audio("a.wav", key="sources.cat")   # (channels, frames) float32
     >>> write_wav("C4.wav", audio, sr, "24", unity_note=60, loop=(1000, 43999))
     >>> read_wav_metadata("C4.wav")["smpl"]["unity_note"]
     60
@@ -27,7 +27,7 @@ def read_audio(path, *, key: str | None = None) -> tuple[np.ndarray, int]:
     Raises SourceError naming the file (and ``key``) when it is missing, unreadable, empty,
     not finite or digitally silent (peak below -90 dBFS).
 
-        >>> audio, sr = read_audio("cat.wav", key="sources.cat")
+        >>> audio, sr = read_audio("a.wav", key="sources.cat")
     """
     path = Path(path)
     name = str(path)
@@ -139,6 +139,7 @@ def write_wav(path, audio: np.ndarray, sample_rate: int, bit_depth: str = "24", 
 def read_wav_metadata(path) -> dict:
     """{"smpl": dict | None, "inst": dict | None, "clm": str | None} parsed from a WAV.
 
+        >>> write_wav("A4.wav", tone, 44100, "24", unity_note=69, fine_tune_cents=-12)
         >>> read_wav_metadata("A4.wav")["inst"]["fine_tune_cents"]
         12
     """

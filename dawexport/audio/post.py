@@ -3,7 +3,7 @@
     >>> x = remove_dc(take, 44100)
     >>> x, removed = trim(x, 44100)                  # starts ~2 ms before the onset, silent tail cut
     >>> x = fade(x, 44100)                           # 2 ms raised-cosine in, 10 ms out
-    >>> gains = normalise_gains(loud, layer, 3, peak=peaks)   # one linear gain per take
+    >>> gains = normalise_gains(np.array([-20.0, -14.0, -8.0]), np.array([0, 1, 2]), 3)   # one gain per take
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def remove_dc(x, sr: int, cutoff_hz: float = 10.0) -> np.ndarray:
 
     Clips shorter than three periods of the cutoff only have their mean removed.
 
-        >>> remove_dc(np.full(44100, 0.1, np.float32) + tone, 44100)     # ~ tone
+        >>> y = remove_dc(np.full(44100, 0.1, np.float32) + tone, 44100)     # ~ tone
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.size == 0:
@@ -126,7 +126,7 @@ def normalise_gains(loudness_db, layer, n_layers: int, *, policy: str = "even", 
       - ``"none"``: gains of 1, with one global trim down if any peak would pass ``ceiling_db``.
 
         >>> normalise_gains(np.array([-20.0, -10.0]), np.array([0, 1]), 2, peak=np.array([0.1, 0.5]))
-        array([1.99526231, 0.50118723])
+        array([1.        , 0.63095734])
     """
     loud = np.asarray(loudness_db, dtype=np.float64).ravel()
     layer = np.asarray(layer).ravel()

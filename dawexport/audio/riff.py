@@ -188,6 +188,7 @@ def zero_peak_timestamp(path) -> None:
 def read_chunks(path) -> dict[str, bytes]:
     """Chunk id (as text, e.g. ``"smpl"``, ``"clm "``) → payload, the first of each id.
 
+        >>> append_chunks("a.wav", [smpl_chunk(60)])
         >>> sorted(read_chunks("a.wav"))
         ['data', 'fmt ', 'smpl']
     """

@@ -2,6 +2,7 @@
 
 Modes: ``split`` (L and R learned separately), ``mono`` (downmix), ``mid_side`` (M and S).
 
+    >>> audio = np.stack([x, 0.5 * x])                 # (2, frames)
     >>> parts = split_channels(audio, "mid_side")      # {"M": ..., "S": ...}
     >>> stereo = join_channels(parts, "mid_side")      # (2, frames), equal to audio
 """

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
+from ..errors import SpecError, format_validation_error
 from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest
 
 # name -> "module:Class"; modules are imported on first use so torch loads only when an engine needs it.
@@ -54,7 +54,6 @@ def validate_engine(spec, file: str) -> None:
     try:
         cls.Settings.model_validate(spec.engine.settings)
     except ValidationError as error:
-        from ..spec import format_validation_error
         raise format_validation_error(error, cls.Settings, file, prefix="engine.settings") from None
     rates = cls.capabilities.native_rates
     rate = engine_rate(spec)

@@ -4,13 +4,11 @@ An exporter is a function `write(instrument, folder) -> list[str]` that writes i
 (the staging copy of the instrument folder, where the samples already are) and returns the paths it
 wrote, relative to `folder`.
 
-    >>> write_formats(instrument, staging, ["sfz", "midi"])
-    ['cat_flute.sfz', 'cat_flute_preview.mid']
+    write_formats(instrument, staging, ["sfz", "midi"])   # -> ['cat_flute.sfz', 'cat_flute_preview.mid']
 """
 from __future__ import annotations
 
 import importlib
-import re
 from pathlib import Path
 
 # format name -> "module:function"; imported lazily.
@@ -22,23 +20,6 @@ EXPORTERS: dict[str, str] = {
     "bitwig": "dawexport.export.bitwig:write",
     "sf2": "dawexport.export.sf2:write",
 }
-
-
-def file_stem(name: str) -> str:
-    """The instrument name made safe as a file name (no path separators or control characters)."""
-    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .")
-    return stem or "instrument"
-
-
-def check_instrument(instrument, loop_modes) -> None:
-    """The checks every exporter makes first: a loop mode it can write, and at least one zone."""
-    from ..errors import ExportError
-    if instrument.loop_mode not in loop_modes:
-        raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
-                          fix=f"use one of {', '.join(sorted(loop_modes))}")
-    if not instrument.groups or not any(g.zones for g in instrument.groups):
-        raise ExportError("the instrument has no zones to map", key="groups",
-                          fix="render at least one key, velocity layer and blend point")
 
 
 def exporter(name: str):

@@ -16,7 +16,7 @@ A grain kit (``instrument.kind == "kit"``) becomes a Drum Rack instead: ``<name>
 key (``DrumBranchPreset``, ascending from the lowest key as Live lists them), each pad a Sampler with that
 key's velocity layers; the pad sends ``SENDING_NOTE`` to its Sampler, whose zones span every key and are
 rooted on that note, so each pad plays its sample at the pitch it was rendered at. A pad's
-``ZoneSettings/ReceivingNote`` holds 128 minus its MIDI note (see tests/data/ableton_facts.py for why).
+``ZoneSettings/ReceivingNote`` holds 128 minus its MIDI note (see tests/support/data/ableton_facts.py for why).
 The ``.adv`` is the whole kit in one Sampler, a zone per key.
 
 Every Sampler keeps key zones, root keys and tuning (``RootKey`` + ``Detune`` cents), velocity layers,
@@ -30,26 +30,23 @@ the build folder can be moved or zipped; ``Path`` repeats that relative path bec
 no fixed absolute location. Files are gzip-compressed XML rendered from templates/ableton/, with a
 fixed gzip timestamp so the same instrument gives the same bytes.
 
-    >>> write(instrument, Path("build/cat_flute"))                    # Live 12
-    ['cat_flute.adg', 'cat_flute.adv']
-    >>> write(instrument, Path("build/cat_flute"), live_version=11)
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.adg', 'cat_flute.adv']  (Live 12)
+    write(instrument, Path("build/cat_flute"), live_version=11)
 """
 from __future__ import annotations
 
 import gzip
-import math
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from xml.sax.saxutils import escape
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone, axis_crossfades
-from dawexport.export import check_instrument, file_stem
+from dawexport.export.common import (check_instrument, check_loop, clamp, decimal, file_stem, parse_xml,
+                                     relative_sample_path, xml_attr, zone_range_error)
 from dawexport.templating import render_template
 
-# Root attributes of presets Live saved (tests/data/ableton_facts.py says where each was observed).
+# Root attributes of presets Live saved (tests/support/data/ableton_facts.py says where each was observed).
 # OverwriteProtectionNumber follows the version: 0xC02 = 12.2, 0xB04 as in the Live 11 presets seen.
 LIVE_VERSIONS = {
     11: {"major": 11, "minor_version": "11.0_11300", "schema_change_count": "3",
@@ -72,7 +69,7 @@ LAYERED_VEL_TO_VOLUME = 0.25     # several layers already differ in level; keep 
 NUM_MACROS = 16
 CHAIN_COLORS = (12, 16, 20, 24, 3, 7, 9, 14)   # Live's palette indices, cycled per chain
 
-# Drum Racks (tests/data/ableton_facts.py, [K12]): every pad sends C3 (MIDI 60) to its chain, and a pad's
+# Drum Racks (tests/support/data/ableton_facts.py, [K12]): every pad sends C3 (MIDI 60) to its chain, and a pad's
 # ReceivingNote is stored as 128 - its MIDI note; the pad view scrolls in rows of four pads.
 SENDING_NOTE = 60
 RECEIVING_NOTE_BASE = 128
@@ -160,7 +157,7 @@ def rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
         # The inner rack's macro 1 follows the outer macro 1 (X) and drives the inner chain selector.
         inner = _rack(f"{instrument.name} {_text(y_axis.name)} {j + 1}",
                       [_macro(x_axis.name, x_axis.points, map_to=0)], 0, inner_chains)
-        rows.append({"id": len(rows), "name": _attr(f"{y_axis.name} {j + 1}"),
+        rows.append({"id": len(rows), "name": xml_attr(f"{y_axis.name} {j + 1}"),
                      "selector": _zone(y_axis.points, j), "rack": inner, "sampler": None, "pad": None,
                      "color": CHAIN_COLORS[len(rows) % len(CHAIN_COLORS)]})
     macros = [_macro(x_axis.name, x_axis.points), _macro(y_axis.name, y_axis.points)]
@@ -169,7 +166,7 @@ def rack_context(instrument: Instrument, folder: Path | None, v: dict) -> dict:
 
 def _rack(name: str, named_macros: list[dict], selector_macro: int | None, chains: list[dict]) -> dict:
     macros = named_macros + [_macro(f"Macro {i + 1}", 0) for i in range(len(named_macros), NUM_MACROS)]
-    return {"name": _attr(name), "macros": macros, "selector_macro": selector_macro,
+    return {"name": xml_attr(name), "macros": macros, "selector_macro": selector_macro,
             "selector_value": "0", "chains": chains,
             "ranges_visible": "true" if selector_macro is not None else "false",
             "device": "InstrumentGroupDevice", "branch": "InstrumentBranchPreset", "drum": None,
@@ -191,7 +188,7 @@ def drum_rack_context(instrument: Instrument, folder: Path | None, v: dict) -> d
                for z in zones if z.lokey == key]
         # the pad shows its own note in Live (which names MIDI 36 C1, not C2 as dawexport does): name the sound
         name = next((z.label for z in zones if z.lokey == key and z.label), PurePosixPath(pad[0].sample.path).stem)
-        chains.append({"id": i, "name": _attr(name), "selector": (0, 0, 0, 0), "rack": None,
+        chains.append({"id": i, "name": xml_attr(name), "selector": (0, 0, 0, 0), "rack": None,
                        "sampler": sampler_context(instrument, pad, folder, v, name),
                        "color": CHAIN_COLORS[i % len(CHAIN_COLORS)],
                        "pad": {"receiving_note": RECEIVING_NOTE_BASE - key, "sending_note": SENDING_NOTE,
@@ -204,7 +201,7 @@ def drum_rack_context(instrument: Instrument, folder: Path | None, v: dict) -> d
 
 def _macro(name: str, points: int, map_to: int | None = None) -> dict:
     note = (f"Blends {points} rendered points; chain zones crossfade neighbours" if points > 1 else "")
-    return {"name": _attr(name) or "Blend", "value": "0", "map_to": map_to, "annotation": _attr(note)}
+    return {"name": xml_attr(name) or "Blend", "value": "0", "map_to": map_to, "annotation": xml_attr(note)}
 
 
 def _zone(points: int, index: int) -> tuple[int, int, int, int]:
@@ -219,7 +216,7 @@ def _along(groups, axis: int) -> list[BlendGroup]:
 
 def _sampler_chain(instrument: Instrument, group: BlendGroup, chain_id: int, selector, folder, v) -> dict:
     sampler = sampler_context(instrument, group.zones, folder, v, group.label)
-    return {"id": chain_id, "name": _attr(group.label), "selector": selector, "rack": None,
+    return {"id": chain_id, "name": xml_attr(group.label), "selector": selector, "rack": None,
             "sampler": sampler, "color": CHAIN_COLORS[chain_id % len(CHAIN_COLORS)], "pad": None}
 
 
@@ -234,17 +231,17 @@ def sampler_context(instrument: Instrument, zones, folder: Path | None, v: dict,
     env = instrument.envelope
     layers = {(z.lovel, z.hivel) for z in zones}
     return {
-        "name": _attr(name),
+        "name": xml_attr(name),
         "parts": parts,
         "round_robin": "true" if native_rr else "false",
         "random_seed": "1",
-        "volume_db": _num(SAMPLER_VOLUME_DB),
-        "velocity_to_volume": _num(ONE_LAYER_VEL_TO_VOLUME if len(layers) <= 1 else LAYERED_VEL_TO_VOLUME),
+        "volume_db": decimal(SAMPLER_VOLUME_DB, 10),
+        "velocity_to_volume": decimal(ONE_LAYER_VEL_TO_VOLUME if len(layers) <= 1 else LAYERED_VEL_TO_VOLUME, 10),
         "env": {
-            "attack_ms": _num(_clip(1000.0 * env.attack, 0.1000000015, 20000.0)),
-            "decay_ms": _num(_clip(1000.0 * env.decay, 1.0, 60000.0)),
-            "sustain": _num(_clip(env.sustain, 0.0003162277571, 1.0)),
-            "release_ms": _num(_clip(1000.0 * env.release, 1.0, 60000.0)),
+            "attack_ms": decimal(clamp(1000.0 * env.attack, 0.1000000015, 20000.0), 10),
+            "decay_ms": decimal(clamp(1000.0 * env.decay, 1.0, 60000.0), 10),
+            "sustain": decimal(clamp(env.sustain, 0.0003162277571, 1.0), 10),
+            "release_ms": decimal(clamp(1000.0 * env.release, 1.0, 60000.0), 10),
         },
     }
 
@@ -252,7 +249,7 @@ def sampler_context(instrument: Instrument, zones, folder: Path | None, v: dict,
 def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None, rr_count: int,
           native_rr: bool) -> dict:
     sample = zone.sample
-    rel = _relative_path(sample.path)
+    rel = relative_sample_path(sample.path)
     if sample.frames < 2:
         raise ExportError(f"sample {rel} has {sample.frames} frames", key="samples",
                           fix="render samples of at least a few milliseconds")
@@ -273,9 +270,7 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
     release_mode = LOOPING.get(instrument.loop_mode)
     loop = sample.loop
     if release_mode is not None and loop is not None:
-        if not 0 <= loop.start < loop.end <= last:
-            raise ExportError(f"loop {loop.start}..{loop.end} of {rel} lies outside its {sample.frames} frames",
-                              key="loop", fix="re-run the loop stage; loop end is inclusive")
+        check_loop(loop, sample.frames, rel, fix="re-run the loop stage; loop end is inclusive")
         sustain = {"start": loop.start, "end": loop.end, "mode": SUSTAIN_LOOP_FORWARD,
                    "crossfade": max(0, int(loop.crossfade))}
         release = {"start": 0, "end": last, "mode": release_mode}
@@ -288,12 +283,10 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
     lokey, hikey = _clip_int(zone.lokey, 0, 127), _clip_int(zone.hikey, 0, 127)
     lovel, hivel = _clip_int(zone.lovel, 1, 127), _clip_int(zone.hivel, 1, 127)
     if lokey > hikey or lovel > hivel:
-        raise ExportError(f"zone of {rel} has keys {zone.lokey}..{zone.hikey} and velocities "
-                          f"{zone.lovel}..{zone.hivel}", key="zones",
-                          fix="keys and velocities must be ordered ranges inside 0..127")
+        raise zone_range_error(zone, rel)
     return {
         "id": part_id,
-        "name": _attr(PurePosixPath(rel).stem),
+        "name": xml_attr(PurePosixPath(rel).stem),
         "key": (lokey, hikey, lokey, hikey),
         "vel": (lovel, hivel, lovel, hivel),
         "sel": selector,
@@ -303,8 +296,8 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
         "last_frame": last,
         "sustain": sustain,
         "release": release,
-        "relative_path": _attr(rel),
-        "path": _attr(rel),
+        "relative_path": xml_attr(rel),
+        "path": xml_attr(rel),
         "file_size": size,
         "frames": sample.frames,
         "sample_rate": int(sample.sample_rate),
@@ -326,21 +319,9 @@ def _check(instrument: Instrument) -> None:
                                   key="groups", fix="grid indices run from 0 to points - 1")
 
 
-def _relative_path(path: str) -> str:
-    parts = PurePosixPath(path).parts
-    if (not path or path.startswith("/") or "\\" in path or ".." in parts or re.match(r"^[A-Za-z]:", path)):
-        raise ExportError(f"sample path {path!r} is not relative to the instrument folder", key="samples",
-                          fix="keep sample paths relative (e.g. samples/x.wav) with '/' separators")
-    return path
-
-
 def _tidy(text: str) -> bytes:
     """Parse the rendered XML (a template error surfaces here, not in Live) and indent it with tabs."""
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise ExportError(f"the Ableton template produced malformed XML ({exc})",
-                          fix="report this as a dawexport bug") from None
+    root = parse_xml(text, "Ableton")
     for element in root.iter():          # drop the template's whitespace, then indent like Live
         element.text = None if element.text is not None and not element.text.strip() else element.text
         element.tail = None
@@ -349,28 +330,10 @@ def _tidy(text: str) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
 
 
-def _attr(text: str) -> str:
-    """Text safe inside a double-quoted XML attribute (one line)."""
-    clean = "".join(ch for ch in " ".join(str(text).split()) if ch >= " ")
-    return escape(clean, {'"': "&quot;"})
-
-
 def _text(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _clip(value: float, lo: float, hi: float) -> float:
-    if not math.isfinite(value):
-        raise ExportError(f"value {value!r} is not a finite number", key="envelope",
-                          fix="check the instrument's envelope")
-    return min(hi, max(lo, value))
 
 
 def _clip_int(value: int, lo: int, hi: int) -> int:
     return int(min(hi, max(lo, int(value))))
 
-
-def _num(value: float) -> str:
-    """A short decimal without exponent, as Live writes them: 0.35 -> '0.35', 100.0 -> '100'."""
-    text = f"{value:.10f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text

@@ -15,19 +15,17 @@ holds the first row (Y = 0) crossfaded along X, and each further row is written 
 The format leaves envelopes to the player's preset ("out of scope" in its README): none is written.
 Loop ``stop`` is exclusive, like ``sample-stop`` (the file length).
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.multisample']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.multisample']
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path, PurePosixPath
-from xml.sax.saxutils import escape
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, axis_crossfades
-from dawexport.export import file_stem
+from dawexport.export.common import (check_loop, check_sample_file, check_zone, decimal, file_stem, parse_xml,
+                                     xml_attr, xml_text)
 from dawexport.templating import render_template
 
 TEMPLATE = "bitwig/multisample.xml.j2"
@@ -86,22 +84,18 @@ def render_multisample(instrument: Instrument, groups: list[BlendGroup]) -> str:
     keywords = ["dawexport", str(meta.get("engine", ""))] + (extra.split(",") if isinstance(extra, str)
                                                             else [str(k) for k in extra])
     context = {
-        "title": _xml(instrument.name, attr=True),
+        "title": xml_attr(instrument.name),
         "generator": "dawexport",
-        "category": _xml(meta.get("category", "Instrument")),
-        "creator": _xml(meta.get("creator", "dawexport")),
-        "description": _xml(meta.get("description", "")),
-        "keywords": [_xml(k) for k in dict.fromkeys(k.strip() for k in keywords) if k],
-        "groups": [{"name": _xml(g.label, attr=True), "color": GROUP_COLORS[i % len(GROUP_COLORS)]}
+        "category": xml_text(meta.get("category", "Instrument")),
+        "creator": xml_text(meta.get("creator", "dawexport")),
+        "description": xml_text(meta.get("description", "")),
+        "keywords": [xml_text(k) for k in dict.fromkeys(k.strip() for k in keywords) if k],
+        "groups": [{"name": xml_attr(g.label), "color": GROUP_COLORS[i % len(GROUP_COLORS)]}
                    for i, g in enumerate(groups)],
         "samples": samples,
     }
     text = render_template(TEMPLATE, **context)
-    try:
-        ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise ExportError(f"the Bitwig template produced malformed XML ({exc})",
-                          fix="report this as a dawexport bug") from None
+    parse_xml(text, "Bitwig")
     return text
 
 
@@ -110,22 +104,17 @@ def _sample(instrument: Instrument, zone, group_number: int, select, round_robin
     loop = None
     if instrument.loop_mode in LOOPING and sample.loop is not None:
         lp = sample.loop
-        if not 0 <= lp.start < lp.end < sample.frames:
-            raise ExportError(f"loop {lp.start}..{lp.end} of {sample.path} lies outside its {sample.frames} "
-                              "frames", key="loop", fix="loop end is inclusive and < frames")
+        check_loop(lp, sample.frames, sample.path)
         fade = min(1.0, max(0.0, lp.crossfade / lp.length)) if lp.crossfade else 0.0
-        loop = (lp.start, lp.end + 1, _num(fade))
-    if not (0 <= zone.lokey <= zone.hikey <= 127 and 0 <= zone.lovel <= zone.hivel <= 127):
-        raise ExportError(f"zone of {sample.path} has keys {zone.lokey}..{zone.hikey} and velocities "
-                          f"{zone.lovel}..{zone.hivel}", key="zones",
-                          fix="keys and velocities must be ordered ranges inside 0..127")
+        loop = (lp.start, lp.end + 1, decimal(fade))
+    check_zone(zone, sample.path)
     return {
-        "file": _xml(archive_name(sample.path), attr=True),
+        "file": xml_attr(archive_name(sample.path)),
         "frames": sample.frames,
         "group": group_number,
         "zone_logic": "round-robin" if round_robin else "always-play",
         "root": sample.root_key,
-        "tune": _num(sample.tune_cents / 100.0),
+        "tune": decimal(sample.tune_cents / 100.0),
         "lokey": zone.lokey, "hikey": zone.hikey,
         "lovel": zone.lovel, "hivel": zone.hivel,
         "select": select,
@@ -151,10 +140,7 @@ def write_archive(target: Path, xml: str, groups: list[BlendGroup], folder: Path
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(_entry("multisample.xml"), xml.encode("utf-8"))
             for path, name in zip(paths, names):
-                source = folder / path
-                if not source.is_file():
-                    raise ExportError(f"sample {path} is missing", file=str(source), key="samples",
-                                      fix="write the samples into the instrument folder before exporting")
+                source = check_sample_file(folder, path)
                 archive.writestr(_entry(name), source.read_bytes())
         part.replace(target)
     except BaseException:
@@ -172,12 +158,3 @@ def _entry(name: str) -> zipfile.ZipInfo:
 def _along_x(groups) -> list[BlendGroup]:
     return sorted(groups, key=lambda g: (g.grid_index[0] if g.grid_index else 0, g.index))
 
-
-def _xml(text, attr: bool = False) -> str:
-    clean = "".join(ch for ch in " ".join(str(text).split()) if ch >= " ")
-    return escape(clean, {'"': "&quot;"}) if attr else escape(clean)
-
-
-def _num(value: float) -> str:
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text

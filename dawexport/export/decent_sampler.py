@@ -13,20 +13,17 @@ also exposed as Attack and Release knobs. Sample paths are relative to the prese
 Decent Sampler loops keep looping through the release, so ``sustain`` and ``continuous`` write the
 same loop; ``one_shot`` and ``none`` write none.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.dspreset']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.dspreset']
 """
 from __future__ import annotations
 
 import math
-import re
-import xml.etree.ElementTree as ET
-from pathlib import Path, PurePosixPath
-from xml.sax.saxutils import escape
+from pathlib import Path
 
 from dawexport.errors import ExportError
 from dawexport.instrument import Instrument, axis_crossfades
-from dawexport.export import check_instrument, file_stem
+from dawexport.export.common import (check_instrument, check_loop, check_zone, clamp, decimal, file_stem,
+                                     parse_xml, relative_sample_path, xml_attr)
 from dawexport.templating import render_template
 
 TEMPLATE = "decent_sampler/instrument.dspreset.j2"
@@ -48,11 +45,7 @@ def write(instrument: Instrument, folder: Path) -> list[str]:
 def render_dspreset(instrument: Instrument) -> str:
     """The preset's XML text (pure: no file access)."""
     text = render_template(TEMPLATE, **dspreset_context(instrument))
-    try:
-        ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise ExportError(f"the Decent Sampler template produced malformed XML ({exc})",
-                          fix="report this as a dawexport bug") from None
+    parse_xml(text, "Decent Sampler")
     return text
 
 
@@ -91,28 +84,28 @@ def dspreset_context(instrument: Instrument) -> dict:
     knobs, tags = [], []
     if axes:
         x = axes[0]
-        knobs.append({"label": _xml(x.name or "Blend"), "cc": x.cc, "bindings": [
+        knobs.append({"label": xml_attr(x.name or "Blend"), "cc": x.cc, "bindings": [
             {"level": "group", "position": n, "table": _table(crossfade_table(x.points, g.grid_index[0]))}
             for n, g in enumerate(groups)]})
     if len(axes) == 2:
         y = axes[1]
-        knobs.append({"label": _xml(y.name or "Blend Y"), "cc": y.cc, "bindings": [
+        knobs.append({"label": xml_attr(y.name or "Blend Y"), "cc": y.cc, "bindings": [
             {"level": "tag", "identifier": _row_tag(j), "table": _table(crossfade_table(y.points, j))}
             for j in range(y.points)]})
-        tags = [{"name": _row_tag(j), "volume": _num(crossfade_gain(y.points, j, 0))} for j in range(y.points)]
+        tags = [{"name": _row_tag(j), "volume": decimal(crossfade_gain(y.points, j, 0))} for j in range(y.points)]
     for n, knob in enumerate(knobs):
         knob["x"] = KNOB_X0 + KNOB_DX * n
     seq_length = max([instrument.round_robins] + [z.round_robin for g in groups for z in g.zones])
     layers = {(z.lovel, z.hivel) for g in groups for z in g.zones}
     env = instrument.envelope
     return {
-        "title": _xml(instrument.name),
+        "title": xml_attr(instrument.name),
         "knobs": knobs,
         "attack_x": KNOB_X0 + KNOB_DX * len(knobs) + 40,
         "tags": tags,
-        "envelope": {"attack": _num(_clip(env.attack, 0, 10)), "decay": _num(_clip(env.decay, 0, 25)),
-                     "sustain": _num(_clip(env.sustain, 0, 1)), "release": _num(_clip(env.release, 0, 25))},
-        "amp_vel_track": _num(ONE_LAYER_VEL_TRACK if len(layers) <= 1 else LAYERED_VEL_TRACK),
+        "envelope": {"attack": decimal(clamp(env.attack, 0, 10)), "decay": decimal(clamp(env.decay, 0, 25)),
+                     "sustain": decimal(clamp(env.sustain, 0, 1)), "release": decimal(clamp(env.release, 0, 25))},
+        "amp_vel_track": decimal(ONE_LAYER_VEL_TRACK if len(layers) <= 1 else LAYERED_VEL_TRACK),
         "seq_length": seq_length if seq_length > 1 else 0,
         "groups": [_group(instrument, g) for g in groups],
     }
@@ -122,8 +115,8 @@ def _group(instrument: Instrument, group) -> dict:
     axes = instrument.axes
     volume = crossfade_gain(axes[0].points, group.grid_index[0], 0) if axes else 1.0
     return {
-        "name": _xml(group.label),
-        "volume": _num(volume),      # the knob starts at 0; bindings set the same on load
+        "name": xml_attr(group.label),
+        "volume": decimal(volume),      # the knob starts at 0; bindings set the same on load
         "tags": _row_tag(group.grid_index[1]) if len(axes) == 2 else "",
         "samples": [_sample(instrument, z) for z in sorted(group.zones, key=lambda z: (z.lokey, z.lovel,
                                                                                        z.round_robin))],
@@ -132,28 +125,19 @@ def _group(instrument: Instrument, group) -> dict:
 
 def _sample(instrument: Instrument, zone) -> dict:
     sample = zone.sample
-    path = sample.path
-    if (not path or path.startswith("/") or "\\" in path or ".." in PurePosixPath(path).parts
-            or re.match(r"^[A-Za-z]:", path)):
-        raise ExportError(f"sample path {path!r} is not relative to the instrument folder", key="samples",
-                          fix="keep sample paths relative (e.g. samples/x.wav) with '/' separators")
-    if not (0 <= zone.lokey <= zone.hikey <= 127 and 0 <= zone.lovel <= zone.hivel <= 127):
-        raise ExportError(f"zone of {path} has keys {zone.lokey}..{zone.hikey} and velocities "
-                          f"{zone.lovel}..{zone.hivel}", key="zones",
-                          fix="keys and velocities must be ordered ranges inside 0..127")
+    path = relative_sample_path(sample.path)
+    check_zone(zone, path)
     loop = None
     if instrument.loop_mode in LOOPING and sample.loop is not None:
         lp = sample.loop
-        if not 0 <= lp.start < lp.end < sample.frames:
-            raise ExportError(f"loop {lp.start}..{lp.end} of {path} lies outside its {sample.frames} frames",
-                              key="loop", fix="loop end is inclusive and < frames")
+        check_loop(lp, sample.frames, path)
         loop = (lp.start, lp.end, max(0, int(lp.crossfade)))
     tuning = sample.tune_cents / 100.0
     return {
-        "path": _xml(path),
+        "path": xml_attr(path),
         "root": sample.root_key,
         "lokey": zone.lokey, "hikey": zone.hikey, "lovel": zone.lovel, "hivel": zone.hivel,
-        "tuning": _num(tuning) if abs(tuning) > 1e-9 else "",
+        "tuning": decimal(tuning) if abs(tuning) > 1e-9 else "",
         "seq_position": zone.round_robin,
         "loop": loop,
     }
@@ -164,21 +148,5 @@ def _row_tag(j: int) -> str:
 
 
 def _table(pairs) -> str:
-    return ";".join(f"{_num(x)},{_num(y)}" for x, y in pairs)
+    return ";".join(f"{decimal(x)},{decimal(y)}" for x, y in pairs)
 
-
-def _xml(text) -> str:
-    clean = "".join(ch for ch in " ".join(str(text).split()) if ch >= " ")
-    return escape(clean, {'"': "&quot;"})
-
-
-def _clip(value: float, lo: float, hi: float) -> float:
-    if not math.isfinite(value):
-        raise ExportError(f"value {value!r} is not a finite number", key="envelope",
-                          fix="check the instrument's envelope")
-    return min(hi, max(lo, value))
-
-
-def _num(value: float) -> str:
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text

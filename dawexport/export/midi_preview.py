@@ -4,10 +4,9 @@ each blend knob, so a musician hears the whole instrument by dropping one file o
 Type 1, 480 ticks per quarter, 120 BPM (so 960 ticks per second): a conductor track (name, tempo, 4/4)
 and one note track named after the instrument, on MIDI channel 1.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute_preview.mid']
-    >>> [(round(t, 2), m.type) for t, m in preview_events(instrument)][:2]
-    [(0.0, 'control_change'), (0.0, 'note_on')]
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute_preview.mid']
+    [(round(t, 2), m.type) for t, m in preview_events(instrument)][:2]
+    # -> [(0.0, 'control_change'), (0.0, 'note_on')]
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from pathlib import Path
 import mido
 
 from dawexport.errors import ExportError
-from dawexport.export import file_stem
+from dawexport.export.common import file_stem
 from dawexport.instrument import Instrument
 
 TICKS_PER_BEAT = 480

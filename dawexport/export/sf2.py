@@ -16,8 +16,7 @@ Samples are stored as 16-bit PCM (rounded, no dither, so the same instrument giv
 each followed by 46 zero samples as the specification requires. The file is built from pure functions
 that return chunks; only `write` touches the disk.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.sf2']
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.sf2']
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import soundfile as sf
 
-from dawexport.export import file_stem
+from dawexport.export.common import check_loop, check_sample_file, check_zone, file_stem
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Envelope, Instrument, Sample
 
@@ -75,16 +74,14 @@ def write(instrument: Instrument, folder: Path) -> list[str]:
     """Write ``<name>.sf2`` into ``folder`` (reading the samples it maps from there)."""
     folder = Path(folder)
     name = f"{file_stem(instrument.name)}.sf2"
-    data = build_sf2(instrument, lambda rel: read_sample(folder / rel, rel))
+    data = build_sf2(instrument, lambda rel: read_sample(folder, rel))
     (folder / name).write_bytes(data)
     return [name]
 
 
-def read_sample(path: Path, rel: str) -> np.ndarray:
-    """(channels, frames) float32 audio of one mapped sample."""
-    if not Path(path).is_file():
-        raise ExportError(f"sample {rel} is missing", file=str(path), key="samples",
-                          fix="write the samples into the instrument folder before exporting SF2")
+def read_sample(folder: Path, rel: str) -> np.ndarray:
+    """(channels, frames) float32 audio of one mapped sample, `rel` inside `folder`."""
+    path = check_sample_file(folder, rel, fix="write the samples into the instrument folder before exporting SF2")
     data, _ = sf.read(str(path), dtype="float32", always_2d=True)
     return np.ascontiguousarray(data.T)
 
@@ -131,9 +128,7 @@ def _store(samples: list[StoredSample], sample: Sample, audio: np.ndarray, numbe
                           fix="render samples of at least a few milliseconds")
     loop = None
     if sample.loop is not None:
-        if not 0 <= sample.loop.start < sample.loop.end < frames:
-            raise ExportError(f"loop {sample.loop.start}..{sample.loop.end} of {sample.path} lies outside "
-                              f"its {frames} frames", key="loop", fix="loop end is inclusive and < frames")
+        check_loop(sample.loop, frames, sample.path)
         loop = (sample.loop.start, sample.loop.end + 1)   # SF2 loop end: first point after the loop
     pcm = to_int16(audio)
     stem = _name(PurePosixPath(sample.path).stem, 200)
@@ -160,10 +155,7 @@ def instrument_zones(instrument: Instrument, group: BlendGroup, sample_ids: dict
     for zone in sorted(group.zones, key=lambda z: (z.lokey, z.lovel, z.sample.path)):
         if zone.round_robin != 1:
             continue
-        if not (0 <= zone.lokey <= zone.hikey <= 127 and 0 <= zone.lovel <= zone.hivel <= 127):
-            raise ExportError(f"zone of {zone.sample.path} has keys {zone.lokey}..{zone.hikey} and velocities "
-                              f"{zone.lovel}..{zone.hivel}", key="zones",
-                              fix="keys and velocities must be ordered ranges inside 0..127")
+        check_zone(zone, zone.sample.path)
         if not 0 <= zone.root_key <= 127:
             raise ExportError(f"root key {zone.root_key} of {zone.sample.path} is outside 0..127", key="zones",
                               fix="check the sample's root key")

@@ -4,21 +4,19 @@ Every blend point becomes a ``<group>`` crossfaded by the blend knob(s) (``xfin_
 power curve), every zone a ``<region>`` with a relative ``sample=`` path, key/velocity range, root key,
 tuning, round-robin position and sustain loop. Plays in sfizz, Sforzando and other SFZ v1/v2 players.
 
-    >>> write(instrument, Path("build/cat_flute"))
-    ['cat_flute.sfz']
-    >>> print(render_sfz(instrument)[:60])
-    // cat_flute - SFZ instrument written by dawexport
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.sfz']
+    print(render_sfz(instrument)[:60])   # -> // cat_flute - SFZ instrument written by dawexport
 """
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from pathlib import Path
 
 from dawexport.errors import ExportError
 from dawexport.instrument import BlendGroup, Instrument, Zone
-from dawexport.export import check_instrument, file_stem
+from dawexport.export.common import (check_instrument, check_loop, check_zone, decimal, file_stem,
+                                     is_relative_path)
 from dawexport.notes import midi_to_note
 from dawexport.templating import render_template
 
@@ -73,8 +71,8 @@ def sfz_context(instrument: Instrument) -> dict:
         "voices_per_note": len(instrument.groups),
         "kit": instrument.is_kit,
         "key_names": [_note_name(k) for k in instrument.key_range],
-        "envelope": {"attack": _num(env.attack), "decay": _num(env.decay),
-                     "sustain": _num(100.0 * env.sustain), "release": _num(env.release)},
+        "envelope": {"attack": decimal(env.attack), "decay": decimal(env.decay),
+                     "sustain": decimal(100.0 * env.sustain), "release": decimal(env.release)},
         "loop_mode": LOOP_MODES[instrument.loop_mode],
         "groups": [_group_context(instrument, g, depths, looping) for g in instrument.groups],
     }
@@ -85,7 +83,7 @@ def crossfade_opcodes(instrument: Instrument, group: BlendGroup) -> list[tuple[s
 
     A missing fade-in/-out pair means "always fully in" in every SFZ player, so the first point of an
     axis plays at full level at CC 0 and the last at CC 127 without relying on how a player treats an
-    empty 0..0 or 127..127 range (sfizz treats them as fully in too; checked in tests/test_sfz.py).
+    empty 0..0 or 127..127 range (sfizz treats them as fully in too; checked in tests/unit/test_sfz.py).
     """
     ops: list[tuple[str, int]] = []
     for axis, (in_lo, in_hi, out_lo, out_hi) in instrument.group_crossfades(group):
@@ -156,26 +154,20 @@ def _note_name(key: int) -> str:
 def _region_context(instrument: Instrument, zone: Zone, depths, looping: bool) -> dict:
     sample = zone.sample
     path = sample.path
-    if (not path or path.startswith("/") or _BAD_PATH_CHARS.search(path) or path != path.strip()
-            or ".." in path.split("/") or re.match(r"^[A-Za-z]:", path)):
+    if not is_relative_path(path) or _BAD_PATH_CHARS.search(path) or path != path.strip():
         raise ExportError(f"sample path {path!r} cannot be written into an SFZ file", key="sample",
                           fix="keep sample paths relative to the instrument folder, with '/' separators "
                               "and without '=', '<', '>', '//', '..' or leading/trailing spaces")
-    if not (0 <= zone.lokey <= zone.hikey <= 127 and 0 <= zone.lovel <= zone.hivel <= 127):
-        raise ExportError(f"zone of {path} has keys {zone.lokey}..{zone.hikey} and velocities "
-                          f"{zone.lovel}..{zone.hivel}", key="zones",
-                          fix="keys and velocities must be ordered ranges inside 0..127")
+    check_zone(zone, path)
     tune = int(round(sample.tune_cents))
     loop = None
     if looping and sample.loop is not None:
         lp = sample.loop
-        if not (0 <= lp.start < lp.end < sample.frames):
-            raise ExportError(f"loop {lp.start}..{lp.end} of {path} lies outside its {sample.frames} frames",
-                              key="loop", fix="re-run the loop stage; loop_end is inclusive")
+        check_loop(lp, sample.frames, path, fix="re-run the loop stage; loop_end is inclusive")
         loop = (lp.start, lp.end)
     depth = depths.get((zone.lovel, zone.hivel), UNKNOWN_STEP_DEPTH_DB)
     if zone.lovel < zone.hivel and depth > 0:
-        velcurve = [(zone.lovel, _num(10.0 ** (-depth / 20.0), 4)), (zone.hivel, "1")]
+        velcurve = [(zone.lovel, decimal(10.0 ** (-depth / 20.0), 4)), (zone.hivel, "1")]
     else:
         velcurve = [(zone.hivel, "1")]
     return {
@@ -190,14 +182,6 @@ def _region_context(instrument: Instrument, zone: Zone, depths, looping: bool) -
         "velcurve": velcurve,
         "velocity": zone.velocity,
     }
-
-
-def _num(value: float, digits: int = 6) -> str:
-    """A short decimal without exponent: 0.3 -> '0.3', 100.0 -> '100'."""
-    if not math.isfinite(value):
-        raise ExportError(f"value {value!r} is not a finite number", fix="check the instrument's envelope")
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def _label(text: str) -> str:

@@ -1,6 +1,6 @@
 """Samples + plan → the format-neutral Instrument that every exporter reads.
 
-    >>> instrument = assemble_instrument(spec, plan, rendered_samples, engine)
+    instrument = assemble_instrument(spec, plan, rendered_samples, engine)
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
         return assemble_kit(spec, plan, rendered, engine)
     groups = []
     for point in plan.points:
-        zones = tuple(Zone(sample=r.sample, lokey=r.take.zone.lokey, hikey=r.take.zone.hikey,
-                           lovel=r.take.layer.lovel, hivel=r.take.layer.hivel,
-                           round_robin=r.take.round_robin, velocity=r.take.layer.velocity)
-                      for r in rendered if r.take.point == point)
+        zones = tuple(Zone(sample=r.sample, lokey=r.cell.zone.lokey, hikey=r.cell.zone.hikey,
+                           lovel=r.cell.layer.lovel, hivel=r.cell.layer.hivel,
+                           round_robin=r.cell.round_robin, velocity=r.cell.layer.velocity)
+                      for r in rendered if r.cell.point == point)
         groups.append(BlendGroup(index=point.index, label=point.label, position=point.position,
                                  grid_index=point.grid_index, weights=dict(point.weights), zones=zones))
     return Instrument(
@@ -58,9 +58,9 @@ def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
 def assemble_kit(spec, plan, rendered, engine) -> Instrument:
     """A grain kit: one group of pads, each zone on its own key (root = that key), one-shot, labelled."""
     kit = spec.kit
-    zones = tuple(Zone(sample=r.sample, lokey=r.take.pad.key, hikey=r.take.pad.key, lovel=r.take.layer.lovel,
-                       hivel=r.take.layer.hivel, round_robin=r.take.round_robin, velocity=r.take.layer.velocity,
-                       label=r.take.pad.description) for r in rendered)
+    zones = tuple(Zone(sample=r.sample, lokey=r.cell.pad.key, hikey=r.cell.pad.key, lovel=r.cell.layer.lovel,
+                       hivel=r.cell.layer.hivel, round_robin=r.cell.round_robin, velocity=r.cell.layer.velocity,
+                       label=r.cell.pad.description) for r in rendered)
     sources = kit.sources or list(spec.sources)
     group = BlendGroup(index=0, label="kit", position=(0.0,), grid_index=(0,),
                        weights={name: 1.0 / len(sources) for name in sources}, zones=zones)

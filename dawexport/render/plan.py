@@ -1,12 +1,18 @@
 """Planning the multisample grid: blend points × key zones × velocity layers × round robins × channels;
 or, for a spec with `kit:`, a grain kit: one pad per key × velocity layer × round robin × channel.
 
-    >>> plan = make_plan(spec, channels=("L", "R"))
-    >>> len(plan.takes), len(plan.requests())
-    (81, 162)
-    >>> kit = make_plan(kit_spec, ("L", "R"), grains=engine.grain_catalogue())
-    >>> kit.kind, kit.pads[0].description
-    ('kit', 'grain 1 of cat')
+    >>> from dawexport.spec import load_spec
+    >>> spec = load_spec("instruments/cat_flute.yaml", check_sources=False)
+    >>> plan = make_plan(spec, channels=("L", "R"))      # 3 blend points x 13 zones x 3 layers
+    >>> len(plan.cells), len(plan.requests())
+    (117, 234)
+
+A kit is planned from the engine's grains (`engine.grain_catalogue()`):
+
+    >>> kit = make_plan(load_spec("instruments/conceptor_kit.yaml", check_sources=False), ("L", "R"),
+    ...                 grains={("cat", 0): tuple(range(8)), ("flute", 0): tuple(range(8))})
+    >>> kit.kind, kit.pads[0].description       # sequence: 2, so each pad walks two grains
+    ('kit', 'grains 1-2 of cat')
 
 Pure data; nothing is rendered here.
 """
@@ -82,7 +88,8 @@ class KitPad:
 
 
 @dataclass(frozen=True)
-class Take:
+class Cell:
+    """One cell of the render grid: a blend point × key zone × velocity layer × round robin (or a kit pad)."""
     point: BlendPoint
     zone: KeyZone
     layer: VelocityLayer
@@ -99,7 +106,7 @@ class RenderPlan:
     channels: tuple[str, ...]
     duration_s: float
     release_s: float
-    takes: tuple[Take, ...]
+    cells: tuple[Cell, ...]
     pads: tuple[KitPad, ...] = ()      # a grain kit's pads (empty for a blend grid)
     decay_s: float = 0.0               # a grain kit's decay (-60 dB) time
 
@@ -109,18 +116,18 @@ class RenderPlan:
         return "kit" if self.pads else "multisample"
 
     def requests(self) -> list[RenderRequest] | list[GrainRequest]:
-        """One request per take and channel, take-major (the channels of a take are adjacent).
+        """One request per cell and channel, cell-major (the channels of a cell are adjacent).
         A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s."""
         if self.pads:
-            return [GrainRequest(source=take.pad.source, recording=take.pad.recording, positions=take.pad.positions,
-                                 channel=channel, note=take.pad.key, velocity=take.layer.velocity,
+            return [GrainRequest(source=cell.pad.source, recording=cell.pad.recording, positions=cell.pad.positions,
+                                 channel=channel, note=cell.pad.key, velocity=cell.layer.velocity,
                                  duration_s=self.duration_s, decay_s=self.decay_s,
-                                 variation=take.round_robin - 1)
-                    for take in self.takes for channel in self.channels]
-        return [RenderRequest(weights=take.point.weights, channel=channel, note=take.zone.root,
-                              velocity=take.layer.velocity, duration_s=self.duration_s,
-                              release_s=self.release_s, variation=take.round_robin - 1)
-                for take in self.takes for channel in self.channels]
+                                 variation=cell.round_robin - 1)
+                    for cell in self.cells for channel in self.channels]
+        return [RenderRequest(weights=cell.point.weights, channel=channel, note=cell.zone.root,
+                              velocity=cell.layer.velocity, duration_s=self.duration_s,
+                              release_s=self.release_s, variation=cell.round_robin - 1)
+                for cell in self.cells for channel in self.channels]
 
 
 def _label(weights: dict[str, float]) -> str:
@@ -175,7 +182,8 @@ def kit_pads(kit, sources: list[str], grains: dict[tuple[str, int], tuple[int, .
     (in source order, recording by recording, along each recording's grain sequence). A pad with
     `kit.sequence` > 1 takes that many consecutive sounding grains of its recording (wrapping around).
 
-        >>> [p.description for p in kit_pads(kit, ["cat"], {("cat", 0): (0, 1, 2, 3)})]   # grains: 2
+        >>> from dawexport.spec import KitSpec
+        >>> [p.description for p in kit_pads(KitSpec(grains=2), ["cat"], {("cat", 0): (0, 1, 2, 3)})]
         ['grain 1 of cat', 'grain 4 of cat']
     """
     pool = [(source, recording, i) for source in sources
@@ -204,10 +212,10 @@ def make_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tup
     points = blend_points(spec.blend_corners, spec.blend.points_per_side if spec.blend else 1)
     zones = key_zones(spec.keys.low, spec.keys.high, spec.keys.every)
     layers = velocity_layers(spec.velocity_layers)
-    takes = tuple(Take(p, z, v, rr) for p, z, v, rr in
+    cells = tuple(Cell(p, z, v, rr) for p, z, v, rr in
                   product(points, zones, layers, range(1, spec.round_robins + 1)))
     return RenderPlan(points, zones, layers, spec.round_robins, tuple(channels), spec.note.length,
-                      spec.note.release, takes)
+                      spec.note.release, cells)
 
 
 KIT_POINT = BlendPoint(0, "kit", (0.0,), (0,), ())
@@ -215,7 +223,7 @@ KIT_POINT = BlendPoint(0, "kit", (0.0,), (0,), ())
 
 def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int], tuple[int, ...]] | None
                   ) -> RenderPlan:
-    """A grain kit: one take per pad key × velocity layer × round robin (× channel in the requests)."""
+    """A grain kit: one cell per pad key × velocity layer × round robin (× channel in the requests)."""
     if grains is None:
         raise ValueError("a grain kit is planned from the engine's grain_catalogue(); pass it as `grains`")
     kit = spec.kit
@@ -223,7 +231,7 @@ def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int],
     pads = kit_pads(kit, kit.sources or list(spec.sources), grains, file)
     zones = tuple(KeyZone(p.key, p.key, p.key) for p in pads)
     layers = velocity_layers(spec.velocity_layers)
-    takes = tuple(Take(KIT_POINT, zone, layer, rr, pad) for (pad, zone), layer, rr in
+    cells = tuple(Cell(KIT_POINT, zone, layer, rr, pad) for (pad, zone), layer, rr in
                   product(zip(pads, zones), layers, range(1, spec.round_robins + 1)))
-    return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, takes,
+    return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, cells,
                       pads=pads, decay_s=kit.decay_s)

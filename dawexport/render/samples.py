@@ -1,6 +1,6 @@
 """From raw takes at the model's rate to finished sample files: the musician's manual chain, automated.
 
-    >>> samples = make_samples(plan, takes, 16000, SampleSettings.from_spec(spec), folder, progress)
+    samples = make_samples(plan, takes, 16000, SampleSettings.from_spec(spec), folder, progress)
 
 Per take: rejoin channels → resample to the output rate → DC removal → onset-aligned trim → measure the
 pitch (root key and fine tune come from what was measured, not from what was asked) → sustain loop at
@@ -24,7 +24,7 @@ from ..audio.stereo import join_channels
 from ..instrument import Loop, Sample
 from ..notes import midi_to_note
 from ..progress import SILENT
-from .plan import RenderPlan, Take
+from .plan import Cell, RenderPlan
 
 LOOP_CROSSFADE_S = 0.02
 
@@ -85,7 +85,7 @@ def played_while_held(x: np.ndarray, loop: Loop, frames: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RenderedSample:
-    take: Take
+    cell: Cell
     sample: Sample
 
 
@@ -127,11 +127,11 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
                          integrated_loudness_db(audio.mean(axis=0), sr))
 
 
-def sample_path(settings: SampleSettings, take: Take) -> str:
-    note = midi_to_note(take.zone.root).replace("#", "s")
-    rr = f"_rr{take.round_robin}"
-    label = take.pad.label if take.pad is not None else take.point.label
-    return f"samples/{settings.name}_{label}_{note}_v{take.layer.velocity}{rr}.wav"
+def sample_path(settings: SampleSettings, cell: Cell) -> str:
+    note = midi_to_note(cell.zone.root).replace("#", "s")
+    rr = f"_rr{cell.round_robin}"
+    label = cell.pad.label if cell.pad is not None else cell.point.label
+    return f"samples/{settings.name}_{label}_{note}_v{cell.layer.velocity}{rr}.wav"
 
 
 def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, settings: SampleSettings,
@@ -139,33 +139,33 @@ def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, set
     """Post-process every take of the plan and write the WAVs into folder/samples/."""
     n_channels = len(plan.channels)
     processed = []
-    for i, take in enumerate(progress.bar(plan.takes, total=len(plan.takes), desc="samples", unit="take")):
+    for i, cell in enumerate(progress.bar(plan.cells, total=len(plan.cells), desc="samples", unit="take")):
         channels = dict(zip(plan.channels, takes[i * n_channels:(i + 1) * n_channels]))
-        processed.append(process_take(channels, take.zone.root, model_rate, settings))
-    off = [sample_path(settings, t) for t, p in zip(plan.takes, processed) if abs(p.root_key - t.zone.root) > 1]
+        processed.append(process_take(channels, cell.zone.root, model_rate, settings))
+    off = [sample_path(settings, t) for t, p in zip(plan.cells, processed) if abs(p.root_key - t.zone.root) > 1]
     if off:
         progress.info(f"{len(off)} take(s) sound more than a semitone away from the note asked for (a gliding "
                       f"source?), e.g. {off[0]}: they are mapped by the pitch they were measured at")
 
     peaks = np.array([np.max(np.abs(p.audio)) for p in processed])
     gains = normalise_gains(np.array([p.loudness_db for p in processed]),
-                            np.array([t.layer.index for t in plan.takes]), len(plan.layers),
+                            np.array([t.layer.index for t in plan.cells]), len(plan.layers),
                             policy=settings.normalise, peak=peaks)
     (Path(folder) / "samples").mkdir(parents=True, exist_ok=True)
     rendered = []
-    for take, item, gain in zip(plan.takes, processed, gains):
+    for cell, item, gain in zip(plan.cells, processed, gains):
         fade_out = min(0.01, 0.25 * item.audio.shape[1] / settings.sample_rate)
         if item.loop is not None:  # keep the fade-out clear of the loop
             fade_out = min(fade_out, (item.audio.shape[1] - 1 - item.loop.end) / settings.sample_rate)
         audio = np.stack([fade(ch * gain, settings.sample_rate, fade_in_s=0.001, fade_out_s=max(0.0, fade_out))
                           for ch in item.audio]).astype(np.float32)
-        rel = sample_path(settings, take)
+        rel = sample_path(settings, cell)
         write_wav(Path(folder) / rel, audio, settings.sample_rate, settings.bit_depth,
                   unity_note=item.root_key, fine_tune_cents=item.offset_cents,
                   loop=None if item.loop is None else (item.loop.start, item.loop.end),
-                  key_range=(take.zone.lokey, take.zone.hikey), velocity_range=(take.layer.lovel, take.layer.hivel))
+                  key_range=(cell.zone.lokey, cell.zone.hikey), velocity_range=(cell.layer.lovel, cell.layer.hivel))
         peak = float(np.max(np.abs(audio)))
-        rendered.append(RenderedSample(take, Sample(
+        rendered.append(RenderedSample(cell, Sample(
             path=rel, frames=audio.shape[1], sample_rate=settings.sample_rate, channels=audio.shape[0],
             root_key=item.root_key, tune_cents=-item.offset_cents, loop=item.loop,
             peak_db=float(20 * np.log10(max(peak, 1e-9))), loudness_db=float(item.loudness_db + 20 * np.log10(gain)))))

@@ -1,8 +1,8 @@
 """Serum-compatible wavetables rendered by the engine: along a path through the blend space, along the
 time of one note (attack → sustain), or (engines with the grains capability) a morph from one grain to
-another. Extraction lives in render/wavetable.py, files in export/.
+another. Extraction lives in audio/cycles.py, files in export/wavetables.py.
 
-    >>> tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
+    tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.analysis import estimate_pitch, midi_to_hz
+from ..audio.cycles import align_phase, extract_cycle, measure_period, normalise_table, table_from_note, table_from_takes
 from ..engines.base import RenderRequest
 from ..errors import ExportError
-from ..export.wavetable_files import write_serum_wav, write_surge_wt
+from ..export.wavetables import write_serum_wav, write_surge_wt
 from ..instrument import Wavetable
-from .wavetable import align_phase, extract_cycle, measure_period, normalise_table, table_from_note, table_from_takes
 
 
 def path_weights(corners: list[str], frames: int) -> list[tuple[tuple[str, float], ...]]:

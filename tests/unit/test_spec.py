@@ -9,8 +9,8 @@ import yaml
 from dawexport.cli import main
 from dawexport.errors import SourceError, SpecError
 from dawexport.spec import load_spec
+from support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def good_spec(tmp_path: Path) -> dict:

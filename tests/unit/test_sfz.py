@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import make_test_instrument, tone
-from players import (harmonic_amplitudes, make_grid_instrument, make_round_robin_instrument,
-                     measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors,
-                     spectral_centroid)
+from support.helpers import make_test_instrument, tone
+from support.players import (harmonic_amplitudes, make_grid_instrument, make_round_robin_instrument,
+                             measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors,
+                             spectral_centroid)
 
 from dawexport.audio.io import write_wav
 from dawexport.errors import ExportError
@@ -36,10 +36,9 @@ def regions(text: str) -> list[str]:
 # --- fixtures: each instrument is built and exported once per module ------------------------------
 
 @pytest.fixture(scope="module")
-def line3(tmp_path_factory):
+def line3(test_instrument):
     """3 blend points on CC1, keys 59..64 (two zones of three keys), 2 velocity layers, looped."""
-    folder = tmp_path_factory.mktemp("line3")
-    inst = make_test_instrument(folder, keys=(60, 63), zone_width=3, layers=2, blend_points=3)
+    inst, folder = test_instrument("line3", keys=(60, 63), zone_width=3, layers=2, blend_points=3)
     sfz.write(inst, folder)
     return inst, folder / "tiny.sfz"
 
@@ -66,17 +65,15 @@ def rr(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def layers3(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("layers3")
-    inst = make_test_instrument(folder, name="layers", keys=(60,), layers=3, blend_points=1, seconds=0.5)
+def layers3(test_instrument):
+    inst, folder = test_instrument("layers3", name="layers", keys=(60,), layers=3, blend_points=1, seconds=0.5)
     sfz.write(inst, folder)
     return inst, folder / "layers.sfz"
 
 
 @pytest.fixture(scope="module")
-def oneshot(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("oneshot")
-    inst = make_test_instrument(folder, name="shot", keys=(60,), layers=1, blend_points=2, seconds=0.5,
+def oneshot(test_instrument):
+    inst, folder = test_instrument("oneshot", name="shot", keys=(60,), layers=1, blend_points=2, seconds=0.5,
                                 loop=False)
     sfz.write(inst, folder)
     return inst, folder / "shot.sfz"

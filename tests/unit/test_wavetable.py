@@ -15,9 +15,9 @@ import pytest
 from dawexport.audio import riff
 from dawexport.audio.io import write_wav
 from dawexport.errors import ExportError
-from dawexport.export.wavetable_files import (read_serum_wav, read_surge_wt, serum_clm_text, write_serum_wav,
+from dawexport.export.wavetables import (read_serum_wav, read_surge_wt, serum_clm_text, write_serum_wav,
                                               write_surge_wt)
-from dawexport.render.wavetable import (align_phase, extract_cycle, measure_period, normalise_table,
+from dawexport.audio.cycles import (align_phase, extract_cycle, measure_period, normalise_table,
                                         note_frame_positions, table_from_note, table_from_takes,
                                         wrap_discontinuity)
 

@@ -1,6 +1,6 @@
 """Shared test helpers: a tiny, real instrument folder built from sine-like tones, without any engine.
 
-    >>> inst = make_test_instrument(tmp_path, keys=(60, 64), layers=2, blend_points=2)
+    >>> inst = make_test_instrument(Path("."), keys=(60, 64), layers=2, blend_points=2)
 """
 from __future__ import annotations
 

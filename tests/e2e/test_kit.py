@@ -1,5 +1,5 @@
 """Grain kits: a tiny conceptor kit built end to end and played in sfizz, its Drum Rack checked against the
-structure of Drum Racks Live saved (tests/data/ableton_facts.py), its grain-morph wavetable, and the spec's
+structure of Drum Racks Live saved (tests/support/data/ableton_facts.py), its grain-morph wavetable, and the spec's
 errors. One build (~10 s on a busy 2-core machine) serves the module."""
 from __future__ import annotations
 
@@ -13,29 +13,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from data import ableton_facts as facts
-from helpers import make_test_instrument
+from support import REPO, copy_example_sounds
+from support.data import ableton_facts as facts
+from support.helpers import make_test_instrument
 from lxml import etree
-from players import render_sfizz, rms_db, sfizz_synth, sfzlint_errors
-from test_ableton import check_live_invariants, check_sampler, is_subsequence
+from support.players import render_fluidsynth, render_sfizz, rms_db, segment, sfizz_synth, sfzlint_errors
+from support.live import check_live_invariants, check_sampler, is_subsequence
 
 from dawexport.audio.io import read_wav_metadata
 from dawexport.errors import SpecError
 from dawexport.export import ableton
-from dawexport.export.wavetable_files import read_serum_wav, read_surge_wt
+from dawexport.export.wavetables import read_serum_wav, read_surge_wt
 from dawexport.pipeline import build
 from dawexport.render.plan import kit_pads
 from dawexport.spec import KitSpec, parse_spec
 
-REPO = Path(__file__).resolve().parents[1]
-SOUNDS = REPO / "instruments" / "sounds"
 LOW, PADS = 36, 6
 KEYS = list(range(LOW, LOW + PADS))
 
 
 def kit_spec(tmp_path: Path, **changes) -> Path:
-    for name in ("cat_meow.flac", "flute.wav"):
-        shutil.copy(SOUNDS / name, tmp_path / name)
+    copy_example_sounds(tmp_path)
     spec = {"name": "kit", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
             "engine": {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4,
                                                          "n_reservoirs": 1}},
@@ -126,10 +124,9 @@ def test_pads_are_one_shots_and_layers_grow_louder(kit):
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
 def test_soundfont_pads_ring_on_after_a_tap_in_fluidsynth(kit, tmp_path):
     """SF2 has no one-shot mode: the kit's long release keeps a tapped pad sounding like a held one."""
-    from test_sf2 import render, segment
     folder, _ = kit
-    tapped = render(folder / "kit.sf2", [(0.0, "on", LOW, 127), (0.02, "off", LOW, 0)], tmp_path)
-    held = render(folder / "kit.sf2", [(0.0, "on", LOW, 127), (0.4, "off", LOW, 0)], tmp_path)
+    tapped = render_fluidsynth(folder / "kit.sf2", [(0.0, "on", LOW, 127), (0.02, "off", LOW, 0)], tmp_path)
+    held = render_fluidsynth(folder / "kit.sf2", [(0.0, "on", LOW, 127), (0.4, "off", LOW, 0)], tmp_path)
     assert rms_db(segment(held, 0.0, 0.4)) > -50
     assert abs(rms_db(segment(tapped, 0.1, 0.4)) - rms_db(segment(held, 0.1, 0.4))) < 3.0
 

@@ -1,10 +1,10 @@
 """Real players and checkers for tests: sfizz (Python API and the sfizz_render CLI), sfzlint, pitch.
 
-    >>> synth = sfizz_synth(folder / "tiny.sfz")
-    >>> audio = render_sfizz(synth, 60, 100, hold_s=0.5, total_s=0.8, cc={1: 127})   # (2, frames)
-    >>> measure_pitch_cents(audio, 44100, 60)          # signed error in cents
-    >>> sfzlint_errors(folder / "tiny.sfz")            # [] when the file is clean
-    >>> audio, sr = render_midi_sfizz(sfz, mid, tmp_path / "out.wav")
+    synth = sfizz_synth(folder / "tiny.sfz")
+    audio = render_sfizz(synth, 60, 100, hold_s=0.5, total_s=0.8, cc={1: 127})   # (2, frames)
+    measure_pitch_cents(audio, 44100, 60)          # signed error in cents
+    sfzlint_errors(folder / "tiny.sfz")            # [] when the file is clean
+    audio, sr = render_midi_sfizz(sfz, mid, tmp_path / "out.wav")
 """
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import mido
 import numpy as np
 import soundfile as sf
+
+from dawexport.audio.analysis import estimate_pitch
+from dawexport.audio.io import write_wav
+from dawexport.instrument import BlendAxis
+from support.helpers import make_test_instrument
 
 BLOCK = 512
 
@@ -115,26 +122,8 @@ def _mono(audio) -> np.ndarray:
 
 def measure_pitch_cents(audio, sr: int, expected_midi: float) -> float:
     """Signed pitch error of ``audio`` against ``expected_midi``, in cents (NaN if no pitch is found)."""
-    x = _mono(audio)
-    try:
-        from dawexport.audio.analysis import estimate_pitch
-    except ImportError:  # pragma: no cover - the analysis module is part of the package
-        return _fft_pitch_cents(x, sr, expected_midi)
-    est = estimate_pitch(x, sr)
+    est = estimate_pitch(_mono(audio), sr)
     return 100.0 * (est.midi - expected_midi)
-
-
-def _fft_pitch_cents(x: np.ndarray, sr: int, expected_midi: float) -> float:
-    """Fallback: the strongest spectral peak within a semitone of the expected fundamental."""
-    f0 = 440.0 * 2 ** ((expected_midi - 69) / 12)
-    n = len(x)
-    spec = np.abs(np.fft.rfft(x * np.hanning(n), 16 * n))
-    freqs = np.fft.rfftfreq(16 * n, 1 / sr)
-    band = (freqs > f0 * 2 ** (-1 / 12)) & (freqs < f0 * 2 ** (1 / 12))
-    i = np.flatnonzero(band)[np.argmax(spec[band])]
-    a, b, c = np.log(spec[i - 1:i + 2] + 1e-30)
-    peak = freqs[i] + 0.5 * (a - c) / (a - 2 * b + c) * (freqs[1] - freqs[0])
-    return 1200.0 * np.log2(peak / f0)
 
 
 def rms_db(audio) -> float:
@@ -162,6 +151,46 @@ def harmonic_amplitudes(audio, sr: int, f0: float, count: int = 3) -> np.ndarray
     return np.array(out)
 
 
+# --- fluidsynth (the SoundFont player) ----------------------------------------------------------
+
+FLUIDSYNTH = shutil.which("fluidsynth")
+SR = 44100
+
+
+def render_fluidsynth(font: Path, events, folder: Path, tail: float = 0.5) -> np.ndarray:
+    """The fluidsynth command line playing the SoundFont `font` at SR: render (seconds, 'on'|'off'|'program',
+    note_or_program, velocity) events; returns mono audio."""
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000))      # 960 ticks per second
+    now = 0
+    for seconds, kind, value, velocity in sorted(events, key=lambda e: (e[0], e[1] != "program")):
+        tick = int(round(seconds * 960))
+        delta, now = tick - now, tick
+        if kind == "program":
+            track.append(mido.Message("program_change", program=value, time=delta))
+        else:
+            track.append(mido.Message("note_on" if kind == "on" else "note_off", note=value,
+                                      velocity=velocity, time=delta))
+    track.append(mido.MetaMessage("end_of_track", time=int(tail * 960)))
+    midi_path, wav_path = folder / "notes.mid", folder / "render.wav"
+    mid.save(str(midi_path))
+    wav_path.unlink(missing_ok=True)
+    result = subprocess.run([FLUIDSYNTH, "-ni", "-q", "-F", str(wav_path), "-r", str(SR),
+                             "-o", "synth.chorus.active=0", "-o", "synth.reverb.active=0",
+                             str(font), str(midi_path)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    audio, sr = sf.read(str(wav_path), dtype="float64", always_2d=True)
+    assert sr == SR
+    return audio.mean(axis=1)
+
+
+def segment(x: np.ndarray, start: float, stop: float, sr: int = SR) -> np.ndarray:
+    """The part of `x` from `start` to `stop` seconds."""
+    return x[int(start * sr):int(stop * sr)]
+
+
 # --- test instruments beyond helpers.make_test_instrument ------------------------------------------
 
 def make_grid_instrument(folder, *, nx: int = 2, ny: int = 2, name: str = "grid", **kwargs):
@@ -171,12 +200,6 @@ def make_grid_instrument(folder, *, nx: int = 2, ny: int = 2, name: str = "grid"
     (i, j)) is brighter the higher its index: with 2 x 2, (0,0) is darkest and (1,1) brightest, and
     (1,0) is darker than (0,1).
     """
-    from dataclasses import replace
-
-    from helpers import make_test_instrument
-
-    from dawexport.instrument import BlendAxis
-
     inst = make_test_instrument(folder, name=name, blend_points=nx * ny, **kwargs)
     groups = []
     for group in inst.groups:
@@ -190,10 +213,6 @@ def make_grid_instrument(folder, *, nx: int = 2, ny: int = 2, name: str = "grid"
 
 def make_round_robin_instrument(folder, *, round_robins: int = 2, rr_gain: float = 0.4, **kwargs):
     """make_test_instrument with audibly different round robins: take ``r`` is scaled by rr_gain**(r-1)."""
-    from helpers import make_test_instrument
-
-    from dawexport.audio.io import write_wav
-
     inst = make_test_instrument(folder, round_robins=round_robins, **kwargs)
     folder = Path(folder)
     for group in inst.groups:
@@ -209,5 +228,5 @@ def make_round_robin_instrument(folder, *, round_robins: int = 2, rr_gain: float
     return inst
 
 
-__all__ = ["make_grid_instrument", "make_round_robin_instrument", "sfizz_synth", "render_sfizz", "sfizz_render_cli_path", "render_midi_sfizz", "sfzlint_errors",
+__all__ = ["render_fluidsynth", "segment", "make_grid_instrument", "make_round_robin_instrument", "sfizz_synth", "render_sfizz", "sfizz_render_cli_path", "render_midi_sfizz", "sfzlint_errors",
            "measure_pitch_cents", "rms_db", "spectral_centroid", "harmonic_amplitudes"]

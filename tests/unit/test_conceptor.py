@@ -16,7 +16,7 @@ from dawexport.engines.base import Clip, Corpus, RenderRequest
 from dawexport.engines.conceptor import ConceptorEngine, algebra, kernels, loading, reservoir
 from dawexport.engines.conceptor.grains import grain_walk
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOUNDS = REPO / "instruments" / "sounds"
 
 RECALL_NRMSE = 0.05     # the stated recall bound for the periodic patterns below
@@ -321,7 +321,7 @@ def test_settings_reject_bad_values():
 
 def test_build_plays_in_sfizz(tmp_path):
     import yaml
-    from players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
+    from support.players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
 
     from dawexport.pipeline import build
     for name in ("cat_meow.flac", "flute.wav"):

@@ -6,16 +6,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
-import mido
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import make_test_instrument, tone
+from support.helpers import make_test_instrument, tone
+from support.players import FLUIDSYNTH, render_fluidsynth, segment
 from sf2utils.sf2parse import Sf2File
 
 from dawexport.audio.io import write_wav
@@ -23,17 +21,15 @@ from dawexport.errors import ExportError
 from dawexport.export import exporter, sf2
 from dawexport.instrument import Sample
 
-FLUIDSYNTH = shutil.which("fluidsynth")
 needs_fluidsynth = pytest.mark.skipif(FLUIDSYNTH is None, reason="fluidsynth is not installed "
                                       "(apt-get install fluidsynth)")
 SR = 44100
 
 
 @pytest.fixture(scope="module")
-def stereo(tmp_path_factory):
+def stereo(test_instrument):
     """2 blend points x 2 keys (60, 67; zones 3 keys wide) x 2 velocity layers x 2 round robins, 1 s stereo."""
-    folder = tmp_path_factory.mktemp("sf2_stereo")
-    inst = make_test_instrument(folder, blend_points=2, round_robins=2, seconds=1.0)
+    inst, folder = test_instrument("sf2_stereo", blend_points=2, round_robins=2, seconds=1.0)
     names = sf2.write(inst, folder)
     return inst, folder, folder / names[0]
 
@@ -73,38 +69,6 @@ def pitch(x: np.ndarray, sr: int, expect: float) -> float:
 
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x))))
-
-
-def render(font: Path, events, folder: Path, tail: float = 0.5) -> np.ndarray:
-    """Render (seconds, 'on'|'off'|'program', note_or_program, velocity) events; returns mono audio."""
-    mid = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=500000))      # 960 ticks per second
-    now = 0
-    for seconds, kind, value, velocity in sorted(events, key=lambda e: (e[0], e[1] != "program")):
-        tick = int(round(seconds * 960))
-        delta, now = tick - now, tick
-        if kind == "program":
-            track.append(mido.Message("program_change", program=value, time=delta))
-        else:
-            track.append(mido.Message("note_on" if kind == "on" else "note_off", note=value,
-                                      velocity=velocity, time=delta))
-    track.append(mido.MetaMessage("end_of_track", time=int(tail * 960)))
-    midi_path, wav_path = folder / "notes.mid", folder / "render.wav"
-    mid.save(str(midi_path))
-    wav_path.unlink(missing_ok=True)
-    result = subprocess.run([FLUIDSYNTH, "-ni", "-q", "-F", str(wav_path), "-r", str(SR),
-                             "-o", "synth.chorus.active=0", "-o", "synth.reverb.active=0",
-                             str(font), str(midi_path)], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    audio, sr = sf.read(str(wav_path), dtype="float64", always_2d=True)
-    assert sr == SR
-    return audio.mean(axis=1)
-
-
-def segment(x: np.ndarray, start: float, stop: float) -> np.ndarray:
-    return x[int(start * SR):int(stop * SR)]
 
 
 # ------------------------------------------------------------------------------------ sf2utils parse
@@ -213,7 +177,7 @@ def test_bad_loop_is_a_clear_error(stereo):
 @needs_fluidsynth
 def test_fluidsynth_plays_in_tune_sustains_the_loop_and_layers_velocity(stereo, tmp_path):
     _, _, font = stereo
-    out = render(font, [(0.0, "on", 61, 100), (2.6, "off", 61, 0),     # transposed +1 from root 60
+    out = render_fluidsynth(font, [(0.0, "on", 61, 100), (2.6, "off", 61, 0),     # transposed +1 from root 60
                         (3.2, "on", 68, 40), (3.9, "off", 68, 0),      # soft layer, root 67 +1
                         (4.4, "on", 68, 120), (5.1, "off", 68, 0)],    # loud layer
                  tmp_path)
@@ -236,8 +200,8 @@ def test_fluidsynth_program_change_picks_the_blend_point(stereo, tmp_path):
         band = lambda h: spec[(f > h * hz(60) * 0.97) & (f < h * hz(60) * 1.03)].max()
         return sum(band(h) for h in (2, 3, 4)) / band(1)
 
-    dull = render(font, [(0.0, "program", 0, 0), (0.0, "on", 60, 110), (0.6, "off", 60, 0)], tmp_path)
-    bright = render(font, [(0.0, "program", 1, 0), (0.0, "on", 60, 110), (0.6, "off", 60, 0)], tmp_path)
+    dull = render_fluidsynth(font, [(0.0, "program", 0, 0), (0.0, "on", 60, 110), (0.6, "off", 60, 0)], tmp_path)
+    bright = render_fluidsynth(font, [(0.0, "program", 1, 0), (0.0, "on", 60, 110), (0.6, "off", 60, 0)], tmp_path)
     assert brightness(segment(bright, 0.1, 0.5)) > 5 * brightness(segment(dull, 0.1, 0.5))
 
 
@@ -257,7 +221,7 @@ def test_fluidsynth_applies_tune_cents(tmp_path):
         zones.append(dataclasses.replace(zone, sample=sample, lokey=lo, hikey=hi))
     inst = dataclasses.replace(base, groups=(dataclasses.replace(group, zones=tuple(zones)),), loop_mode="none")
     font = tmp_path / sf2.write(inst, tmp_path)[0]
-    out = render(font, [(0.0, "on", 69, 100), (0.5, "off", 69, 0), (1.0, "on", 72, 100), (1.5, "off", 72, 0)],
+    out = render_fluidsynth(font, [(0.0, "on", 69, 100), (0.5, "off", 69, 0), (1.0, "on", 72, 100), (1.5, "off", 72, 0)],
                  tmp_path)
     assert abs(cents(pitch(segment(out, 0.1, 0.45), SR, hz(69)), hz(69))) < 5
     assert abs(cents(pitch(segment(out, 1.1, 1.45), SR, hz(72)), hz(72))) < 5

@@ -1,25 +1,20 @@
-"""The instrument spec: one YAML file that describes an instrument, validated before any work starts.
+"""The instrument spec's pydantic models: the shape of the YAML and the checks that need nothing else.
 
-    >>> spec = load_spec("instruments/cat_flute.yaml")
-    >>> spec.name, spec.keys.low, [s for s in spec.sources]
-    ('cat_flute', 36, ['cat', 'flute'])
+Checks that need the engine or exporter registries live in `dawexport.spec.validate`.
 
-Every problem is reported as a `SpecError` naming the file, the key path and what is allowed.
-Engine settings are validated by the engine's own `Settings` model (see `dawexport.engines`).
+    >>> KeysSpec(low="C3", high="C6").low
+    48
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, field_validator,
+                      ValidationInfo, model_validator)
 
-from .errors import SpecError
-from .notes import note_to_midi
+from ..notes import note_to_midi
 
 BIT_DEPTHS = ("16", "24", "32f")
 OUTPUT_RATES = (44100, 48000)
@@ -115,11 +110,13 @@ class OutputSpec(_Strict):
 
     @field_validator("formats")
     @classmethod
-    def _formats(cls, formats: list[str]) -> list[str]:
-        from .export import EXPORTERS
+    def _formats(cls, formats: list[str], info: ValidationInfo) -> list[str]:
+        # The names come from the exporter registry, passed in by `validate.parse_spec` as context
+        # (so this module does not import the exporters).
+        known = (info.context or {}).get("formats")
         for fmt in formats:
-            if fmt not in EXPORTERS:
-                raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(sorted(EXPORTERS))}")
+            if known is not None and fmt not in known:
+                raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(sorted(known))}")
         if len(set(formats)) != len(formats):
             raise ValueError("a format is listed twice")
         return formats
@@ -246,150 +243,3 @@ class InstrumentSpec(_Strict):
             return Path.cwd() / "build" / self.name
         path = self.output.dir.expanduser()
         return path if path.is_absolute() else self.base_dir / path
-
-
-def _key_path(loc: tuple) -> str:
-    parts = []
-    for item in loc:
-        if isinstance(item, int) and parts:
-            parts[-1] += f"[{item}]"
-        elif item in ("function-after", "function-before") or str(item).startswith("function-"):
-            continue
-        else:
-            parts.append(str(item))
-    return ".".join(parts) or "(top level)"
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys allowed where an unknown key was found, for a 'did you mean' hint."""
-    current: Any = model
-    for item in loc[:-1]:
-        if isinstance(item, int) or current is None:
-            continue
-        field = getattr(current, "model_fields", {}).get(item)
-        if field is None:
-            return []
-        annotation = field.annotation
-        current = next((a for a in getattr(annotation, "__args__", (annotation,))
-                        if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if current is None and hasattr(annotation, "__args__"):
-            inner = [a for arg in annotation.__args__ for a in getattr(arg, "__args__", (arg,))]
-            current = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return list(getattr(current, "model_fields", {})) if current else []
-
-
-def format_validation_error(error: ValidationError, model: type[BaseModel], file: str,
-                            prefix: str = "") -> SpecError:
-    """Turn pydantic's errors into one SpecError listing every bad key with what is allowed."""
-    lines = []
-    first_key = None
-    for item in error.errors():
-        key = (prefix + "." if prefix else "") + _key_path(item["loc"])
-        first_key = first_key or key
-        if item["type"] == "extra_forbidden":
-            allowed = [k for k in _allowed_keys(model, item["loc"]) if k != "spec_path"]
-            hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
-            message = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            if allowed:
-                message += f"; allowed here: {', '.join(allowed)}"
-        elif item["type"] == "missing":
-            message = "is required"
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            if item.get("input") is not None and item["type"] not in ("value_error",):
-                message += f" (got {item['input']!r})"
-        lines.append(f"{key}: {message}")
-    summary = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
-    example = "conceptor_kit.yaml" if (first_key or "").startswith("kit") else "cat_flute.yaml"
-    return SpecError(summary, file=file, fix=f"correct the key(s) above; see instruments/{example} "
-                     "for a complete, commented example")
-
-
-def parse_spec(data: Any, spec_path: Path | str | None = None) -> InstrumentSpec:
-    """Validate already-parsed YAML data. Raises SpecError."""
-    file = str(spec_path) if spec_path else "<spec>"
-    if not isinstance(data, dict):
-        raise SpecError("the spec must be a YAML mapping (name:, sources:, ...)", file=file,
-                        fix="start from instruments/cat_flute.yaml")
-    try:
-        spec = InstrumentSpec.model_validate({**data, "spec_path": Path(spec_path) if spec_path else None})
-    except ValidationError as error:
-        raise format_validation_error(error, InstrumentSpec, file) from None
-    from .engines import validate_engine
-    validate_engine(spec, file)
-    _check_kit(spec, file)
-    _check_grain_features(spec, file)
-    return spec
-
-
-def _check_kit(spec: InstrumentSpec, file: str) -> None:
-    """A kit's sources exist, and nothing in the spec is set that a kit would silently ignore."""
-    if spec.kit is None:
-        return
-    for source in spec.kit.sources or []:
-        if source not in spec.sources:
-            raise SpecError(f"{source!r} is not a source; sources are: {', '.join(spec.sources)}", file=file,
-                            key="kit.sources", fix="name sources from the sources section")
-    ignored = [key for key in ("blend", "keys", "note", "loop") if key in spec.model_fields_set]
-    if ignored:
-        raise SpecError(f"with kit the instrument is a grain kit, so {' and '.join(ignored)} would do nothing",
-                        file=file, key=ignored[0],
-                        fix=f"remove {' and '.join(ignored)}: the kit has its own keys (kit.low, kit.grains) and "
-                            f"length (kit.length), its pads are one-shots, and wavetables name their own "
-                            f"corners")
-
-
-def _check_grain_features(spec: InstrumentSpec, file: str) -> None:
-    """A grain kit and a grain-morph wavetable need an engine that renders grains (Capabilities.grains)."""
-    from .engines import ENGINES, engine_class
-    wants = spec.kit is not None or any(t.along == "grains" for t in spec.wavetables)
-    if not wants or _has_grains(engine_class, spec.engine.name):
-        return
-    with_grains = sorted(n for n in ENGINES if _has_grains(engine_class, n))
-    fix = f"use an engine that renders grains ({', '.join(with_grains) or 'none is installed'})"
-    if spec.kit is not None:
-        raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so it cannot make a grain kit",
-                        file=file, key="kit", fix=fix + ", or remove the kit section")
-    for i, table in enumerate(spec.wavetables):
-        if table.along == "grains":
-            raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so wavetable {table.name!r} "
-                            f"cannot morph between grains", file=file, key=f"wavetables[{i}].along",
-                            fix=fix + ", or use along: blend or along: time")
-
-
-def _has_grains(engine_class, name: str) -> bool:
-    try:
-        return bool(engine_class(name).capabilities.grains)
-    except Exception:  # noqa: BLE001 - best effort, for a hint: an engine that cannot be imported has none
-        return False
-
-
-def load_spec(path: Path | str, *, check_sources: bool = True) -> InstrumentSpec:
-    """Read, validate and (by default) check that every source sound is readable, finite and not silent."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError("spec file not found", file=str(path),
-                        fix="give the path of an instrument YAML, e.g. instruments/cat_flute.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"not valid YAML{where}: {getattr(error, 'problem', error)}", file=str(path),
-                        fix="check indentation and colons near that line") from None
-    except UnicodeDecodeError:
-        raise SpecError("not a text file", file=str(path), fix="save the spec as UTF-8 YAML") from None
-    spec = parse_spec(data, path)
-    if check_sources:
-        check_source_files(spec)
-    return spec
-
-
-def check_source_files(spec: InstrumentSpec) -> None:
-    """Open every source once so that bad audio is reported before any work starts."""
-    from .audio.io import read_audio
-    for name, recordings in spec.sources.items():
-        for i, recording in enumerate(recordings):
-            key = f"sources.{name}" + (f"[{i}]" if len(recordings) > 1 else "")
-            read_audio(spec.source_path(recording), key=key)
-

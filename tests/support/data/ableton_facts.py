@@ -1,4 +1,4 @@
-"""Facts observed in Ableton Live presets that Live itself saved, for tests/test_ableton.py.
+"""Facts observed in Ableton Live presets that Live itself saved, for tests/unit/test_ableton.py.
 
 Only element names, their order, attribute names and a few values are kept here: no file and no code
 from the sources. Where each fact was read:

@@ -1,5 +1,5 @@
 """Decent Sampler exporter. Decent Sampler cannot run here and publishes no schema, so the preset is checked
-against tests/data/decent_sampler.xsd (written from the Developers Guide's tables), against what the player's
+against tests/support/data/decent_sampler.xsd (written from the Developers Guide's tables), against what the player's
 own "Validate Preset" tool checks (well-formed XML; every path found relative to the preset, with exactly the
 capitalisation on disk), and the blend knob's translation tables are evaluated as the guide defines them.
 """
@@ -12,32 +12,26 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from helpers import make_test_instrument
+from support import DATA
 from lxml import etree
 
 from dawexport.errors import ExportError
 from dawexport.export import decent_sampler, exporter
-from dawexport.instrument import BlendAxis, BlendGroup
+from dawexport.instrument import BlendAxis
 
-SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "decent_sampler.xsd")))
+SCHEMA = etree.XMLSchema(etree.parse(str(DATA / "decent_sampler.xsd")))
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ds_line")
-    inst = make_test_instrument(folder, blend_points=3, round_robins=2, seconds=0.3)
+def line(test_instrument):
+    inst, folder = test_instrument("ds_line", blend_points=3, round_robins=2, seconds=0.3)
     names = decent_sampler.write(inst, folder)
     return inst, folder, folder / names[0]
 
 
 @pytest.fixture(scope="module")
-def square(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ds_square")
-    base = make_test_instrument(folder, blend_points=4, keys=(60,), layers=1, seconds=0.2)
-    groups = tuple(BlendGroup(index=g.index, label=f"corner {g.index}", position=(g.index % 2, g.index // 2),
-                              grid_index=(g.index % 2, g.index // 2), weights={}, zones=g.zones)
-                   for g in base.groups)
-    inst = dataclasses.replace(base, groups=groups, axes=(BlendAxis("X", 20, 2), BlendAxis("Y", 21, 2)))
+def square(corner_square):
+    inst, folder = corner_square("ds_square", (BlendAxis("X", 20, 2), BlendAxis("Y", 21, 2)), seconds=0.2)
     return inst, folder, folder / exporter("decent_sampler")(inst, folder)[0]
 
 

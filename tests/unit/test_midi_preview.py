@@ -6,8 +6,7 @@ from dataclasses import replace
 import mido
 import numpy as np
 import pytest
-from helpers import make_test_instrument
-from players import make_grid_instrument, render_midi_sfizz, rms_db, spectral_centroid
+from support.players import make_grid_instrument, render_midi_sfizz, rms_db, spectral_centroid
 
 from dawexport.export import midi_preview, sfz
 
@@ -15,18 +14,16 @@ SR = 44100
 
 
 @pytest.fixture(scope="module")
-def line3(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("preview_line3")
-    inst = make_test_instrument(folder, keys=(60, 63), zone_width=3, layers=2, blend_points=3)
+def line3(test_instrument):
+    inst, folder = test_instrument("preview_line3", keys=(60, 63), zone_width=3, layers=2, blend_points=3)
     return inst, folder
 
 
 @pytest.fixture(scope="module")
-def wide(tmp_path_factory):
+def wide(test_instrument):
     """Five zones of an octave each: 61 keys, too many to play chromatically."""
-    folder = tmp_path_factory.mktemp("preview_wide")
-    inst = make_test_instrument(folder, name="wide", keys=(36, 48, 60, 72, 84), zone_width=13, layers=3,
-                                blend_points=1, seconds=0.2, channels=1, loop=False)
+    inst, folder = test_instrument("preview_wide", name="wide", keys=(36, 48, 60, 72, 84), zone_width=13,
+                                   layers=3, blend_points=1, seconds=0.2, channels=1, loop=False)
     return inst, folder
 
 

@@ -31,7 +31,7 @@ from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_c
 from dawexport.errors import EngineError
 from dawexport.progress import SILENT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A model small enough to learn a note in a few seconds on two CPU cores.
 TINY = dict(latent_size=4, hidden_size=32, n_harmonics=20, noise_bands=17, n_mels=24, table_size=256,
@@ -432,7 +432,7 @@ print(json.dumps({{"resumed_from": engine.train_result.resumed_from, "step": eng
 
 def _child(tmp_path: Path, pace: float) -> Path:
     script = tmp_path / f"child_{pace}.py"
-    script.write_text(CHILD.format(repo=str(REPO), tests=str(REPO / "tests"), pace=pace))
+    script.write_text(CHILD.format(repo=str(REPO), tests=str(REPO / "tests" / "unit"), pace=pace))
     return script
 
 
@@ -486,7 +486,7 @@ def test_training_killed_mid_run_resumes_to_the_uninterrupted_weights(tmp_path):
 
 def test_build_plays_in_sfizz(tmp_path):
     """`engine: ddsp` through the whole pipeline: a folder whose SFZ plays in tune, louder with velocity."""
-    from players import measure_pitch_cents, render_sfizz, rms_db as player_rms_db, sfizz_synth
+    from support.players import measure_pitch_cents, render_sfizz, rms_db as player_rms_db, sfizz_synth
 
     from dawexport.pipeline import build
     import shutil

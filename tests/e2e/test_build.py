@@ -2,27 +2,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from support import copy_example_sounds
 
 from dawexport.audio.io import read_wav_metadata
 from dawexport.cli import main
 from dawexport.errors import ExportError
 from dawexport.pipeline import build
-from players import (measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors)
+from support.players import (measure_pitch_cents, render_sfizz, rms_db, sfizz_synth, sfzlint_errors)
 
-REPO = Path(__file__).resolve().parents[1]
-SOUNDS = REPO / "instruments" / "sounds"
 
 
 def tiny_spec(tmp_path: Path, **changes) -> Path:
-    for name in ("cat_meow.flac", "flute.wav"):
-        shutil.copy(SOUNDS / name, tmp_path / name)
+    copy_example_sounds(tmp_path)
     spec = {"name": "tiny", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
             "blend": {"corners": ["cat", "flute"], "points_per_side": 3},
             "keys": {"low": "G3", "high": "D4", "every": 3}, "velocity_layers": 2,
@@ -216,7 +213,7 @@ def test_mid_side_and_mono_modes(tmp_path):
 
 
 def test_wavetables_along_the_blend_and_along_a_note(tmp_path):
-    from dawexport.export.wavetable_files import read_serum_wav, read_surge_wt
+    from dawexport.export.wavetables import read_serum_wav, read_surge_wt
     spec = tiny_spec(tmp_path, keys={"low": "C4", "high": "C4", "every": 1}, velocity_layers=1,
                      wavetables=[{"name": "morph", "along": "blend", "note": "C4", "frames": 8},
                                  {"name": "breath", "along": "time", "note": "G4", "frames": 16,

@@ -1,4 +1,4 @@
-"""Bitwig .multisample exporter, validated against the format's published XSD (tests/data/bitwig_multisample.xsd,
+"""Bitwig .multisample exporter, validated against the format's published XSD (tests/support/data/bitwig_multisample.xsd,
 transcribed from the bitwig/multisample README; the same schema accepts the Bitwig-saved "Toy Xylophone"
 example of that repository, whose sample-stop and loop stop are the file length, i.e. exclusive ends).
 """
@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from helpers import make_test_instrument
+from support import DATA
+from support.helpers import make_test_instrument
 from lxml import etree
 
 from dawexport.errors import ExportError
 from dawexport.export import bitwig, exporter
 from dawexport.instrument import BlendAxis, BlendGroup
 
-SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "bitwig_multisample.xsd")))
+SCHEMA = etree.XMLSchema(etree.parse(str(DATA / "bitwig_multisample.xsd")))
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bitwig_line")
-    inst = make_test_instrument(folder, name="cat & flute", blend_points=3, round_robins=2, seconds=0.3)
+def line(test_instrument):
+    inst, folder = test_instrument("bitwig_line", name="cat & flute", blend_points=3, round_robins=2, seconds=0.3)
     return inst, folder, bitwig.write(inst, folder)
 
 

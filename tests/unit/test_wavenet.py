@@ -32,7 +32,7 @@ from dawexport.engines.wavenet.model import (
 )
 from dawexport.errors import EngineError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SR = 16000
 TINY_NET = dict(width=24, stacks=1, layers=6, encoder_width=16, encoder_layers=3, encoder_cycle=3, hop=128)
 
@@ -267,7 +267,7 @@ def test_pitch_conditioning_mode_renders(blend_engine):
 # --------------------------------------------------------------------------- end to end
 
 def test_build_plays_in_sfizz(tmp_path):
-    from players import render_sfizz, rms_db, sfizz_synth, sfzlint_errors
+    from support.players import render_sfizz, rms_db, sfizz_synth, sfzlint_errors
 
     from dawexport.pipeline import build
 

@@ -1,0 +1,111 @@
+"""Reading and validating a spec: the checks that need the engine and exporter registries.
+
+    >>> spec = load_spec("instruments/cat_flute.yaml", check_sources=False)
+    >>> spec.name, spec.keys.low, [s for s in spec.sources]
+    ('cat_flute', 48, ['cat', 'flute'])
+
+Every problem is reported as a `SpecError` naming the file, the key path and what is allowed.
+Engine settings are validated by the engine's own `Settings` model (see `dawexport.engines`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import SpecError, format_validation_error
+from ..export import EXPORTERS
+from .schema import InstrumentSpec
+
+
+def parse_spec(data: Any, spec_path: Path | str | None = None) -> InstrumentSpec:
+    """Validate already-parsed YAML data. Raises SpecError."""
+    file = str(spec_path) if spec_path else "<spec>"
+    if not isinstance(data, dict):
+        raise SpecError("the spec must be a YAML mapping (name:, sources:, ...)", file=file,
+                        fix="start from instruments/cat_flute.yaml")
+    try:
+        spec = InstrumentSpec.model_validate({**data, "spec_path": Path(spec_path) if spec_path else None},
+                                            context={"formats": EXPORTERS})
+    except ValidationError as error:
+        raise format_validation_error(error, InstrumentSpec, file) from None
+    from ..engines import validate_engine
+    validate_engine(spec, file)
+    _check_kit(spec, file)
+    _check_grain_features(spec, file)
+    return spec
+
+
+def _check_kit(spec: InstrumentSpec, file: str) -> None:
+    """A kit's sources exist, and nothing in the spec is set that a kit would silently ignore."""
+    if spec.kit is None:
+        return
+    for source in spec.kit.sources or []:
+        if source not in spec.sources:
+            raise SpecError(f"{source!r} is not a source; sources are: {', '.join(spec.sources)}", file=file,
+                            key="kit.sources", fix="name sources from the sources section")
+    ignored = [key for key in ("blend", "keys", "note", "loop") if key in spec.model_fields_set]
+    if ignored:
+        raise SpecError(f"with kit the instrument is a grain kit, so {' and '.join(ignored)} would do nothing",
+                        file=file, key=ignored[0],
+                        fix=f"remove {' and '.join(ignored)}: the kit has its own keys (kit.low, kit.grains) and "
+                            f"length (kit.length), its pads are one-shots, and wavetables name their own "
+                            f"corners")
+
+
+def _check_grain_features(spec: InstrumentSpec, file: str) -> None:
+    """A grain kit and a grain-morph wavetable need an engine that renders grains (Capabilities.grains)."""
+    from ..engines import ENGINES, engine_class
+    wants = spec.kit is not None or any(t.along == "grains" for t in spec.wavetables)
+    if not wants or _has_grains(engine_class, spec.engine.name):
+        return
+    with_grains = sorted(n for n in ENGINES if _has_grains(engine_class, n))
+    fix = f"use an engine that renders grains ({', '.join(with_grains) or 'none is installed'})"
+    if spec.kit is not None:
+        raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so it cannot make a grain kit",
+                        file=file, key="kit", fix=fix + ", or remove the kit section")
+    for i, table in enumerate(spec.wavetables):
+        if table.along == "grains":
+            raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so wavetable {table.name!r} "
+                            f"cannot morph between grains", file=file, key=f"wavetables[{i}].along",
+                            fix=fix + ", or use along: blend or along: time")
+
+
+def _has_grains(engine_class, name: str) -> bool:
+    try:
+        return bool(engine_class(name).capabilities.grains)
+    except Exception:  # noqa: BLE001 - best effort, for a hint: an engine that cannot be imported has none
+        return False
+
+
+def load_spec(path: Path | str, *, check_sources: bool = True) -> InstrumentSpec:
+    """Read, validate and (by default) check that every source sound is readable, finite and not silent."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("spec file not found", file=str(path),
+                        fix="give the path of an instrument YAML, e.g. instruments/cat_flute.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"not valid YAML{where}: {getattr(error, 'problem', error)}", file=str(path),
+                        fix="check indentation and colons near that line") from None
+    except UnicodeDecodeError:
+        raise SpecError("not a text file", file=str(path), fix="save the spec as UTF-8 YAML") from None
+    spec = parse_spec(data, path)
+    if check_sources:
+        check_source_files(spec)
+    return spec
+
+
+def check_source_files(spec: InstrumentSpec) -> None:
+    """Open every source once so that bad audio is reported before any work starts."""
+    from ..audio.io import read_audio
+    for name, recordings in spec.sources.items():
+        for i, recording in enumerate(recordings):
+            key = f"sources.{name}" + (f"[{i}]" if len(recordings) > 1 else "")
+            read_audio(spec.source_path(recording), key=key)
+
