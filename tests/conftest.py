@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+# The engines package sets torch's OpenMP wait policy; conftest loads before any test module imports torch.
+import dawexport.engines  # noqa: F401
 from dawexport.instrument import BlendAxis, BlendGroup
 from support.helpers import make_test_instrument
 
