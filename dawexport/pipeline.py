@@ -193,7 +193,8 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         progress.stage("export", ", ".join(spec.output.formats))
         files = [s.path for s in instrument.samples]
         files += [p for table in instrument.wavetables for p in (table.path, *table.extra_paths)]
-        files += write_formats(instrument, staging.path, spec.output.formats)
+        options = {"ableton": {"live_version": spec.output.live_version, "location": target}}
+        files += write_formats(instrument, staging.path, spec.output.formats, options)
         manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name,
                     "files": sorted(set(files))}
         (staging.path / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -27,8 +27,11 @@ def exporter(name: str):
     return getattr(importlib.import_module(module), func)
 
 
-def write_formats(instrument, folder: Path, formats: list[str]) -> list[str]:
+def write_formats(instrument, folder: Path, formats: list[str],
+                  options: dict[str, dict] | None = None) -> list[str]:
+    """Run each format's exporter; ``options`` holds extra keyword arguments per format name,
+    e.g. ``{"ableton": {"live_version": 12}}``."""
     written: list[str] = []
     for name in formats:
-        written += exporter(name)(instrument, Path(folder))
+        written += exporter(name)(instrument, Path(folder), **(options or {}).get(name, {}))
     return written

@@ -20,18 +20,20 @@ rooted on that note, so each pad plays its sample at the pitch it was rendered a
 The ``.adv`` is the whole kit in one Sampler, a zone per key.
 
 Every Sampler keeps key zones, root keys and tuning (``RootKey`` + ``Detune`` cents), velocity layers,
-sustain loops (``SustainLoop`` Mode 1; release mode 3 "play on to the end" for ``sustain``, 0 "keep
-looping" for ``continuous``), the amp envelope and round robin: Live 12's native round-robin flag
+sustain loops (``SustainLoop`` Mode 1; Release Mode 0 "->|", play on to the end, for ``sustain``; 3
+"OFF", keep looping, for ``continuous``), the amp envelope and round robin: Live 12's native round-robin flag
 (zones overlapping in key and velocity are cycled), or for Live 11, which has none, the cycles are
 spread across the sample-selector axis (only the first cycle sounds at the default selector position).
 
-Sample references are relative to the preset's folder (``RelativePathType`` 1, ``samples/x.wav``) so
-the build folder can be moved or zipped; ``Path`` repeats that relative path because the folder has
-no fixed absolute location. Files are gzip-compressed XML rendered from templates/ableton/, with a
-fixed gzip timestamp so the same instrument gives the same bytes.
+Sample references are written as Live writes a sample beside a preset: ``RelativePathType`` 1 with the
+path relative to the preset's folder (``samples/x.wav``), ``Path`` absolute to where the folder is at
+build time, the file's size and ``LastModDate`` (its modification time). When the absolute path is gone
+(the folder was moved, zipped or copied to another computer) Live resolves the relative one against the
+preset's own folder, as it does for a moved Live Project (tests/data/ableton_facts.py, FILEREF_*). Files
+are gzip-compressed XML rendered from templates/ableton/, with a fixed gzip timestamp.
 
-    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.adg', 'cat_flute.adv']  (Live 12)
-    write(instrument, Path("build/cat_flute"), live_version=11)
+    write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.adg', 'cat_flute.adv']  (Live 11 and 12)
+    write(instrument, Path("build/cat_flute"), live_version=12)   # Live 12 only
 """
 from __future__ import annotations
 
@@ -56,11 +58,14 @@ LIVE_VERSIONS = {
          "creator": "Ableton Live 12.2.7", "revision": "828a8aa814bf84bb81588593befeb896dfbd29df",
          "overwrite_protection": "3074"},
 }
-DEFAULT_LIVE_VERSION = 12
+DEFAULT_LIVE_VERSION = 11      # Live 12 opens Live 11 files; Live 11 refuses Live 12's round-robin block
 
 SUSTAIN_LOOP_OFF, SUSTAIN_LOOP_FORWARD = 0, 1
-RELEASE_KEEP_LOOPING, RELEASE_PLAY_TO_END = 0, 3     # Sampler's Release Mode: OFF / Release (->|)
-LOOPING = {"sustain": RELEASE_PLAY_TO_END, "continuous": RELEASE_KEEP_LOOPING}
+# Sampler's Release Mode (ReleaseLoop/Mode; tests/data/ableton_facts.py, LOOP_RELEASE_*): 0 is "->|", the
+# sustain loop ends at note-off and the sample plays on to its end; 3 is "OFF", the loop keeps running
+# through the release (and the value of a fresh zone without a loop).
+RELEASE_PLAY_ON, RELEASE_OFF = 0, 3
+LOOPING = {"sustain": RELEASE_PLAY_ON, "continuous": RELEASE_OFF}
 LOOP_MODES = {"sustain", "continuous", "one_shot", "none"}
 
 SAMPLER_VOLUME_DB = -6.0     # headroom for stacked velocity layers and overlapping chains
@@ -76,36 +81,38 @@ RECEIVING_NOTE_BASE = 128
 PAD_SCROLL_TOP = 28            # PadScrollPosition that shows notes 0..15: one row of 4 pads less per step up
 
 
-def write(instrument: Instrument, folder: Path, live_version: int = DEFAULT_LIVE_VERSION) -> list[str]:
+def write(instrument: Instrument, folder: Path, live_version: int = DEFAULT_LIVE_VERSION,
+          location: Path | None = None) -> list[str]:
     """Write ``<name>.adg`` (rack) and ``<name>.adv`` (centre point's Sampler) into ``folder``.
 
-    ``live_version`` is 11 or 12 (default): Live 12 files carry Sampler's native round-robin block,
-    which Live 11 cannot load.
+    ``live_version`` is 11 (default: loads in Live 11 and 12) or 12 (adds Sampler's native round
+    robin, which Live 11 cannot load). ``location`` is where ``folder`` will be once published (default:
+    ``folder`` itself): the absolute sample paths point there.
     """
     folder = Path(folder)
     stem = file_stem(instrument.name)
     rack_name, adv_name = f"{stem}.adg", f"{stem}.adv"
-    files = {rack_name: render_rack(instrument, folder, live_version),          # render both before
-             adv_name: render_device_preset(instrument, folder, live_version)}  # writing either
+    files = {rack_name: render_rack(instrument, folder, live_version, location),          # render both
+             adv_name: render_device_preset(instrument, folder, live_version, location)}  # before writing
     for name, xml in files.items():
         (folder / name).write_bytes(gzip.compress(xml, mtime=0))
     return list(files)
 
 
 def render_rack(instrument: Instrument, folder: Path | None = None,
-                live_version: int = DEFAULT_LIVE_VERSION) -> bytes:
-    """The rack preset's XML (not yet gzipped). ``folder`` is only read for the samples' file sizes."""
-    v = version_context(live_version)
+                live_version: int = DEFAULT_LIVE_VERSION, location: Path | None = None) -> bytes:
+    """The rack preset's XML (not yet gzipped). ``folder`` is only read for the samples' sizes and dates."""
+    v = version_context(live_version, location or folder)
     _check(instrument)
     text = render_template("ableton/rack.adg.xml.j2", v=v, rack=rack_context(instrument, folder, v))
     return _tidy(text)
 
 
 def render_device_preset(instrument: Instrument, folder: Path | None = None,
-                         live_version: int = DEFAULT_LIVE_VERSION,
+                         live_version: int = DEFAULT_LIVE_VERSION, location: Path | None = None,
                          group: BlendGroup | None = None) -> bytes:
     """One Sampler preset's XML (not yet gzipped) for ``group`` (default: the centre blend point)."""
-    v = version_context(live_version)
+    v = version_context(live_version, location or folder)
     _check(instrument)
     group = centre_group(instrument) if group is None else group
     name = instrument.name if len(instrument.groups) == 1 else f"{instrument.name} ({group.label})"
@@ -113,11 +120,14 @@ def render_device_preset(instrument: Instrument, folder: Path | None = None,
     return _tidy(render_template("ableton/sampler.adv.xml.j2", v=v, sampler=sampler))
 
 
-def version_context(live_version: int) -> dict:
+def version_context(live_version: int, location: Path | None = None) -> dict:
+    """The Live version's root attributes, plus ``location``: the preset's folder as an absolute POSIX
+    path ('/' also on Windows, as Live writes it), or "" when unknown."""
     if live_version not in LIVE_VERSIONS:
-        raise ExportError(f"Live version {live_version!r} is not supported", key="ableton.live_version",
+        raise ExportError(f"Live version {live_version!r} is not supported", key="output.live_version",
                           fix=f"use one of {', '.join(map(str, LIVE_VERSIONS))}")
-    return dict(LIVE_VERSIONS[live_version])
+    where = Path(location).resolve().as_posix() if location is not None else ""
+    return dict(LIVE_VERSIONS[live_version], location=where)
 
 
 def centre_group(instrument: Instrument) -> BlendGroup:
@@ -227,7 +237,7 @@ def sampler_context(instrument: Instrument, zones, folder: Path | None, v: dict,
     zones = sorted(zones, key=lambda z: (z.lokey, z.lovel, z.round_robin, z.sample.path))
     rr_count = max([z.round_robin for z in zones] + [instrument.round_robins, 1])
     native_rr = v["major"] >= 12 and rr_count > 1
-    parts = [_part(instrument, zone, i, folder, rr_count, native_rr) for i, zone in enumerate(zones)]
+    parts = [_part(instrument, zone, i, folder, v, rr_count, native_rr) for i, zone in enumerate(zones)]
     env = instrument.envelope
     layers = {(z.lovel, z.hivel) for z in zones}
     return {
@@ -246,7 +256,7 @@ def sampler_context(instrument: Instrument, zones, folder: Path | None, v: dict,
     }
 
 
-def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None, rr_count: int,
+def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None, v: dict, rr_count: int,
           native_rr: bool) -> dict:
     sample = zone.sample
     rel = relative_sample_path(sample.path)
@@ -276,10 +286,11 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
         release = {"start": 0, "end": last, "mode": release_mode}
     else:
         sustain = {"start": 0, "end": last, "mode": SUSTAIN_LOOP_OFF, "crossfade": 0}
-        release = {"start": 0, "end": last, "mode": RELEASE_PLAY_TO_END}
-    size = 0
+        release = {"start": 0, "end": last, "mode": RELEASE_OFF}
+    size = modified = 0
     if folder is not None and (Path(folder) / rel).is_file():
-        size = (Path(folder) / rel).stat().st_size
+        stat = (Path(folder) / rel).stat()
+        size, modified = stat.st_size, int(stat.st_mtime)
     lokey, hikey = _clip_int(zone.lokey, 0, 127), _clip_int(zone.hikey, 0, 127)
     lovel, hivel = _clip_int(zone.lovel, 1, 127), _clip_int(zone.hivel, 1, 127)
     if lokey > hikey or lovel > hivel:
@@ -297,8 +308,9 @@ def _part(instrument: Instrument, zone: Zone, part_id: int, folder: Path | None,
         "sustain": sustain,
         "release": release,
         "relative_path": xml_attr(rel),
-        "path": xml_attr(rel),
+        "path": xml_attr(f"{v['location']}/{rel}" if v["location"] else rel),
         "file_size": size,
+        "modified": modified,
         "frames": sample.frames,
         "sample_rate": int(sample.sample_rate),
     }

@@ -91,6 +91,8 @@ class OutputSpec(_Strict):
     bit_depth: str = "24"
     normalise: Literal["even", "peak", "none"] = "even"
     formats: list[str] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
+    live_version: Literal[11, 12] = Field(11, description="Ableton files for Live 11 (load in 11 and 12) or "
+                                                          "12 (native round robin; Live 12 only)")
 
     @field_validator("sample_rate")
     @classmethod

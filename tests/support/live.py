@@ -67,6 +67,10 @@ def check_part(part: etree._Element, folder: Path) -> None:
     path = folder / rel
     assert path.is_file(), f"{rel} is missing"
     assert int(file_ref.find("OriginalFileSize").get("Value")) == path.stat().st_size
+    assert int(ref.find("LastModDate").get("Value")) == int(path.stat().st_mtime) > 0
+    absolute = file_ref.find("Path").get("Value")     # absolute, '/'-separated, the same file
+    assert "\\" not in absolute and Path(absolute).is_absolute()
+    assert Path(absolute).resolve() == path.resolve()
     info = sf.info(str(path))
     assert int(ref.find("DefaultDuration").get("Value")) == info.frames
     assert int(ref.find("DefaultSampleRate").get("Value")) == info.samplerate

@@ -128,7 +128,7 @@ def test_zones_roots_layers_loops_and_envelope_survive(line):
             assert int(loop.find("Mode").get("Value")) == 1
             assert (int(loop.find("Start").get("Value")), int(loop.find("End").get("Value"))) == \
                 (zone.sample.loop.start, zone.sample.loop.end)
-            assert int(part.find("ReleaseLoop/Mode").get("Value")) == ableton.RELEASE_PLAY_TO_END
+            assert part.find("ReleaseLoop/Mode").get("Value") == facts.LOOP_RELEASE_PLAY_ON   # sustain loop
         env = sampler.find("VolumeAndPan/Envelope")
         assert float(env.find("ReleaseTime/Manual").get("Value")) == pytest.approx(1000 * inst.envelope.release)
         assert float(env.find("AttackTime/Manual").get("Value")) == pytest.approx(1000 * inst.envelope.attack)
@@ -212,3 +212,53 @@ def test_bad_version_and_bad_paths_are_clear_errors(line):
     bad = dataclasses.replace(inst, groups=(dataclasses.replace(group, zones=(zone,)),))
     with pytest.raises(ExportError, match="not relative"):
         ableton.render_rack(bad, folder)
+
+
+@pytest.mark.parametrize("loop_mode, sustain_mode, release_mode", [
+    ("sustain", facts.SUSTAIN_LOOP_FORWARD, facts.LOOP_RELEASE_PLAY_ON),
+    ("continuous", facts.SUSTAIN_LOOP_FORWARD, facts.LOOP_RELEASE_OFF),
+    ("one_shot", facts.SUSTAIN_LOOP_OFF, facts.LOOP_RELEASE_OFF),
+    ("none", facts.SUSTAIN_LOOP_OFF, facts.LOOP_RELEASE_OFF),
+])
+def test_every_loop_mode_gets_the_release_mode_live_means(line, loop_mode, sustain_mode, release_mode):
+    inst, folder = line
+    root = etree.fromstring(ableton.render_device_preset(dataclasses.replace(inst, loop_mode=loop_mode), folder))
+    parts = list(root.iter("MultiSamplePart"))
+    assert parts
+    for part in parts:
+        assert part.find("SustainLoop/Mode").get("Value") == sustain_mode
+        assert part.find("ReleaseLoop/Mode").get("Value") == release_mode
+
+
+def test_default_is_live_11_which_live_12_also_opens(line, tmp_path):
+    inst, folder = line
+    root = etree.fromstring(ableton.render_rack(inst, folder))
+    assert root.get("MinorVersion") == facts.ROOT[11]["MinorVersion"]
+    assert next(root.iter("RoundRobin"), None) is None
+    from dawexport.spec import OutputSpec
+    assert OutputSpec().live_version == 11 == ableton.DEFAULT_LIVE_VERSION
+    with pytest.raises(ValueError):
+        OutputSpec(live_version=10)
+
+
+def test_sample_paths_are_absolute_at_build_time_and_relative_after_a_move(line, tmp_path):
+    """Path points where the folder is published (``location``); moved elsewhere, the relative path, read
+    against the preset's own folder as Live does for RelativePathType 1, still finds every sample."""
+    import shutil
+    inst, folder = line
+    staging = tmp_path / ".staging"
+    shutil.copytree(folder, staging)
+    final = tmp_path / "published"
+    names = ableton.write(inst, staging, live_version=11, location=final)
+    staging.rename(final)
+    check_live_invariants(load(final / names[0]), final, 11)          # absolute paths point at `final`
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(final, moved)
+    shutil.rmtree(final)
+    for name in names:
+        root = load(moved / name)
+        for ref in root.iter("FileRef"):
+            if ref.find("RelativePathType").get("Value") != facts.RELATIVE_PATH_TYPE_DOCUMENT:
+                continue
+            assert not Path(ref.find("Path").get("Value")).exists()       # the absolute path is gone ...
+            assert (moved / ref.find("RelativePath").get("Value")).is_file()   # ... the relative one holds

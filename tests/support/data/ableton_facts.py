@@ -74,6 +74,35 @@ SAMPLEREF_CHILDREN = ["FileRef", "LastModDate", "SourceContext", "SampleUsageHin
 SAMPLE_FILEREF_TYPE = "2"
 RELATIVE_PATH_TYPE_DOCUMENT = "1"   # [M12]: a sample outside any library, "../.."-style relative path
 
+# ------------------------------------------------------------------------------ sample file references
+# [K12] ``templates/Kick Racks/Kick 01.adg`` (12.1.5, macOS) and alienmind/patchbay ``racks/*.adg`` and
+# ``donors/skeleton_drum.adg`` (12.2-12.4, Windows): every sample FileRef with RelativePathType 1 holds the
+# path relative to the preset's folder ("../../Drums/Kick/x.wav") AND the absolute path of the same file in
+# ``Path``, with '/' separators on Windows too ("C:/Music/.../x.wav", "/Users/Shared/.../x.aiff");
+# OriginalFileSize is the file's size in bytes (0 seen only beside OriginalCrc 0), and the SampleRef's
+# LastModDate a Unix time in seconds (e.g. 1250469785, 1515418307), not 0.
+FILEREF_ABSOLUTE_PATH_WITH_RELATIVE = True
+FILEREF_SEPARATOR = "/"
+# How a moved folder still finds its samples: git-moss/ConvertWithMoss ``AbletonDetector`` (its comment on
+# sample lookup) resolves the relative path against the preset's folder and then tries the absolute Path;
+# Live's manual (chapter "Managing Files and Sets", "Live Projects") has Sets find their samples after a
+# whole project folder is moved, which is the same relative rule. Not checkable without Live.
+
+# ------------------------------------------------------------------------- Sampler loop release modes
+# ReleaseLoop/Mode ("Release Mode" in Sampler's Sample tab) -- where the meaning was read:
+# * git-moss/ConvertWithMoss ``AbletonDetector``: Mode 3 is "Off"; a loop with Mode < 3 is read as "loop until
+#   release" (a sustain loop); ``AbletonCreator`` writes 0 for a loop-until-release loop, 3 otherwise.
+# * git-moss/ConvertWithMoss issue #317 / PR #318 (Aug 2026): Sampler presets a user saved in Live with the
+#   Release Mode "->|" (loop while held, then play the rest of the sample) and "OFF" (keep looping in the
+#   release) were read by that detector as sustain and continuous loops respectively; only the OP-XY side was
+#   inverted by the fix, the Ableton reading was confirmed.
+# * [S12] [M12] [K12]: every fresh zone without a loop (SustainLoop Mode 0) has ReleaseLoop Mode 3 (Live's
+#   default "OFF").
+LOOP_RELEASE_PLAY_ON = "0"     # "->|": sfz loop_sustain, SF2 sampleModes 3
+LOOP_RELEASE_OFF = "3"         # "OFF": sfz loop_continuous, SF2 sampleModes 1; also every unlooped zone
+SUSTAIN_LOOP_FORWARD = "1"
+SUSTAIN_LOOP_OFF = "0"
+
 # Amp envelope, VolumeAndPan/Envelope, ordered ([R12] [C12]); times are milliseconds.
 ENVELOPE_CHILDREN = ["AttackTime", "AttackLevel", "AttackSlope", "DecayTime", "DecayLevel", "DecaySlope",
                      "SustainLevel", "ReleaseTime", "ReleaseLevel", "ReleaseSlope", "LoopMode", "LoopTime",
