@@ -6,8 +6,9 @@ group's volume through a translation table, an equal-power crossfade between nei
 drives group volumes and the second drives tag volumes (every group carries the tag of its row), so a
 group plays at the product of its X and Y gains. Samples keep key and velocity ranges, root note,
 tuning (semitones), sustain loops (``loopStart``/``loopEnd``, end inclusive, with crossfade) and round
-robin (``seqMode="round_robin"`` with ``seqPosition``); the amp envelope sits on ``<groups>`` and is
-also exposed as Attack and Release knobs. Sample paths are relative to the preset, with exact case
+robin (``seqMode="round_robin"`` with ``seqPosition``); the amp envelope sits on ``<groups>`` and the
+velocity response (``ampVelTrack``) on each ``<group>``, where the Developers Guide documents it; the
+envelope is also exposed as Attack and Release knobs. Sample paths are relative to the preset, with exact case
 (Decent Sampler's own "Validate Preset" rejects a path whose capitalisation differs from the disk).
 
 Decent Sampler loops keep looping through the release, so ``sustain`` and ``continuous`` write the

@@ -97,6 +97,9 @@ def test_samples_keep_mapping_loops_and_round_robin(line):
             frames = sf.info(str(folder / zone.sample.path)).frames
             assert (start, end) == (zone.sample.loop.start, zone.sample.loop.end) and 0 <= start < end < frames
     env = root.find("groups")
+    # the Developers Guide (the-groups-element.md) documents ampVelTrack on <group>, not on <groups>
+    assert env.get("ampVelTrack") is None
+    assert {g.get("ampVelTrack") for g in groups} == {"0.25"}    # two velocity layers: a little touch
     assert float(env.get("release")) == pytest.approx(inst.envelope.release)
     assert float(env.get("attack")) == pytest.approx(inst.envelope.attack)
 
