@@ -37,7 +37,7 @@ def _doctest_folder(request, tmp_path, monkeypatch):
     from dawexport.export.wavetables import write_serum_wav, write_surge_wt
     phase = 2 * np.pi * np.arange(2048) / 2048
     table = np.stack([np.sin(phase) + k / 16 * np.sin(2 * phase) for k in range(16)]).astype(np.float32) / 2
-    write_serum_wav("cat_flute_blend.wav", table, comment="dawexport cat_flute blend")
+    write_serum_wav("cat_flute_blend.wav", table)
     write_surge_wt("cat_flute_blend.wt", table)
     (tmp_path / "wavetables").mkdir()
     note = _harmonic_tone(261.63, 1.2)

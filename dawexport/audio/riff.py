@@ -86,7 +86,7 @@ def inst_chunk(unshifted_note: int, fine_tune_cents: int, gain_db: int, low_note
 def clm_chunk(text: str) -> bytes:
     """The Serum wavetable marker chunk ``clm `` holding ASCII ``text``.
 
-        >>> clm_chunk("<!>2048 01000000 wavetable (dawexport)")[:4]
+        >>> clm_chunk("<!>2048 10000000 wavetable (made with dawexport)")[:4]
         b'clm '
     """
     try:
@@ -147,22 +147,22 @@ def append_chunks(path, chunks: list[bytes]) -> None:
         os.fsync(f.fileno())
 
 
-def insert_chunks_before(path, chunks: list[bytes], before: bytes = b"data") -> None:
-    """Insert pre-built chunks just before the first `before` chunk (Serum and Vital write `clm ` ahead of
-    `data`, so readers that stop at `data` still see it), updating the RIFF size.
+def insert_chunks_after(path, chunks: list[bytes], after: bytes = b"fmt ") -> None:
+    """Insert pre-built chunks right after the first `after` chunk (Serum writes `clm ` right after
+    `fmt `), updating the RIFF size.
 
-        >>> insert_chunks_before("table.wav", [clm_chunk("<!>2048 10000000 dawexport")])
+        >>> insert_chunks_after("table.wav", [clm_chunk("<!>2048 10000000 wavetable (made with dawexport)")])
     """
     path = Path(path)
     data = path.read_bytes()
-    offsets = [offset - 8 for chunk_id, offset, _ in _walk(data, path) if chunk_id == before]
-    if not offsets:
-        raise ExportError(f"no {before!r} chunk to insert before", file=str(path),
+    ends = [offset + size + size % 2 for chunk_id, offset, size in _walk(data, path) if chunk_id == after]
+    if not ends:
+        raise ExportError(f"no {after!r} chunk to insert after", file=str(path),
                           fix="write the audio with soundfile first")
     if any(len(chunk) < 8 or len(chunk) % 2 for chunk in chunks):
         raise ExportError("a RIFF chunk must have a header and even length", file=str(path),
                           fix="build chunks with smpl_chunk/inst_chunk/clm_chunk")
-    joined = data[:offsets[0]] + b"".join(chunks) + data[offsets[0]:]
+    joined = data[:ends[0]] + b"".join(chunks) + data[ends[0]:]
     joined = joined[:4] + struct.pack("<I", len(joined) - 8) + joined[8:]
     with open(path, "wb") as f:
         f.write(joined)

@@ -1,15 +1,16 @@
 """Wavetable files: Serum-compatible WAV (with the ``clm `` chunk) and Surge's ``.wt``.
 
-    >>> write_serum_wav("cat_flute_blend.wav", table, comment="dawexport cat_flute blend")
+    >>> write_serum_wav("cat_flute_blend.wav", table)
     >>> read_serum_wav("cat_flute_blend.wav")[1]
-    '<!>2048 10000000 dawexport cat_flute blend'
+    '<!>2048 10000000 wavetable (made with dawexport)'
     >>> write_surge_wt("cat_flute_blend.wt", table)
     >>> read_surge_wt("cat_flute_blend.wt").shape
     (16, 2048)
 
 Serum WAV. Mono 32-bit IEEE float (format tag 3), frames of 2048 samples back to back, up to 256 frames,
-and a ``clm `` chunk holding ASCII text ``<!>2048 <8 flag digits> <comment>``. What each part means, and
-who reads it:
+and a ``clm `` chunk holding 48 ASCII bytes ``<!>2048 <8 flag digits> wavetable (<21-character vendor>)``,
+placed right after ``fmt `` as Serum writes it (tests/data/wavetable_facts.py). Being 48 bytes, the chunk
+needs no pad byte, which old readers do not skip. What each part means, and who reads it:
 - ``<!>2048``: the samples per frame. Serum always assumes 2048 (Steve Duda, Xfer Records, on the KVR
   thread "Wavetable file format?", Dec 2018). Surge XT treats the file as a 2048-sample table only when
   the four characters after ``<!>`` are exactly ``2048`` (surge ``src/common/WavSupport.cpp``,
@@ -23,10 +24,10 @@ who reads it:
   it in presets that use it (same KVR post). Serum's own saved tables read ``<!>2048 01000000 wavetable
   (www.xferrecords.com)``: no interpolation, factory. dawexport never sets it, so presets embed our tables.
 - flag digits 3-8: unused (zeros).
-- the rest, after one space: a free comment. Vital shows text in ``[brackets]`` as the table's author.
-The chunk goes just before ``data``, where Serum and Vital put it in the tables they write (soundfile
-writes the audio, ``riff.insert_chunks_before`` adds the chunk); Surge and Vital read every top-level chunk
-wherever it sits.
+- the rest, after one space: ``wavetable (www.xferrecords.com)`` in Serum's own tables; dawexport writes
+  ``wavetable (made with dawexport)``, the same length. No reader interprets it.
+soundfile writes the audio, ``riff.insert_chunks_after`` adds the chunk right after ``fmt ``; Surge and
+Vital read every top-level chunk wherever it sits.
 
 Surge ``.wt`` (surge ``resources/data/wavetables/WT fileformat.txt`` and ``wt_header`` in
 ``src/common/dsp/Wavetable.h``): 12-byte header ``'vawt'``, u32 LE samples per wave (a power of two,
@@ -58,27 +59,25 @@ _WT_HEADER = struct.Struct("<4sIHH")
 _WT_INT16 = 0x4
 
 
-def serum_clm_text(comment: str = "dawexport", interpolation: int = 1) -> str:
-    """The ``clm `` chunk text: ``<!>2048 `` + 8 flag digits + a space + the comment.
+SERUM_CLM_VENDOR = "wavetable (made with dawexport)"   # as long as Serum's "wavetable (www.xferrecords.com)"
+
+
+def serum_clm_text(interpolation: int = 1) -> str:
+    """The ``clm `` chunk text: ``<!>2048 `` + 8 flag digits + `` wavetable (...)``, 48 bytes as Serum's.
 
     ``interpolation`` is the first flag digit: 0 none, 1 linear crossfade, 2-4 spectral morph. The factory
     flag (second digit) and the rest stay 0.
 
-        >>> serum_clm_text("dawexport cat_flute blend")
-        '<!>2048 10000000 dawexport cat_flute blend'
+        >>> serum_clm_text()
+        '<!>2048 10000000 wavetable (made with dawexport)'
+        >>> len(serum_clm_text(3))
+        48
     """
     if isinstance(interpolation, bool) or not isinstance(interpolation, (int, np.integer)) \
             or not 0 <= int(interpolation) <= 4:
         raise ExportError(f"wavetable interpolation {interpolation!r} is not one of 0..4",
                           fix="use 0 (none), 1 (linear crossfade) or 2-4 (spectral morph)")
-    comment = str(comment)
-    if not all(32 <= ord(ch) < 127 for ch in comment):
-        raise ExportError(f"wavetable comment {comment!r} has characters other than printable ASCII",
-                          fix="use only printable ASCII in the wavetable's comment (name it in plain "
-                              "letters, digits and punctuation)")
-    flags = f"{int(interpolation)}0000000"
-    text = f"<!>{SERUM_FRAME} {flags}"
-    return f"{text} {comment}" if comment else text
+    return f"<!>{SERUM_FRAME} {int(interpolation)}0000000 {SERUM_CLM_VENDOR}"
 
 
 def _check_table(table, path, *, size: int | None, max_frames: int) -> np.ndarray:
@@ -114,25 +113,24 @@ def _replace_atomically(path: Path, write) -> None:
         raise
 
 
-def write_serum_wav(path, table, comment: str = "dawexport", interpolation: int = 1, *,
-                    sample_rate: int = 44100) -> None:
+def write_serum_wav(path, table, interpolation: int = 1, *, sample_rate: int = 44100) -> None:
     """Write a Serum-compatible wavetable: mono 32-bit float WAV of N x 2048 samples plus ``clm ``.
 
     ``table`` is (N, 2048), 1 <= N <= 256, already normalised (values are written as they are).
     ``sample_rate`` only labels the file; wavetable players ignore it. The file appears complete or not
     at all (written to ``path + ".part"`` and renamed).
 
-        >>> write_serum_wav("wavetables/cat_flute_blend.wav", table, comment="dawexport cat_flute blend")
+        >>> write_serum_wav("wavetables/cat_flute_blend.wav", table)
     """
     path = Path(path)
     data = _check_table(table, path, size=SERUM_FRAME, max_frames=SERUM_MAX_FRAMES)
-    chunk = riff.clm_chunk(serum_clm_text(comment, interpolation))
+    chunk = riff.clm_chunk(serum_clm_text(interpolation))
 
     def write(part: Path) -> None:
         sf.write(str(part), data.reshape(-1).astype(np.float32), int(sample_rate), subtype="FLOAT",
                  format="WAV")
         riff.zero_peak_timestamp(part)
-        riff.insert_chunks_before(part, [chunk], b"data")
+        riff.insert_chunks_after(part, [chunk], b"fmt ")
 
     _replace_atomically(path, write)
 
@@ -200,5 +198,5 @@ def read_surge_wt(path) -> np.ndarray:
     return data.astype(np.float32).reshape(frames, size)
 
 
-__all__ = ["serum_clm_text", "write_serum_wav", "write_surge_wt", "read_serum_wav", "read_surge_wt",
+__all__ = ["serum_clm_text", "SERUM_CLM_VENDOR", "write_serum_wav", "write_surge_wt", "read_serum_wav", "read_surge_wt",
            "SERUM_FRAME", "SERUM_MAX_FRAMES"]

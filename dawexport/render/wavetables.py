@@ -71,9 +71,9 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Waveta
             comment = f"dawexport {spec.name} {table_spec.name} over time"
         table = normalise_table(table)
         base = f"wavetables/{spec.name}_{table_spec.name}"
-        write_serum_wav(Path(folder) / f"{base}.wav", table, comment=comment)
+        write_serum_wav(Path(folder) / f"{base}.wav", table)
         write_surge_wt(Path(folder) / f"{base}.wt", table)
-        progress.info(f"{base}.wav: {table.shape[0]} frames × {table.shape[1]}")
+        progress.info(f"{base}.wav: {table.shape[0]} frames × {table.shape[1]} ({comment})")
         tables.append(Wavetable(path=f"{base}.wav", frames=table.shape[0], frame_size=table.shape[1],
                                 label=table_spec.name, extra_paths=(f"{base}.wt",)))
     return tables

@@ -220,7 +220,7 @@ def test_wavetables_along_the_blend_and_along_a_note(tmp_path):
                                   "corners": ["flute"]}])
     result = build(spec, quiet=True)
     morph, text = read_serum_wav(result.folder / "wavetables" / "tiny_morph.wav")
-    assert morph.shape == (8, 2048) and text == "<!>2048 10000000 dawexport tiny cat to flute"
+    assert morph.shape == (8, 2048) and text == "<!>2048 10000000 wavetable (made with dawexport)"
     assert read_surge_wt(result.folder / "wavetables" / "tiny_breath.wt").shape == (16, 2048)
     assert "wavetables/tiny_breath.wav" in result.files and "wavetables/tiny_morph.wt" in result.files
     for frame in morph:  # one period per frame: the fundamental sits in bin 1

@@ -8,9 +8,12 @@ the ``clm `` chunk.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from support.data import wavetable_facts as wt_facts
 
 from dawexport.audio import riff
 from dawexport.audio.io import write_wav
@@ -230,34 +233,59 @@ def test_table_from_takes_accepts_channels_and_pitches():
 
 # --------------------------------------------------------------------------- files
 
+def chunk_order(path) -> list[tuple[str, int]]:
+    """(id, payload size) of every top-level chunk, in file order, walking pad bytes as RIFF requires."""
+    raw = Path(path).read_bytes()
+    out, pos = [], 12
+    while pos + 8 <= len(raw):
+        size = struct.unpack_from("<I", raw, pos + 4)[0]
+        out.append((raw[pos:pos + 4].decode("latin-1"), size))
+        pos += 8 + size + size % 2
+    assert pos == len(raw)
+    return out
+
+
 def test_serum_wav_round_trip_and_clm_bytes(tmp_path):
     table = table_from_takes([blend_take(w, i) for i, w in enumerate((0.0, 0.5, 1.0))], SR)
     path = tmp_path / "cat_flute_blend.wav"
-    write_serum_wav(path, table, comment="dawexport cat_flute blend")
+    write_serum_wav(path, table)
     chunks = riff.read_chunks(path)
-    assert chunks["clm "] == b"<!>2048 10000000 dawexport cat_flute blend"
+    clm = chunks["clm "]
+    # as Serum writes it (tests/data/wavetable_facts.py): 48 bytes right after fmt, "<!>2048 " + 8 flag digits
+    # + " wavetable (...)" of Serum's length; first flag 1 (linear crossfade), not a factory table
+    order = chunk_order(path)
+    assert order[0][0] == wt_facts.CLM_FOLLOWS and order[1] == ("clm ", wt_facts.CLM_SIZE)
+    assert len(clm) == wt_facts.CLM_SIZE == len(wt_facts.CLM_PREFIX) + 8 + len(wt_facts.SERUM_VENDOR)
+    text = clm.decode("ascii")
+    assert text.startswith(wt_facts.CLM_PREFIX)
+    flags = text[len(wt_facts.CLM_PREFIX):len(wt_facts.CLM_PREFIX) + wt_facts.CLM_FLAG_DIGITS]
+    assert flags == "10000000" and flags[wt_facts.CLM_FACTORY_DIGIT] == "0"
+    assert text[len(wt_facts.CLM_PREFIX) + 8:].startswith(" wavetable (") and text.endswith(")")
     fmt_tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", chunks["fmt "])
-    assert (fmt_tag, channels, rate, bits) == (3, 1, 44100, 32)           # IEEE float, mono, 32-bit
+    assert (fmt_tag, channels, bits) == (wt_facts.FORMAT_TAG_FLOAT, wt_facts.CHANNELS, wt_facts.BITS)
+    assert rate == 44100
     assert len(chunks["data"]) == 3 * SIZE * 4
     raw = path.read_bytes()
     assert struct.unpack_from("<I", raw, 4)[0] == len(raw) - 8
     back, text = read_serum_wav(path)
-    assert text == "<!>2048 10000000 dawexport cat_flute blend"
+    assert text == "<!>2048 10000000 wavetable (made with dawexport)"
     assert back.dtype == np.float32 and back.shape == (3, SIZE)
     assert np.array_equal(back, table.astype(np.float32))
     assert_playable(back.astype(np.float64), 3, harmonic_limit=60)
     assert not list(tmp_path.glob("*.part"))
+    # what Surge XT and Vital read ([S] [V]): "2048" after "<!>", and the interpolation digit
+    assert text[3:7] == "2048" and text[8] in wt_facts.CLM_FLAG_INTERPOLATION
+    assert sf.info(str(path)).frames == 3 * wt_facts.FRAME      # libsndfile walks past the new chunk
 
-    write_serum_wav(path, table, comment="x", interpolation=0)
-    assert riff.read_chunks(path)["clm "] == b"<!>2048 00000000 x"
-    assert serum_clm_text("dawexport", 3) == "<!>2048 30000000 dawexport"
+    write_serum_wav(path, table, interpolation=0)
+    assert riff.read_chunks(path)["clm "] == b"<!>2048 00000000 wavetable (made with dawexport)"
+    assert serum_clm_text(3) == "<!>2048 30000000 wavetable (made with dawexport)"
 
 
 @pytest.mark.parametrize("table, kwargs, match", [
     (np.zeros((257, SIZE)), {}, "256"),
     (np.zeros((2, 1024)), {}, "2048"),
     (np.zeros((2, SIZE)), {"interpolation": 5}, "interpolation"),
-    (np.zeros((2, SIZE)), {"comment": "chat\u00e9"}, "ASCII"),
     (np.full((2, SIZE), np.nan), {}, "NaN"),
 ])
 def test_serum_wav_refuses_what_players_cannot_read(tmp_path, table, kwargs, match):
@@ -285,5 +313,5 @@ def test_sampler_wavs_carry_no_clm_chunk(tmp_path):
     write_wav(tmp_path / "plain.wav", tone, SR, "32f")
     for name in ("C4.wav", "plain.wav"):
         assert "clm " not in riff.read_chunks(tmp_path / name)
-    write_serum_wav(tmp_path / "table.wav", np.zeros((2, SIZE)), comment="t")
+    write_serum_wav(tmp_path / "table.wav", np.zeros((2, SIZE)))
     assert "clm " in riff.read_chunks(tmp_path / "table.wav")
