@@ -12,9 +12,12 @@ and, in the instrument's global zone, the amp envelope (attack, decay, sustain, 
 samples are stored as linked left/right sample pairs and mapped as two zones panned hard left and right.
 SoundFont has no round robin: only the first cycle (``round_robin == 1``) is written.
 
-Samples are stored as 16-bit PCM (rounded, no dither, so the same instrument gives the same bytes),
-each followed by 46 zero samples as the specification requires. The file is built from pure functions
-that return chunks; only `write` touches the disk.
+Samples are stored as 16-bit PCM in ``smpl`` (rounded, no dither, so the same instrument gives the same
+bytes), each followed by 46 zero samples as the specification requires. When any mapped WAV holds more
+than 16 bits (``bit_depth`` 24 or 32f), the bank is SoundFont 2.04: ``smpl`` keeps the upper 16 bits of
+each 24-bit sample and ``sm24`` (right after ``smpl`` in ``sdta``) the lowest 8, one byte per sample
+point padded to an even size; players without 2.04 support simply play the 16 bits. The file is built
+from pure functions that return chunks; only `write` touches the disk.
 
     write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.sf2']
 """
@@ -58,11 +61,16 @@ MAX_SUSTAIN_CB = 1440            # 144 dB of attenuation: silence
 NAME_LENGTH = 19                 # characters; the 20-byte field keeps a terminating zero
 
 
+VERSION_16_BIT = (2, 1)
+VERSION_24_BIT = (2, 4)          # sm24 is read only from banks whose ifil says 2.04 or later
+WIDE_SUBTYPES = {"PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+
 @dataclass(frozen=True)
 class StoredSample:
     """One mono sample header's worth of data (a stereo file gives two, linked)."""
     name: str
-    data: np.ndarray          # int16
+    data: np.ndarray          # int32 holding 24-bit values (-2**23 .. 2**23 - 1)
     sample_rate: int
     root_key: int
     loop: tuple[int, int] | None   # (start, end exclusive) relative to the sample
@@ -74,9 +82,14 @@ def write(instrument: Instrument, folder: Path) -> list[str]:
     """Write ``<name>.sf2`` into ``folder`` (reading the samples it maps from there)."""
     folder = Path(folder)
     name = f"{file_stem(instrument.name)}.sf2"
-    data = build_sf2(instrument, lambda rel: read_sample(folder, rel))
+    wide = any(_is_wide(folder / s.path) for s in instrument.samples)
+    data = build_sf2(instrument, lambda rel: read_sample(folder, rel), bits=24 if wide else 16)
     (folder / name).write_bytes(data)
     return [name]
+
+
+def _is_wide(path: Path) -> bool:
+    return Path(path).is_file() and sf.info(str(path)).subtype in WIDE_SUBTYPES
 
 
 def read_sample(folder: Path, rel: str) -> np.ndarray:
@@ -88,8 +101,11 @@ def read_sample(folder: Path, rel: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------- the bank
 
-def build_sf2(instrument: Instrument, load_audio) -> bytes:
-    """The whole .sf2 file; ``load_audio(relative_path)`` returns (channels, frames) float audio."""
+def build_sf2(instrument: Instrument, load_audio, bits: int = 16) -> bytes:
+    """The whole .sf2 file; ``load_audio(relative_path)`` returns (channels, frames) float audio.
+    ``bits`` 24 adds the ``sm24`` chunk (SoundFont 2.04)."""
+    if bits not in (16, 24):
+        raise ExportError(f"SoundFont samples of {bits} bits", fix="use 16 or 24 bits")
     if instrument.loop_mode not in SAMPLE_MODES:
         raise ExportError(f"unknown loop mode {instrument.loop_mode!r}", key="loop_mode",
                           fix=f"use one of {', '.join(SAMPLE_MODES)}")
@@ -107,8 +123,9 @@ def build_sf2(instrument: Instrument, load_audio) -> bytes:
             sample_ids[zone.sample.path] = _store(samples, zone.sample, audio, len(sample_ids))
     instruments = [instrument_zones(instrument, g, sample_ids, samples) for g in groups]
     presets = [(_name(g.label or f"Blend {i}"), i % 128, i // 128) for i, g in enumerate(groups)]
-    info = info_chunk(instrument)
-    sdta = list_chunk(b"sdta", [chunk(b"smpl", sample_data(samples))])
+    info = info_chunk(instrument, VERSION_24_BIT if bits == 24 else VERSION_16_BIT)
+    smpl, sm24 = sample_data(samples)
+    sdta = list_chunk(b"sdta", [chunk(b"smpl", smpl)] + ([chunk(b"sm24", sm24)] if bits == 24 else []))
     pdta = pdta_chunk(presets, [(_name(g.label or f"Blend {i}"), zones)
                                 for i, (g, zones) in enumerate(zip(groups, instruments))], samples)
     return riff(b"sfbk", [info, sdta, pdta])
@@ -130,7 +147,7 @@ def _store(samples: list[StoredSample], sample: Sample, audio: np.ndarray, numbe
     if sample.loop is not None:
         check_loop(sample.loop, frames, sample.path)
         loop = (sample.loop.start, sample.loop.end + 1)   # SF2 loop end: first point after the loop
-    pcm = to_int16(audio)
+    pcm = to_int24(audio)
     stem = _name(PurePosixPath(sample.path).stem, 200)
     base = f"{number:03d} {stem[-(NAME_LENGTH - 5):]}"   # the distinctive end of the name
     if pcm.shape[0] == 1:
@@ -142,9 +159,10 @@ def _store(samples: list[StoredSample], sample: Sample, audio: np.ndarray, numbe
     return [left, right]
 
 
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> int16, rounded and clipped."""
-    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32767.0), -32768, 32767).astype("<i2")
+def to_int24(audio: np.ndarray) -> np.ndarray:
+    """float [-1, 1) -> 24-bit integers (in int32), rounded and clipped. The scale is 2**23, the one
+    soundfile reads PCM with, so 16- and 24-bit WAVs come back exactly (``>> 8`` is the 16-bit value)."""
+    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 8388608.0), -8388608, 8388607).astype(np.int32)
 
 
 def instrument_zones(instrument: Instrument, group: BlendGroup, sample_ids: dict[str, list[int]],
@@ -237,9 +255,9 @@ def zstr(text: str) -> bytes:
     return data + (b"\0" if len(data) % 2 else b"")
 
 
-def info_chunk(instrument: Instrument) -> bytes:
+def info_chunk(instrument: Instrument, version: tuple[int, int] = VERSION_16_BIT) -> bytes:
     meta = instrument.metadata
-    parts = [chunk(b"ifil", struct.pack("<HH", 2, 1)),
+    parts = [chunk(b"ifil", struct.pack("<HH", *version)),
              chunk(b"isng", zstr("EMU8000")),
              chunk(b"INAM", zstr(_ascii(instrument.name) or "dawexport instrument")),
              chunk(b"ISFT", zstr("dawexport"))]
@@ -251,9 +269,14 @@ def info_chunk(instrument: Instrument) -> bytes:
     return list_chunk(b"INFO", parts)
 
 
-def sample_data(samples: list[StoredSample]) -> bytes:
-    pad = np.zeros(PAD_SAMPLES, dtype="<i2").tobytes()
-    return b"".join(s.data.astype("<i2").tobytes() + pad for s in samples)
+def sample_data(samples: list[StoredSample]) -> tuple[bytes, bytes]:
+    """(``smpl`` payload, ``sm24`` payload): the upper 16 and the lowest 8 bits of every 24-bit sample point,
+    each sample followed by 46 zero points. ``sm24`` has one byte per point, padded to an even size
+    (FluidSynth checks its size against half of ``smpl``'s, rounded up to even)."""
+    points = np.concatenate([np.concatenate([s.data, np.zeros(PAD_SAMPLES, np.int32)]) for s in samples])
+    smpl = (points >> 8).astype("<i2").tobytes()
+    sm24 = (points & 0xFF).astype(np.uint8).tobytes()
+    return smpl, sm24 + (b"\0" if len(sm24) % 2 else b"")
 
 
 def pdta_chunk(presets: list[tuple[str, int, int]], instruments: list[tuple[str, list[list[tuple[int, int]]]]],

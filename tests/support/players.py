@@ -157,9 +157,10 @@ FLUIDSYNTH = shutil.which("fluidsynth")
 SR = 44100
 
 
-def render_fluidsynth(font: Path, events, folder: Path, tail: float = 0.5) -> np.ndarray:
+def render_fluidsynth(font: Path, events, folder: Path, tail: float = 0.5, float_file: bool = False) -> np.ndarray:
     """The fluidsynth command line playing the SoundFont `font` at SR: render (seconds, 'on'|'off'|'program',
-    note_or_program, velocity) events; returns mono audio."""
+    note_or_program, velocity) events; returns mono audio (from a 32-bit float file with `float_file`, to
+    hear what lies below 16 bits)."""
     mid = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     mid.tracks.append(track)
@@ -179,6 +180,7 @@ def render_fluidsynth(font: Path, events, folder: Path, tail: float = 0.5) -> np
     wav_path.unlink(missing_ok=True)
     result = subprocess.run([FLUIDSYNTH, "-ni", "-q", "-F", str(wav_path), "-r", str(SR),
                              "-o", "synth.chorus.active=0", "-o", "synth.reverb.active=0",
+                             *(["-o", "audio.file.format=float"] if float_file else []),
                              str(font), str(midi_path)], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     audio, sr = sf.read(str(wav_path), dtype="float64", always_2d=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from support.data import sf2_facts
 from support.helpers import make_test_instrument, tone
 from support.players import FLUIDSYNTH, render_fluidsynth, segment
 from sf2utils.sf2parse import Sf2File
@@ -45,7 +46,9 @@ def test_sf2utils_parses_without_warnings(stereo, caplog):
         bank = parse(font)
         for sample in bank.samples[:-1]:
             assert sample.raw_sample_data
-    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    # sf2utils files smpl and sm24 as two entries of sdta and says so; it then reads smpl, as it should
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage() != sf2_facts.SF2UTILS_SM24_NOTE]
+    assert not warnings, warnings
 
 
 def hz(key: float) -> float:
@@ -225,3 +228,81 @@ def test_fluidsynth_applies_tune_cents(tmp_path):
                  tmp_path)
     assert abs(cents(pitch(segment(out, 0.1, 0.45), SR, hz(69)), hz(69))) < 5
     assert abs(cents(pitch(segment(out, 1.1, 1.45), SR, hz(72)), hz(72))) < 5
+
+
+# ------------------------------------------------------------------------------------------- 24 bits
+
+def sdta_chunks(font: Path) -> dict[str, bytes]:
+    """The sub-chunks of the sdta LIST and the ifil version, read by walking the RIFF tree."""
+    raw = font.read_bytes()
+    found, pos = {}, 12
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos:pos + 4], struct.unpack_from("<I", raw, pos + 4)[0]
+        if cid == b"LIST":
+            inner, end = pos + 12, pos + 8 + size
+            while inner + 8 <= end:
+                sub, sub_size = raw[inner:inner + 4], struct.unpack_from("<I", raw, inner + 4)[0]
+                found[sub.decode()] = raw[inner + 8:inner + 8 + sub_size]
+                inner += 8 + sub_size + sub_size % 2
+        pos += 8 + size + size % 2
+    return found
+
+
+def test_24_bit_samples_go_to_sm24_and_16_bit_ones_do_not(stereo, tmp_path):
+    """SoundFont 2.04: ifil 2.04, sm24 right after smpl, one byte per sample point, padded to even (FluidSynth
+    compares it with half of smpl rounded up to even); smpl and sm24 together give back the WAV's 24 bits."""
+    inst, folder, font = stereo
+    chunks = sdta_chunks(font)
+    assert struct.unpack("<HH", chunks["ifil"]) == sf2.VERSION_24_BIT == sf2_facts.IFIL_24_BIT
+    assert list(chunks).index("sm24") == list(chunks).index(sf2_facts.SM24_FOLLOWS) + 1
+    smpl, sm24 = chunks["smpl"], chunks["sm24"]
+    points = len(smpl) // 2
+    assert len(sm24) == sf2_facts.sm24_size(len(smpl))
+    upper = np.frombuffer(smpl, "<i2").astype(np.int32)
+    whole = upper * 256 + np.frombuffer(sm24[:points], np.uint8)
+    path = inst.groups[0].zones[0].sample.path
+    wav = sf.read(str(folder / path), dtype="int32", always_2d=True)[0][:, 0] >> 8     # 24-bit left channel
+    bank = parse(font)
+    header = next(s for s in bank.samples if s.name.startswith("000 "))
+    assert np.array_equal(whole[header.start:header.end], wav)
+
+    quiet = make_test_instrument(tmp_path, blend_points=1, layers=1, keys=(64,), channels=1, seconds=0.3,
+                                 loop=False)
+    for sample in quiet.samples:       # the same audio as 16-bit WAVs: a 2.01 bank without sm24
+        audio, rate = sf.read(str(tmp_path / sample.path), dtype="float64")
+        sf.write(str(tmp_path / sample.path), audio, rate, subtype="PCM_16")
+    chunks16 = sdta_chunks(tmp_path / sf2.write(quiet, tmp_path)[0])
+    assert struct.unpack("<HH", chunks16["ifil"]) == sf2_facts.IFIL_16_BIT and "sm24" not in chunks16
+    audio16, _ = sf.read(str(tmp_path / quiet.samples[0].path), dtype="int16")
+    assert np.array_equal(np.frombuffer(chunks16["smpl"], "<i2")[:len(audio16)], audio16)   # exact
+
+
+@needs_fluidsynth
+def test_fluidsynth_plays_the_24_bit_samples(tmp_path):
+    """A sine 100 dB down (about 0.3 of a 16-bit step) is only a sine with sm24: the same bank stamped 2.01,
+    which FluidSynth must read as 16 bits, plays a staircase of a step or two."""
+    base = make_test_instrument(tmp_path, blend_points=1, layers=1, keys=(69,), channels=1, seconds=0.8,
+                                loop=False)
+    (group,) = base.groups
+    (zone,) = group.zones
+    quiet = tone(440.0, 0.8, SR, bright=0.0, amp=10 ** (-100 / 20))
+    write_wav(tmp_path / zone.sample.path, quiet, SR, "24", unity_note=69)
+    inst = dataclasses.replace(base, loop_mode="none")
+    font = tmp_path / sf2.write(inst, tmp_path)[0]
+    as_16 = tmp_path / "as16.sf2"
+    raw = bytearray(font.read_bytes())
+    at = raw.index(b"ifil") + 8
+    raw[at:at + 4] = struct.pack("<HH", *sf2.VERSION_16_BIT)
+    as_16.write_bytes(bytes(raw))
+
+    def purity(path):           # level of the 440 Hz partial over everything else, in dB
+        out = segment(render_fluidsynth(path, [(0.0, "on", 69, 127), (0.7, "off", 69, 0)], tmp_path,
+                                        float_file=True),
+                      0.2, 0.6)
+        spec = np.abs(np.fft.rfft(out * np.hanning(len(out)))) ** 2
+        f = np.fft.rfftfreq(len(out), 1 / SR)
+        near = (f > 430) & (f < 450)
+        return 10 * np.log10(spec[near].sum() / spec[~near & (f > 20)].sum())
+
+    full, truncated = purity(font), purity(as_16)
+    assert full > 25 and full > truncated + 15, (full, truncated)
