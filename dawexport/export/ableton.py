@@ -29,7 +29,7 @@ Sample references are written as Live writes a sample beside a preset: ``Relativ
 path relative to the preset's folder (``samples/x.wav``), ``Path`` absolute to where the folder is at
 build time, the file's size and ``LastModDate`` (its modification time). When the absolute path is gone
 (the folder was moved, zipped or copied to another computer) Live resolves the relative one against the
-preset's own folder, as it does for a moved Live Project (tests/data/ableton_facts.py, FILEREF_*). Files
+preset's own folder, as it does for a moved Live Project (tests/support/data/ableton_facts.py, FILEREF_*). Files
 are gzip-compressed XML rendered from templates/ableton/, with a fixed gzip timestamp.
 
     write(instrument, Path("build/cat_flute"))   # -> ['cat_flute.adg', 'cat_flute.adv']  (Live 11 and 12)
@@ -61,7 +61,7 @@ LIVE_VERSIONS = {
 DEFAULT_LIVE_VERSION = 11      # Live 12 opens Live 11 files; Live 11 refuses Live 12's round-robin block
 
 SUSTAIN_LOOP_OFF, SUSTAIN_LOOP_FORWARD = 0, 1
-# Sampler's Release Mode (ReleaseLoop/Mode; tests/data/ableton_facts.py, LOOP_RELEASE_*): 0 is "->|", the
+# Sampler's Release Mode (ReleaseLoop/Mode; tests/support/data/ableton_facts.py, LOOP_RELEASE_*): 0 is "->|", the
 # sustain loop ends at note-off and the sample plays on to its end; 3 is "OFF", the loop keeps running
 # through the release (and the value of a fresh zone without a loop).
 RELEASE_PLAY_ON, RELEASE_OFF = 0, 3

@@ -9,7 +9,7 @@
 
 Serum WAV. Mono 32-bit IEEE float (format tag 3), frames of 2048 samples back to back, up to 256 frames,
 and a ``clm `` chunk holding 48 ASCII bytes ``<!>2048 <8 flag digits> wavetable (<21-character vendor>)``,
-placed right after ``fmt `` as Serum writes it (tests/data/wavetable_facts.py). Being 48 bytes, the chunk
+placed right after ``fmt `` as Serum writes it (tests/support/data/wavetable_facts.py). Being 48 bytes, the chunk
 needs no pad byte, which old readers do not skip. What each part means, and who reads it:
 - ``<!>2048``: the samples per frame. Serum always assumes 2048 (Steve Duda, Xfer Records, on the KVR
   thread "Wavetable file format?", Dec 2018). Surge XT treats the file as a 2048-sample table only when

@@ -44,20 +44,21 @@ def check_live_invariants(root: etree._Element, folder: Path, version: int) -> N
     parts = list(root.iter("MultiSamplePart"))
     assert parts
     for part in parts:
-        check_part(part, folder)
+        check_part(part, folder, version)
     # version-specific elements
     for tag in facts.MULTISAMPLER_ONLY_12 | facts.MULTISAMPLEMAP_ONLY_12:
         assert (next(root.iter(tag), None) is not None) == (version >= 12), tag
 
 
-def check_part(part: etree._Element, folder: Path) -> None:
+def check_part(part: etree._Element, folder: Path, version: int) -> None:
     children = [c.tag for c in part]
     required = [t for t in facts.MULTISAMPLEPART_CHILDREN if t not in facts.MULTISAMPLEPART_OPTIONAL]
     assert [t for t in children if t in required] == required
     assert is_subsequence(children, facts.MULTISAMPLEPART_CHILDREN)
-    assert set(part.attrib) <= facts.MULTISAMPLEPART_ATTRIBUTES | {"InitUpdateAreSlicesFromOnsetsEditableAfterRead"}
+    assert set(part.attrib) <= facts.MULTISAMPLEPART_ATTRIBUTES
     ref = part.find("SampleRef")
-    assert [c.tag for c in ref] == facts.SAMPLEREF_CHILDREN
+    assert [c.tag for c in ref] == [t for t in facts.SAMPLEREF_CHILDREN
+                                    if version >= 12 or t not in facts.SAMPLEREF_ONLY_12]
     file_ref = ref.find("FileRef")
     assert [c.tag for c in file_ref] == facts.FILEREF_CHILDREN
     assert file_ref.find("RelativePathType").get("Value") == facts.RELATIVE_PATH_TYPE_DOCUMENT

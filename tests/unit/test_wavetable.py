@@ -251,7 +251,7 @@ def test_serum_wav_round_trip_and_clm_bytes(tmp_path):
     write_serum_wav(path, table)
     chunks = riff.read_chunks(path)
     clm = chunks["clm "]
-    # as Serum writes it (tests/data/wavetable_facts.py): 48 bytes right after fmt, "<!>2048 " + 8 flag digits
+    # as Serum writes it (tests/support/data/wavetable_facts.py): 48 bytes right after fmt, "<!>2048 " + 8 flag digits
     # + " wavetable (...)" of Serum's length; first flag 1 (linear crossfade), not a factory table
     order = chunk_order(path)
     assert order[0][0] == wt_facts.CLM_FOLLOWS and order[1] == ("clm ", wt_facts.CLM_SIZE)

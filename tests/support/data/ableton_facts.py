@@ -62,13 +62,15 @@ MULTISAMPLEPART_CHILDREN = [
     "UseDynamicRegionSlices", "AreSlicesFromOnsetsEditable",
 ]
 MULTISAMPLEPART_OPTIONAL = {"InitialSlicePointsFromOnsets", "AreSlicesFromOnsetsEditable"}
-MULTISAMPLEPART_ATTRIBUTES = {"Id", "HasImportedSlicePoints", "NeedsAnalysisData"}
+MULTISAMPLEPART_ATTRIBUTES = {"Id", "HasImportedSlicePoints", "NeedsAnalysisData",
+                              "InitUpdateAreSlicesFromOnsetsEditableAfterRead"}   # the last: Live 12 only
 RANGE_CHILDREN = ["Min", "Max", "CrossfadeMin", "CrossfadeMax"]          # KeyRange, VelocityRange, ...
 LOOP_CHILDREN = ["Start", "End", "Mode", "Crossfade", "Detune"]          # SustainLoop, ReleaseLoop
 FILEREF_CHILDREN = ["RelativePathType", "RelativePath", "Path", "Type", "LivePackName", "LivePackId",
                     "OriginalFileSize", "OriginalCrc"]
 SAMPLEREF_CHILDREN = ["FileRef", "LastModDate", "SourceContext", "SampleUsageHint", "DefaultDuration",
-                      "DefaultSampleRate"]
+                      "DefaultSampleRate", "SamplesToAutoWarp"]
+SAMPLEREF_ONLY_12 = {"SamplesToAutoWarp"}       # 12.2b11 and 12.3b14 saves have it; the Live 11 zone does not
 # In [S12] and [M12]: SampleEnd = SustainLoop/End = ReleaseLoop/End = frames - 1 (inclusive last frame),
 # DefaultDuration = frames, ReleaseLoop/Mode = 3 for a fresh zone; sample FileRefs carry Type 2.
 SAMPLE_FILEREF_TYPE = "2"
