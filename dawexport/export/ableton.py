@@ -24,6 +24,8 @@ sustain loops (``SustainLoop`` Mode 1; Release Mode 0 "->|", play on to the end,
 "OFF", keep looping, for ``continuous``), the amp envelope and round robin: Live 12's native round-robin flag
 (zones overlapping in key and velocity are cycled), or for Live 11, which has none, the cycles are
 spread across the sample-selector axis (only the first cycle sounds at the default selector position).
+Devices are complete: every block a Sampler, rack or chain mixer saved by that Live version has, the
+unused sections off and empty (tests/data/ableton_paths/ lists them; tests/test_ableton_paths.py checks).
 
 Sample references are written as Live writes a sample beside a preset: ``RelativePathType`` 1 with the
 path relative to the preset's folder (``samples/x.wav``), ``Path`` absolute to where the folder is at
