@@ -8,10 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
+import signal
 import sys
+import threading
 
 from . import __version__
-from .errors import DawexportError
+from .errors import BuildError, DawexportError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,16 +40,94 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 built (or checked), 1 the build failed, 2 bad input,
+    128 + signal number when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), after cleaning up."""
     args = _parser().parse_args(argv)
+    with _signals_interrupt():
+        try:
+            return _run(args)
+        except DawexportError as error:
+            return _report(error, error.exit_code)
+        except KeyboardInterrupt as stop:
+            signum = getattr(stop, "signum", signal.SIGINT)
+            print(f"dawexport: interrupted ({signal.Signals(signum).name}); nothing was published. Run the same "
+                  "command again: training resumes from its last checkpoint.", file=sys.stderr)
+            return 128 + signum
+        except OSError as error:
+            return _report(os_error(error), 1)
+        except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback only when asked for
+            if os.environ.get("DAWEXPORT_DEBUG"):
+                raise
+            print(f"dawexport: internal error: {type(error).__name__}: {error}\n  this is a bug in dawexport; "
+                  "please report it with the output of the same command run with DAWEXPORT_DEBUG=1",
+                  file=sys.stderr)
+            return 1
+
+
+def _report(error: DawexportError, code: int) -> int:
+    print(f"dawexport: error: {error}", file=sys.stderr)
+    return code
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP: unwinds like Ctrl-C, so every staging folder is removed on the way out."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """Turn SIGTERM and SIGHUP (and Ctrl-C) into `Interrupted`; later signals are ignored while cleaning up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    before = {s: signal.getsignal(s) for s in wanted}
+
+    def handler(signum, frame):
+        for s in wanted:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for s in wanted:
+        signal.signal(s, handler)
     try:
-        return _run(args)
-    except DawexportError as error:
-        print(f"dawexport: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dawexport: interrupted; nothing was published. Run the same command again: training resumes "
-              "from its last checkpoint.", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        for s, previous in before.items():
+            signal.signal(s, previous)
+
+
+_OS_FIXES = {
+    errno.ENOSPC: ("the disk is full", "free some space and build again; finished training and renders are kept "
+                   "in the cache"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space and build again"),
+    errno.EROFS: ("the folder is on a read-only disk", "set output.dir in the spec to a folder you can write to "
+                  "(the cache lives beside it)"),
+    errno.EACCES: ("no permission", "set output.dir in the spec to a folder you can write to, or change the "
+                   "folder's permissions"),
+    errno.EPERM: ("not permitted", "set output.dir in the spec to a folder you can write to"),
+    errno.ENAMETOOLONG: ("the path is too long", "use a shorter output.dir, spec path or name"),
+    errno.ENOTDIR: ("a file stands where dawexport needs a folder", "move that file away"),
+    errno.EISDIR: ("a folder stands where dawexport needs a file", "move that folder away"),
+    errno.EEXIST: ("something already stands at that path", "move it away"),
+    errno.EBUSY: ("the path is busy (a mount point cannot be replaced)", "set output.dir to a folder inside "
+                  "the mount point, e.g. <mount>/<name>"),
+    errno.EXDEV: ("the output folder is on another disk than its parent folder", "set output.dir to a folder "
+                  "that is not itself a mount point"),
+}
+
+
+def os_error(error: OSError) -> BuildError:
+    """A BuildError naming the file, what went wrong in words and the fix."""
+    what, fix = _OS_FIXES.get(error.errno, (error.strerror or str(error), "check the path and build again"))
+    if error.strerror and error.strerror.lower() not in what.lower():
+        what = f"{what} ({error.strerror})"
+    file = error.filename if error.filename is None or len(str(error.filename)) <= 300 \
+        else f"{str(error.filename)[:150]}…{str(error.filename)[-100:]}"
+    return BuildError(f"cannot finish the build: {what}", file=file, fix=fix)
 
 
 def _run(args) -> int:

@@ -1,7 +1,8 @@
 """One error family for everything a user can get wrong.
 
 Every message names the file, the key (where there is one) and the fix; the CLI prints
-``str(error)`` without a traceback and exits non-zero.
+``str(error)`` without a traceback and exits with the error's ``exit_code``: 2 for bad input,
+1 for a build that could not finish (`BuildError`).
 
     >>> print(SpecError("keys.low must be a note name or MIDI number", file="cat.yaml",
     ...                 key="keys.low", fix="write e.g. C2, Eb3 or 36"))
@@ -31,7 +32,8 @@ from pydantic import BaseModel, ValidationError
 
 
 class DawexportError(Exception):
-    """Base of every error dawexport reports to a user."""
+    """Base of every error dawexport reports to a user. `exit_code` is what the CLI exits with."""
+    exit_code = 2       # bad input
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
                  fix: str | None = None):
@@ -122,3 +124,6 @@ def format_validation_error(error: ValidationError, model: type[BaseModel], file
     example = "conceptor_kit.yaml" if (first_key or "").startswith("kit") else "cat_flute.yaml"
     return SpecError(summary, file=file, fix=f"correct the key(s) above; see instruments/{example} "
                      "for a complete, commented example")
+class BuildError(DawexportError):
+    """The input is fine but the build could not finish: a full disk, a read-only folder, a diverged model."""
+    exit_code = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,12 +26,12 @@ from .audio.resample import resample
 from .audio.stereo import channel_names, split_channels
 from .engines import Engine, make_engine
 from .engines.base import Clip, Corpus
-from .errors import DawexportError, ExportError
+from .errors import BuildError, DawexportError, EngineError, ExportError, SpecError
 from .progress import SILENT, Progress
 from .render.plan import RenderPlan, make_plan
 from .render.samples import SampleSettings, make_samples
 from .spec import InstrumentSpec, load_spec
-from .publish import Staging, check_target
+from .publish import Staging, check_target, recover
 
 from .publish import MANIFEST  # noqa: E402
 
@@ -63,6 +64,7 @@ def build_corpus(spec: InstrumentSpec, sample_rate: int, progress: Progress = SI
             key = f"sources.{name}" + (f"[{index}]" if len(recordings) > 1 else "")
             path = spec.source_path(recording)
             audio, rate = read_audio(path, key=key)
+            _say_if_long(key, path, audio.shape[1] / rate, progress)
             decoded.append((name, index, recording, path, resample(audio, rate, sample_rate)))
     channels = corpus_channels(spec, [audio.shape[0] for *_, audio in decoded])
     clips = []
@@ -77,6 +79,16 @@ def build_corpus(spec: InstrumentSpec, sample_rate: int, progress: Progress = SI
         for channel in channels:
             clips.append(Clip(name, channel, index, _channel_of(parts, channel), pitch))
     return Corpus(sample_rate, channels, tuple(clips))
+
+
+LONG_SOURCE_S = 60.0
+
+
+def _say_if_long(key: str, path: Path, seconds: float, progress: Progress) -> None:
+    """Say early that a long source takes a while (about 4 s of analysis per minute of sound on one core)."""
+    if seconds > LONG_SOURCE_S:
+        progress.info(f"{key} {path.name} is {seconds / 60:.1f} minutes long: analysing it takes about "
+                      f"{4 * seconds / 60:.0f} s or more; trim it to the sound you want to play for a faster build")
 
 
 def _channel_of(parts: dict[str, np.ndarray], channel: str) -> np.ndarray:
@@ -95,10 +107,9 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
     Returns True when it trained.
     """
     key = engine.cache_key(corpus)
-    model_dir = cache_root(spec) / "models" / f"{engine.name}-{key}"
-    if (model_dir / "complete").exists():
+    model_dir = _model_dir(engine, corpus, spec)
+    if (model_dir / "complete").exists() and _load_cached_model(engine, model_dir, progress):
         progress.stage("model", f"cached {engine.name} model {key}")
-        engine.load(model_dir)
         return False
     workdir = cache_root(spec) / "training" / f"{engine.name}-{key}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -107,15 +118,70 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
                        f"(checkpoints in {workdir})")
     else:
         progress.stage("model", f"{engine.name} (no training)")
-    engine.fit(corpus, workdir, progress)
+    _fit_healing(engine, corpus, workdir, progress)
     partial = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    engine.save(partial)
-    (partial / "complete").write_text(key)
+    try:
+        engine.save(partial)
+        (partial / "complete").write_text(key)
+    except BaseException as error:
+        shutil.rmtree(partial, ignore_errors=True)     # a full disk keeps no half-written model
+        raise _as_os_error(error, partial) from None
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(partial, model_dir)
     shutil.rmtree(workdir, ignore_errors=True)
     return True
+
+
+def _as_os_error(error: BaseException, path: Path) -> BaseException:
+    """safetensors reports a full disk as 'SafetensorError: ... (os error 28)': make it the OSError it is."""
+    found = re.search(r"\(os error (\d+)\)", str(error)) if not isinstance(error, OSError) else None
+    if found is None:
+        return error
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
+def _model_dir(engine: Engine, corpus: Corpus, spec: InstrumentSpec) -> Path:
+    return cache_root(spec) / "models" / f"{engine.name}-{engine.cache_key(corpus)}"
+
+
+def _load_cached_model(engine: Engine, model_dir: Path, progress: Progress) -> bool:
+    """Load a cached model; a corrupt one is derived data: warn, discard it and return False (train again).
+
+    Nothing in the cache can run code (no pickle), so discarding is always safe.
+    """
+    try:
+        engine.load(model_dir)
+        return True
+    except (DawexportError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        _discard(model_dir, f"cached {engine.name} model", error, progress)
+        return False
+
+
+def _fit_healing(engine: Engine, corpus: Corpus, workdir: Path, progress: Progress) -> None:
+    """Fit, resuming from the checkpoint in `workdir`; a corrupt checkpoint is discarded and training restarts."""
+    try:
+        engine.fit(corpus, workdir, progress)
+    except DawexportError as error:
+        if error.file is None or not _inside(Path(error.file), workdir):
+            raise
+        _discard(workdir, "training checkpoint", error, progress)
+        workdir.mkdir(parents=True, exist_ok=True)
+        engine.fit(corpus, workdir, progress)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _discard(path: Path, what: str, error: Exception, progress: Progress) -> None:
+    reason = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+    progress.info(f"warning: {what} {path} is corrupt ({reason}); discarding it and making it again")
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- render
@@ -126,23 +192,57 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
     requests = plan.requests()
     digest = hashlib.sha256(json.dumps([model_key, [repr(r) for r in requests]]).encode()).hexdigest()[:20]
     cache = cache_root(spec) / "renders" / f"{digest}.npz"
-    if cache.exists():
-        try:
-            with np.load(cache, allow_pickle=False) as data:
-                takes = [data[f"t{i}"] for i in range(len(requests))]
-            progress.stage("render", f"cached {len(requests)} takes")
-            return takes
-        except (OSError, KeyError, ValueError):
-            cache.unlink(missing_ok=True)
+    takes = _load_cached_takes(cache, len(requests), progress)
+    if takes is not None:
+        progress.stage("render", f"cached {len(requests)} takes")
+        return takes
     what = "pads" if plan.kind == "kit" else "cells"
     progress.stage("render", f"{len(plan.cells)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
                    f"renders at {engine.sample_rate} Hz")
     takes = engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
+    _check_finite(takes, engine)
+    _save_takes(cache, takes)
+    return takes
+
+
+class NonFiniteRender(BuildError):
+    """The model rendered NaN or infinite samples."""
+
+
+def _check_finite(takes: list[np.ndarray], engine: Engine) -> None:
+    for i, take in enumerate(takes):
+        if not np.all(np.isfinite(take)):
+            raise NonFiniteRender(f"the {engine.name} model rendered NaN or infinite samples (render {i})",
+                                  fix="train again with a lower engine.settings.lr, or another seed")
+
+
+def _load_cached_takes(cache: Path, count: int, progress: Progress) -> list[np.ndarray] | None:
+    """The cached renders, or None when there are none; a corrupt cache (truncated, bit-flipped, empty,
+    wrong shape, NaN) is warned about, discarded and rendered again. Pickles are never loaded."""
+    if not os.path.lexists(cache):
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            takes = [data[f"t{i}"] for i in range(count)]
+        for take in takes:
+            if take.ndim not in (1, 2) or take.dtype != np.float32 or not np.all(np.isfinite(take)):
+                raise ValueError("a take is not a finite float32 signal")
+        return takes
+    except Exception as error:  # noqa: BLE001 - zipfile, zlib, EOF, OS and format errors alike: derived data
+        _discard(cache, "render cache", error, progress)
+        return None
+
+
+def _save_takes(cache: Path, takes: list[np.ndarray]) -> None:
+    """Write the renders atomically; on failure (a full disk) no partial file stays behind."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_name(cache.stem + ".partial.npz")
-    np.savez(partial, **{f"t{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(takes)})
-    os.replace(partial, cache)
-    return takes
+    try:
+        np.savez(partial, **{f"t{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(takes)})
+        os.replace(partial, cache)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- build
@@ -164,7 +264,10 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     spec = spec_or_path if isinstance(spec_or_path, InstrumentSpec) else load_spec(spec_or_path)
     target = spec.output_dir()
     key = build_key(spec)
-    check_target(target)
+    made_by = _spec_identity(spec)
+    _check_output_place(spec, target)
+    _recover_output(target, progress)
+    check_target(target, spec=made_by)
     if not force and stop_after is None and _up_to_date(target, key):
         progress.stage("done", f"{target} is up to date (use --force to rebuild)")
         return BuildResult(target, reused=True)
@@ -178,11 +281,11 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         return BuildResult(target, trained=trained)
 
     plan = make_plan(spec, corpus.channels, grains=engine.grain_catalogue() if spec.kit is not None else None)
-    takes = render_takes(engine, plan, engine.render_key(corpus), spec, progress)
+    takes = _render_or_retrain(engine, corpus, plan, spec, progress, trained)
 
     from .export import write_formats
     from .render.assemble import assemble_instrument
-    with Staging(target) as staging:
+    with Staging(target, spec=made_by) as staging:
         progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
         settings = SampleSettings.from_spec(spec)
@@ -195,12 +298,51 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         files += [p for table in instrument.wavetables for p in (table.path, *table.extra_paths)]
         options = {"ableton": {"live_version": spec.output.live_version, "location": target}}
         files += write_formats(instrument, staging.path, spec.output.formats, options)
-        manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name,
+        manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name, "spec": made_by,
                     "files": sorted(set(files))}
         (staging.path / MANIFEST).write_text(json.dumps(manifest, indent=1))
         staging.publish()
     progress.stage("done", f"{target} ({len(files)} files)")
     return BuildResult(target, files=sorted(set(files)), trained=trained)
+
+
+def _render_or_retrain(engine, corpus, plan, spec, progress, trained: bool) -> list[np.ndarray]:
+    """Render; a cached model that renders NaN or fails to render is corrupt (a value of the wrong type,
+    say): discard it, train again and render once more."""
+    try:
+        return render_takes(engine, plan, engine.render_key(corpus), spec, progress)
+    except (NonFiniteRender, EngineError) as error:
+        if trained:
+            raise
+        _discard(_model_dir(engine, corpus, spec), f"cached {engine.name} model", error, progress)
+        fit_or_load(engine, corpus, spec, progress)
+        return render_takes(engine, plan, engine.render_key(corpus), spec, progress)
+
+
+def _spec_identity(spec: InstrumentSpec) -> str | None:
+    """Which spec made a folder, as the manifest records it: the spec file's path from the output folder
+    (so a project folder moved as a whole keeps its builds), or its absolute path where there is none."""
+    if spec.spec_path is None:
+        return None
+    path = spec.spec_path.resolve()
+    try:
+        return Path(os.path.relpath(path, spec.output_dir().resolve())).as_posix()
+    except ValueError:      # another drive (Windows)
+        return str(path)
+
+
+def _check_output_place(spec: InstrumentSpec, target: Path) -> None:
+    """The output folder may not lie inside a cache (found before any work, not at publish)."""
+    if ".dawexport-cache" in target.parts:
+        raise SpecError("output.dir points into dawexport's own cache", file=str(spec.spec_path or "<spec>"),
+                        key="output.dir", fix="point output.dir at a folder of its own, e.g. build/"
+                        f"{spec.name}")
+
+
+def _recover_output(target: Path, progress: Progress) -> None:
+    """Roll back or clean up what a killed build left beside the output folder."""
+    for line in recover(target):
+        progress.info(line)
 
 
 def _wavetables(spec, engine, corpus, folder, progress) -> list:

@@ -10,6 +10,7 @@ import pytest
 import dawexport.engines  # noqa: F401
 from dawexport.instrument import BlendAxis, BlendGroup
 from support.helpers import make_test_instrument
+from support.traceback_guard import no_traceback_from_the_cli, pytest_runtest_makereport  # noqa: F401 - suite-wide
 
 
 @pytest.fixture(scope="session")

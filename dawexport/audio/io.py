@@ -18,25 +18,31 @@ from dawexport.audio import riff
 from dawexport.errors import ExportError, SourceError
 
 SILENCE_DBFS = -90.0
+MIN_SOURCE_RATE, MAX_SOURCE_RATE = 8000, 768000
+MIN_SOURCE_SECONDS, MAX_SOURCE_SECONDS = 0.02, 600
 BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 
 
 def read_audio(path, *, key: str | None = None) -> tuple[np.ndarray, int]:
     """Decode WAV/FLAC/AIFF/OGG (anything libsndfile reads) to ((channels, frames) float32, rate).
 
-    Raises SourceError naming the file (and ``key``) when it is missing, unreadable, empty,
-    not finite or digitally silent (peak below -90 dBFS).
+    Raises SourceError naming the file (and ``key``) when it is missing, not a regular file,
+    unreadable, empty, outside 8-768 kHz, not mono or stereo, shorter than 20 ms, longer than
+    10 minutes (all checked from the header before decoding), not finite or digitally silent
+    (peak below -90 dBFS).
 
         >>> audio, sr = read_audio("a.wav", key="sources.cat")
     """
     path = Path(path)
     name = str(path)
-    if not path.is_file():
-        raise SourceError("file not found", file=name, key=key,
-                          fix="check the path; relative paths are resolved from the spec's folder")
-    if path.stat().st_size == 0:
-        raise SourceError("file is empty (0 bytes)", file=name, key=key,
-                          fix="export the sound again from your editor or model")
+    _check_source_path(path, key)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
+        raise SourceError(f"cannot decode audio ({exc})", file=name, key=key,
+                          fix="convert it to WAV, FLAC, AIFF or OGG (e.g. `ffmpeg -i in out.wav`)"
+                          ) from None
+    _check_source_shape(info.samplerate, info.channels, info.frames, name, key)
     try:
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises LibsndfileError, RuntimeError or TypeError
@@ -46,6 +52,7 @@ def read_audio(path, *, key: str | None = None) -> tuple[np.ndarray, int]:
     if data.shape[0] == 0:
         raise SourceError("file holds no audio frames", file=name, key=key,
                           fix="export the sound again; the file has a header but no samples")
+    _check_source_shape(sample_rate, data.shape[1], data.shape[0], name, key)
     audio = np.ascontiguousarray(data.T)
     if not np.all(np.isfinite(audio)):
         raise SourceError("file contains NaN or infinite samples", file=name, key=key,
@@ -57,6 +64,42 @@ def read_audio(path, *, key: str | None = None) -> tuple[np.ndarray, int]:
         raise SourceError(f"file is digitally silent (peak {level} dBFS)", file=name, key=key,
                           fix="pick a file that contains sound, or remove it from the sources")
     return audio, int(sample_rate)
+
+
+def _check_source_path(path: Path, key: str | None) -> None:
+    """A source is an existing, non-empty regular file (a folder, FIFO or device is not)."""
+    name = str(path)
+    if path.is_dir():
+        raise SourceError("is a folder, not a sound file", file=name, key=key,
+                          fix="name the sound file inside it, e.g. sounds/cat.wav")
+    if not path.exists():
+        raise SourceError("file not found", file=name, key=key,
+                          fix="check the path; relative paths are resolved from the spec's folder")
+    if not path.is_file():
+        raise SourceError("is not a regular file (a pipe, socket or device)", file=name, key=key,
+                          fix="save the sound to a file and name that file")
+    if path.stat().st_size == 0:
+        raise SourceError("file is empty (0 bytes)", file=name, key=key,
+                          fix="export the sound again from your editor or model")
+
+
+def _check_source_shape(rate: int, channels: int, frames: int, name: str, key: str | None) -> None:
+    """Bounds checked from the header, before any sample is decoded: rate, channels, length."""
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise SourceError(f"the file says its sample rate is {rate} Hz; sources must be {MIN_SOURCE_RATE}-"
+                          f"{MAX_SOURCE_RATE} Hz", file=name, key=key,
+                          fix="the header is damaged or the rate is wrong: export it again at 44100 or 48000 Hz")
+    if channels > 2:
+        raise SourceError(f"the file has {channels} channels; sources must be mono or stereo", file=name,
+                          key=key, fix="mix it down to stereo or mono (e.g. `ffmpeg -i in.wav -ac 2 out.wav`)")
+    if frames > MAX_SOURCE_SECONDS * rate:
+        raise SourceError(f"the file is {frames / rate / 60:.1f} minutes long; a source may be at most "
+                          f"{MAX_SOURCE_SECONDS // 60} minutes", file=name, key=key,
+                          fix="trim it to the sound you want to play (a few seconds to a few minutes is plenty)")
+    if 0 < frames < MIN_SOURCE_SECONDS * rate:
+        raise SourceError(f"the file is only {frames} samples ({1000 * frames / rate:.1f} ms) long; a source "
+                          f"needs at least {1000 * MIN_SOURCE_SECONDS:.0f} ms", file=name, key=key,
+                          fix="export a longer recording of the sound")
 
 
 def _tuning(unity_note: int, fine_tune_cents: float) -> tuple[int, float, int, int]:

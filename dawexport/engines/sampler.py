@@ -79,26 +79,43 @@ class SamplerEngine(Engine):
         clip = min(takes, key=lambda c: abs(source_midi(c) - note))
         return clip, target / float(midi_to_hz(source_midi(clip)))
 
+    def _frames(self, request: RenderRequest) -> int:
+        return int(round((request.duration_s + request.release_s) * self.sample_rate))
+
+    def _offset(self, request: RenderRequest) -> int:
+        return int(request.variation * self.settings.round_robin_offset_ms * 1e-3 * self.sample_rate)
+
+    def _frames_needed(self, requests: Sequence[RenderRequest]) -> dict[tuple[str, str, int, int], int]:
+        """Per repitched recording, how many of its output frames the longest request reads."""
+        needed: dict[tuple[str, str, int, int], int] = {}
+        for request in requests:
+            for source, weight in request.weights:
+                if weight > 1e-6:
+                    clip, _ = self._nearest_take(source, request.channel, request.note)
+                    key = (source, request.channel, clip.recording, request.note)
+                    needed[key] = max(needed.get(key, 0), self._offset(request) + self._frames(request))
+        return needed
+
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         if self.corpus is None:
             raise EngineError("the sampler engine has no corpus; call fit() or load() first")
         if self.corpus.sample_rate != self.sample_rate:
             raise EngineError(f"corpus is at {self.corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
         out = []
+        needed = self._frames_needed(requests)
         cache: dict[tuple[str, str, int, int], np.ndarray] = {}
         iterator = progress.bar(requests, total=len(requests), desc="render", unit="recording") if progress else requests
         for request in iterator:
-            frames = int(round((request.duration_s + request.release_s) * self.sample_rate))
+            frames = self._frames(request)
             mix = np.zeros(frames, dtype=np.float32)
             for source, weight in request.weights:
                 if weight <= 1e-6:
                     continue
                 clip, ratio = self._nearest_take(source, request.channel, request.note)
                 key = (source, request.channel, clip.recording, request.note)
-                if key not in cache:
-                    cache[key] = repitch(clip.audio, ratio)
-                audio = cache[key][int(request.variation * self.settings.round_robin_offset_ms
-                                       * 1e-3 * self.sample_rate):][:frames]
+                if key not in cache:      # only as much as the longest note needs, not the whole recording
+                    cache[key] = repitch(clip.audio, ratio, frames=needed[key])
+                audio = cache[key][self._offset(request):][:frames]
                 mix[:len(audio)] += weight * audio
             gain = velocity_gain(request.velocity, self.settings.velocity_curve_db)
             out.append(mix * gain * release_envelope(frames, self.sample_rate, request.duration_s,

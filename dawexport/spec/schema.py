@@ -8,6 +8,7 @@ Checks that need the engine or exporter registries live in `dawexport.spec.valid
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ OUTPUT_RATES = (44100, 48000)
 LOOP_MODES = ("auto", "sustain", "continuous", "one_shot", "none")
 NORMALISE_POLICIES = ("even", "peak", "none")
 STEREO_MODES = ("split", "mono", "mid_side")
+MIN_MODEL_RATE, MAX_MODEL_RATE = 8000, 192000
 DEFAULT_FORMATS = ("sfz", "midi", "ableton", "decent_sampler", "bitwig", "sf2")
 
 
@@ -45,9 +47,10 @@ class Recording(_Strict):
 
 class EngineSpec(_Strict):
     name: str = "sampler"
-    sample_rate: int | None = Field(None, description="the model's own rate; default: the engine's preference")
+    sample_rate: int | None = Field(None, ge=MIN_MODEL_RATE, le=MAX_MODEL_RATE,
+                                    description="the model's own rate; default: the engine's preference")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -93,6 +96,14 @@ class OutputSpec(_Strict):
     formats: list[str] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
     live_version: Literal[11, 12] = Field(11, description="Ableton files for Live 11 (load in 11 and 12) or "
                                                           "12 (native round robin; Live 12 only)")
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _some_format(cls, formats: Any) -> Any:
+        if isinstance(formats, list) and not formats:
+            raise ValueError("list at least one format (an empty list would build a folder of bare samples); "
+                             f"e.g. {', '.join(DEFAULT_FORMATS)}")
+        return formats
 
     @field_validator("sample_rate")
     @classmethod
@@ -170,6 +181,14 @@ class WavetableSpec(_Strict):
 
     _notes = field_validator("note", mode="before")(lambda v: _note(v))
 
+    @field_validator("name")
+    @classmethod
+    def _file_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            raise ValueError("a wavetable name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter "
+                             "or digit (it becomes a file name)")
+        return name
+
 
 class InstrumentSpec(_Strict):
     name: str
@@ -198,6 +217,17 @@ class InstrumentSpec(_Strict):
                              " (it becomes the output folder and file names)")
         return name
 
+    @field_validator("description")
+    @classmethod
+    def _printable(cls, text: str) -> str:
+        """Line breaks and tabs become spaces (it is written into one-line comments); other control
+        characters are refused."""
+        text = " ".join(text.split()) if any(c in text for c in "\n\r\t") else text
+        bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200d"), None)
+        if bad is not None:
+            raise ValueError(f"description holds the control character {bad!r}; write plain text")
+        return text
+
     @field_validator("sources", mode="before")
     @classmethod
     def _sources(cls, sources: Any) -> Any:
@@ -220,7 +250,12 @@ class InstrumentSpec(_Strict):
         for corner in self.blend_corners:
             if corner not in self.sources:
                 raise ValueError(f"blend corner {corner!r} is not a source; sources are: {', '.join(names)}")
+        seen_tables = set()
         for table in self.wavetables:
+            if table.name in seen_tables:
+                raise ValueError(f"wavetables: two tables are named {table.name!r} twice; one file would replace "
+                                 "the other")
+            seen_tables.add(table.name)
             for corner in table.corners or []:
                 if corner not in self.sources:
                     raise ValueError(f"wavetable {table.name!r} names {corner!r}, which is not a source")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import SpecError, format_validation_error
 from ..export import EXPORTERS
+from .reader import read_spec_yaml
 from .schema import InstrumentSpec
 
 
@@ -83,18 +83,7 @@ def _has_grains(engine_class, name: str) -> bool:
 def load_spec(path: Path | str, *, check_sources: bool = True) -> InstrumentSpec:
     """Read, validate and (by default) check that every source sound is readable, finite and not silent."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError("spec file not found", file=str(path),
-                        fix="give the path of an instrument YAML, e.g. instruments/cat_flute.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"not valid YAML{where}: {getattr(error, 'problem', error)}", file=str(path),
-                        fix="check indentation and colons near that line") from None
-    except UnicodeDecodeError:
-        raise SpecError("not a text file", file=str(path), fix="save the spec as UTF-8 YAML") from None
+    data = read_spec_yaml(path)
     spec = parse_spec(data, path)
     if check_sources:
         check_source_files(spec)
