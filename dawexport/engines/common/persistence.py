@@ -1,4 +1,4 @@
-"""Model files for every engine: safetensors plus JSON, atomic, each carrying a SHA-256 of its arrays.
+"""Model files for every engine: safetensors plus JSON, atomic, each carrying a SHA-256 of its arrays and meta.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -34,28 +34,30 @@ _DIGEST_KEY = "dawexport.sha256"
 _FIX = "delete the file (or its folder) and train again; only files dawexport wrote are loaded"
 
 
-def _digest_of(items: Iterable[tuple[str, str, tuple, bytes]]) -> str:
-    """SHA-256 over (name, dtype, shape, raw bytes) of every array, in name order."""
+def _digest_of(items: Iterable[tuple[str, str, tuple, bytes]], meta_json: str) -> str:
+    """SHA-256 over (name, dtype, shape, raw bytes) of every array, in name order, then the meta JSON: an
+    edited value in the meta (a rate of the wrong type, a renamed key) is caught like an edited weight."""
     h = hashlib.sha256()
     for name, dtype, shape, data in sorted(items, key=lambda item: item[0]):
         h.update(f"{name}|{dtype}|{shape}|".encode())
         h.update(data)
+    h.update(b"meta|" + meta_json.encode())
     return h.hexdigest()
 
 
-def _torch_digest(tensors: Mapping[str, "torch.Tensor"]) -> str:
+def _torch_digest(tensors: Mapping[str, "torch.Tensor"], meta_json: str) -> str:
     import torch
 
     def raw(t):
         if not t.numel():
             return b""
         return (t.reshape(-1).view(torch.uint8) if t.dtype != torch.bool else t.to(torch.uint8)).numpy().tobytes()
-    return _digest_of((name, str(t.dtype), tuple(t.shape), raw(t)) for name, t in tensors.items())
+    return _digest_of(((name, str(t.dtype), tuple(t.shape), raw(t)) for name, t in tensors.items()), meta_json)
 
 
-def _numpy_digest(arrays: Mapping[str, np.ndarray]) -> str:
-    return _digest_of((name, str(a.dtype), tuple(a.shape), np.ascontiguousarray(a).tobytes())
-                      for name, a in arrays.items())
+def _numpy_digest(arrays: Mapping[str, np.ndarray], meta_json: str) -> str:
+    return _digest_of(((name, str(a.dtype), tuple(a.shape), np.ascontiguousarray(a).tobytes())
+                       for name, a in arrays.items()), meta_json)
 
 
 def _cpu_copies(tensors: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
@@ -105,7 +107,7 @@ def _read_checked(path: Path, framework: str, what: str) -> tuple[dict, dict[str
                           fix=_FIX) from None
     if _DIGEST_KEY not in metadata or _META_KEY not in metadata:
         raise EngineError(f"{what} file was not written by dawexport (no checksum)", file=str(path), fix=_FIX)
-    digest = _torch_digest(arrays) if framework == "pt" else _numpy_digest(arrays)
+    digest = (_torch_digest if framework == "pt" else _numpy_digest)(arrays, metadata[_META_KEY])
     if digest != metadata[_DIGEST_KEY]:
         raise EngineError(f"{what} file fails its checksum: it was edited or damaged after it was written",
                           file=str(path), fix=_FIX)
@@ -125,7 +127,8 @@ def save_tensors(path, tensors: Mapping[str, "torch.Tensor"], meta: dict[str, An
     """
     from safetensors.torch import save as st_save
     tensors = _cpu_copies(tensors)
-    metadata = {_META_KEY: json.dumps(meta or {}, sort_keys=True), _DIGEST_KEY: _torch_digest(tensors)}
+    meta_json = json.dumps(meta or {}, sort_keys=True)
+    metadata = {_META_KEY: meta_json, _DIGEST_KEY: _torch_digest(tensors, meta_json)}
     _atomic_write_bytes(Path(path), st_save(tensors, metadata=metadata))
 
 
@@ -166,7 +169,8 @@ def save_numpy_model(directory: Path, stem: str, arrays: dict[str, np.ndarray], 
     from safetensors.numpy import save as st_save
     directory = Path(directory)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    metadata = {_META_KEY: json.dumps(meta, sort_keys=True), _DIGEST_KEY: _numpy_digest(arrays)}
+    meta_json = json.dumps(meta, sort_keys=True)
+    metadata = {_META_KEY: meta_json, _DIGEST_KEY: _numpy_digest(arrays, meta_json)}
     _atomic_write_bytes(directory / f"{stem}.safetensors", st_save(arrays, metadata=metadata))
     _write_meta_json(directory, stem, meta)
 
