@@ -13,7 +13,7 @@ of (morphed) conceptors, pitched by its leak rate.
     >>> take.shape                                        # (0.2 s held + 0.1 s release) at 22.05 kHz
     (6615,)
     >>> engine.grain_catalogue()                          # the grain protocol: grains that sound, per recording
-    {('flute', 0): (0, 1)}
+    {('flute', 0): (0, 1, 2)}
 
 How a request becomes audio:
 - every source clip was cut into `grains_per_source` loopable grains (whole periods at zero crossings for
@@ -34,6 +34,7 @@ aperture) blend with the request's corner weights.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,12 +48,13 @@ from ..common.envelopes import release_envelope
 from ..common.persistence import load_numpy_model, save_numpy_model
 from ..common.velocity import velocity_gain
 from .blas import blas_threads
-from .grains import Grain, cut_grains
+from .grains import Grain, cut_grains, retune_grain, steady_mask
 from .kernels import ConceptorLibrary, hold, render
 from .loading import LoadedReservoir, load_patterns, reconstruction_errors
 from .pads import GrainPads
 from .reservoir import Reservoir, make_reservoir
 from .settings import ConceptorSettings
+from .tuning import render_pitch
 from .voices import Voice, VoiceRunner
 
 MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
@@ -94,7 +96,8 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 if g.gain > 0:
                     entry["grains"].append(len(patterns))
                     self.grains.append({"clip": len(self.clips), "start": int(g.start), "gain": float(g.gain),
-                                        "length": int(len(g.audio)), "periods": int(g.periods)})
+                                        "length": int(len(g.audio)), "periods": int(g.periods),
+                                        "confidence": float(g.confidence)})
                     patterns.append(g.audio)
                 else:
                     entry["grains"].append(-1)
@@ -131,22 +134,33 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         mode = s.grain_mode
         if mode == "auto":
             mode = "period" if clip.pitch.pitched else "window"
-        if mode == "period":
+        if mode == "period" and np.max(np.abs(x)) > 0:
+            tr = f0_track(x, sr)
+            at = np.arange(len(x))
+            hz = np.where(tr.voiced, tr.hz, np.nan)
+            confidence = np.interp(at, tr.times * sr, np.where(tr.voiced, tr.confidence, 0.0))
             period = None
-            if np.max(np.abs(x)) > 0:
-                tr = f0_track(x, sr)
-                hz = np.where(tr.voiced, tr.hz, np.nan)
-                if np.any(np.isfinite(hz)):
-                    per_frame = sr / hz
-                    per = np.interp(np.arange(len(x)), tr.times * sr, np.nan_to_num(per_frame, nan=-1.0))
-                    per[per <= 0] = np.nan
-                    period = per
-            if period is None and clip.pitch.pitched:
+            if np.any(np.isfinite(hz)):
+                per = np.interp(at, tr.times * sr, np.nan_to_num(sr / hz, nan=-1.0))
+                per[per <= 0] = np.nan
+                period = per
+            elif clip.pitch.pitched:
                 period = sr / clip.pitch.hz
             if period is not None:
-                return cut_grains(x, sr, s.grains_per_source, period=period,
-                                       min_length=max(8, int(s.grain_min_ms * 1e-3 * sr)),
-                                       window=int(s.window_ms * 1e-3 * sr))
+                steady = steady_mask(x, sr, confidence, s.min_pitch_confidence, s.steady_db)
+                count = s.grains_per_source
+                if s.grain_spacing_ms is not None:
+                    count = max(count, min(256, int(round(steady.sum() / sr / (s.grain_spacing_ms * 1e-3)))))
+                grains = cut_grains(x, sr, count, period=period, min_length=max(8, int(s.grain_min_ms * 1e-3 * sr)),
+                                    window=int(s.window_ms * 1e-3 * sr), where=steady if steady.any() else None)
+                out = []
+                for g in grains:
+                    conf = float(np.mean(confidence[g.start:g.start + len(g.audio)]))
+                    audio = g.audio
+                    if s.flatten_glide and g.periods > 0 and g.gain > 0 and clip.pitch.pitched:
+                        audio = retune_grain(audio, g.periods, sr / clip.pitch.hz)
+                    out.append(replace(g, audio=audio, confidence=conf))
+                return out
         return cut_grains(x, sr, s.grains_per_source, window=max(8, int(s.window_ms * 1e-3 * sr)))
 
     def _calibrate(self) -> None:
@@ -174,9 +188,23 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         for (c, j), yy in zip(which, y):
             g = self.grains[j]
             grain_hz = sr * g["periods"] / g["length"]
-            hz = estimate_pitch(yy, sr).hz
+            # the grains may have been retuned (flatten_glide): what the reservoir plays is measured
+            # against the grain's own pitch, an octave error of the tracker ruled out
+            hz = render_pitch(yy, sr, grain_hz).hz
             kappa = hz / grain_hz if np.isfinite(hz) and 0.7 < hz / grain_hz < 1.4 else 1.0
-            self.clips[c]["cal_hz"] = float(self.clips[c]["pitch_hz"] * kappa)
+            self.clips[c]["cal_hz"] = float(grain_hz * kappa)
+
+    def grain_report(self) -> list[dict]:
+        """Per loaded grain: source, channel, where it was cut (seconds), its pitch confidence, level and
+        reconstruction NRMSE (grain vs its conceptor's free run)."""
+        self._require()
+        out = []
+        for j, g in enumerate(self.grains):
+            clip = self.clips[g["clip"]]
+            out.append({"source": clip["source"], "channel": clip["channel"], "grain": j,
+                        "start_s": g["start"] / self.sample_rate, "confidence": g.get("confidence", float("nan")),
+                        "gain": g["gain"], "nrmse": float(self.errors[j])})
+        return out
 
     def source_errors(self) -> dict[str, float]:
         """Median reconstruction NRMSE of each source's grains."""
@@ -245,10 +273,16 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             progress.info(f"conceptor: {len(plans)} distinct voices for {len(requests)} takes")
         voices = [p["voice"] for p in plans if p["voice"] is not None]
         raw = iter(self._run_voices(voices, sequence=s.sequence, progress=progress))
-        finished = []
-        for p in plans:
-            y = next(raw) if p["voice"] is not None else None
-            finished.append(self._finish(p, y))
+        finished = [self._finish(p, next(raw) if p["voice"] is not None else None) for p in plans]
+        # a take whose measured pitch needs more rendered steps than it got (e.g. the reservoir played an
+        # octave low) is rendered again, long enough for the corrected ratio
+        short = [i for i, f in enumerate(finished) if f is None]
+        if short:
+            for i in short:
+                plans[i]["voice"].steps = int(math.ceil(plans[i]["frames"] * plans[i]["needs_ratio"] * 1.06)) + 64
+            again = self._run_voices([plans[i]["voice"] for i in short], sequence=s.sequence, progress=progress)
+            for i, y in zip(short, again):
+                finished[i] = self._finish(plans[i], y, last=True)
         out = []
         for req in requests:
             key = (req.weights, req.channel, req.note, req.duration_s, req.release_s, req.variation)
@@ -349,19 +383,25 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                                key=(req.weights, req.channel, req.variation), variation=req.variation)
         return plan
 
-    def _finish(self, plan: dict, y: np.ndarray | None) -> np.ndarray:
+    def _finish(self, plan: dict, y: np.ndarray | None, last: bool = False) -> np.ndarray | None:
+        """Exact pitch, length and envelope of a rendered voice; None when the measured pitch needs a longer
+        render (the caller renders again; `last` accepts the take as it is)."""
         s, sr = self.settings, self.sample_rate
         req, frames = plan["req"], plan["frames"]
         if y is None:
             return np.zeros(frames, dtype=np.float32)
         ratio = plan["ratio"]
         if s.exact_pitch and plan["pitched"]:
+            expected = plan["target"] / plan["ratio"]        # what leak and calibration should have given
             for _ in range(2):   # the held part depends on the ratio (gliding sounds): measure it twice
                 held = y[:int(min(len(y), max(req.duration_s * ratio, 0.1) * sr))]
-                est = estimate_pitch(held, sr)
-                if not (est.pitched and abs(1200 * math.log2(plan["target"] / est.hz)) < 1200):
+                est = render_pitch(held, sr, expected)
+                if not (np.isfinite(est.hz) and abs(math.log2(plan["target"] / est.hz)) < 2.0):
                     break
                 ratio = plan["target"] / est.hz
+            if not last and len(y) < frames * ratio:
+                plan["needs_ratio"] = ratio
+                return None
         if abs(ratio - 1.0) > 1e-6:
             y = repitch(y, ratio)
         y = np.asarray(y[:frames], dtype=np.float32)

@@ -20,6 +20,7 @@ class Grain:
     start: int           # sample offset in the source
     gain: float
     periods: int         # whole periods inside (0 for a window grain)
+    confidence: float = float("nan")   # pitch confidence over the grain (periodicity, 0..1; NaN: not measured)
 
 
 GRAIN_RMS = 0.4
@@ -60,13 +61,15 @@ def _active_region(x: np.ndarray, sr: int, floor_db: float = 30.0) -> tuple[int,
 
 
 def cut_grains(x: np.ndarray, sr: int, count: int, *, period: float | Sequence[float] | None = None,
-               min_length: int = 64, window: int = 256, region: tuple[float, float] = (0.0, 1.0)) -> list[Grain]:
+               min_length: int = 64, window: int = 256, region: tuple[float, float] = (0.0, 1.0),
+               where: np.ndarray | None = None) -> list[Grain]:
     """`count` loopable grains evenly spread over the active part of `x`, cut at rising zero crossings.
 
     With `period` (samples; one value, or one per grain for a gliding pitch) each grain holds the fewest
     whole periods that reach `min_length` samples, ending at the zero crossing nearest that many periods;
     without it, grains are windows of about `window` samples. `region` narrows the active part (fractions).
-    Silent sources give silent grains (gain 0).
+    `where` (one bool per sample) spreads the grains evenly over the allowed samples only (e.g. where the
+    source is steady and periodic). Silent sources give silent grains (gain 0).
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     x = x - np.mean(x)
@@ -76,10 +79,18 @@ def cut_grains(x: np.ndarray, sr: int, count: int, *, period: float | Sequence[f
     if per is not None and per.ndim and len(per) != len(x):
         raise ValueError("period must be one number or one value per sample of x")
     zc = _rising_zero_crossings(x)
+    allowed = None
+    if where is not None:
+        allowed = np.flatnonzero(np.asarray(where, dtype=bool)[:len(x)])
+        allowed = allowed[(allowed >= lo) & (allowed < max(hi - min_length, lo + 1))]
+        if allowed.size == 0:
+            allowed = None
     grains = []
     for k in range(count):
         span0 = max(hi - lo - min_length, 0.0)
         guess = lo + span0 * (k + 0.5) / count
+        if allowed is not None:
+            guess = float(allowed[min(len(allowed) - 1, int((k + 0.5) / count * len(allowed)))])
         p = None if per is None else float(per if per.ndim == 0 else per[int(np.clip(guess, 0, len(x) - 1))])
         if p is not None and np.isfinite(p) and p >= 2:
             n_per = max(1, int(np.ceil(min_length / p)))
@@ -88,6 +99,8 @@ def cut_grains(x: np.ndarray, sr: int, count: int, *, period: float | Sequence[f
             p, n_per, length = None, 0, float(window)
         span = max(hi - lo - length, 0.0)
         centre = lo + span * (k + 0.5) / count if count > 1 else lo + span / 2
+        if allowed is not None:
+            centre = guess
         radius = (p if p else length) / 2
         s = _nearest(zc[zc + length < len(x)], centre, radius)
         if s is None:
@@ -103,6 +116,39 @@ def cut_grains(x: np.ndarray, sr: int, count: int, *, period: float | Sequence[f
         else:
             grains.append(Grain(seg * (GRAIN_RMS / rms), s, rms / GRAIN_RMS, n_per))
     return grains
+
+
+def steady_mask(x: np.ndarray, sr: int, confidence: np.ndarray, min_confidence: float,
+                within_db: float) -> np.ndarray:
+    """Per sample: is the source steady and periodic here (pitch confidence >= `min_confidence` and the
+    50 ms RMS within `within_db` of its loudest)? Onsets, decays, breaths and noise bursts are not.
+
+        >>> sr = 8000
+        >>> x = np.concatenate([np.sin(2 * np.pi * 200 * np.arange(sr) / sr), 0.01 * np.ones(sr)])
+        >>> m = steady_mask(x, sr, np.r_[np.ones(sr), np.zeros(sr)], 0.9, 12.0)
+        >>> bool(m[sr // 2]), bool(m[3 * sr // 2])
+        (True, False)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    win = max(1, int(0.05 * sr))
+    env = np.sqrt(np.convolve(x * x, np.ones(win) / win, mode="same"))
+    loud = env >= env.max() * 10 ** (-within_db / 20) if env.max() > 0 else np.zeros(len(x), bool)
+    return loud & (np.asarray(confidence)[:len(x)] >= min_confidence)
+
+
+def retune_grain(audio: np.ndarray, periods: int, period: float) -> np.ndarray:
+    """A loopable grain of `periods` whole periods resampled (as one cycle, band-limited) so each period
+    lasts `period` samples: the grains of a gliding source all play one pitch.
+
+        >>> g = np.sin(2 * np.pi * 3 * np.arange(60) / 60)          # 3 periods of 20 samples
+        >>> len(retune_grain(g, 3, 25.0))
+        75
+    """
+    from scipy.signal import resample
+    audio = np.asarray(audio, dtype=np.float64)
+    if abs(periods * period - len(audio)) < 1.0:      # already there to within a sample: leave it alone
+        return audio
+    return resample(audio, max(2, int(round(periods * period))))
 
 
 def grain_walk(total: int, speed: float, count: int, sequence: str = "hold",

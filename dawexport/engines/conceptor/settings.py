@@ -62,6 +62,20 @@ class ConceptorSettings(EngineSettings):
     grain_mode: Literal["auto", "period", "window"] = Field(
         "auto", description="period: whole periods at zero crossings; window: fixed slices; auto: by pitch")
     grains_per_source: int = Field(8, ge=1, le=256)
+    grain_spacing_ms: float | None = Field(150.0, gt=10.0, le=10000.0, description=(
+        "a pitched clip gets one grain per this much steady sound when that is more than grains_per_source "
+        "(longer sequences for timbres that move); None: exactly grains_per_source"))
+    min_pitch_confidence: float = Field(0.9, ge=0.0, le=1.0, description=(
+        "pitched grains are cut only where the source is periodic (pitch confidence >= this) and within "
+        "steady_db of its loudest part; noisy and percussive parts stay out of the pitched notes"))
+    steady_db: float = Field(12.0, gt=0.0, le=60.0)
+    flatten_glide: bool = Field(True, description=(
+        "resample each grain of a gliding source to the clip's pitch, so every key plays its note; "
+        "false keeps the glide (the key then names its average)"))
+    hold_level: bool = Field(True, description=(
+        "hold the reservoir's output at the loaded grains' level (a gain following its RMS envelope)"))
+    level_contour: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "how much of the source's loudness contour a note follows (in dB): 1 all, 0 a flat held level"))
     grain_min_ms: float = Field(5.0, gt=0.0, le=100.0, description="period grains hold >= this much audio")
     window_ms: float = Field(12.0, gt=0.5, le=200.0, description="window grain length")
     n_reservoirs: int = Field(2, ge=1, le=16, description="random reservoirs tried; the best is kept")

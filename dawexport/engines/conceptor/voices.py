@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .algebra import Conceptor, morph, phi_values
-from .grains import grain_walk, walk_curve
+from .grains import GRAIN_RMS, grain_walk, walk_curve
+from .level import hold_level
 from .kernels import ConceptorLibrary, Segment, render
 
 
@@ -66,6 +67,8 @@ class VoiceRunner:
             curve = gain_curves[group_of[vi]]
             y = outs[vi][:v.steps].astype(np.float64)
             y = y - np.mean(y[min(len(y) - 1, sr // 50):]) if len(y) > sr // 25 else y
+            if self.settings.hold_level:
+                y = hold_level(y, sr, GRAIN_RMS, skip=int(self.settings.washout_ms * 1e-3 * sr))
             result.append((y * curve[:v.steps]).astype(np.float32))
         return result
 
@@ -194,6 +197,11 @@ class VoiceRunner:
         for (c, w), cl in zip(v.terms, clips):
             gl = np.asarray(cl["gains"] + [cl["gains"][-1]] * (k_count - len(cl["gains"])))
             gains += w * gl / wsum
+        # a held note follows `level_contour` of the source's loudness contour (in dB): 1 = all of it,
+        # 0 = a flat level (the grains are all loaded at one level)
+        gains = np.maximum(gains, 0.0)
+        level = float(np.exp(np.mean(np.log(gains[gains > 0])))) if np.any(gains > 0) else 0.0
+        gains = level * (np.where(gains > 0, gains, level) / max(level, 1e-30)) ** s.level_contour
         curve = walk_curve(walk, gains)
         return segments, curve
 
