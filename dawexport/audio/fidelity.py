@@ -1,0 +1,167 @@
+"""How close an instrument's note sounds to its source: the three measures of DESIGN.md, in dB.
+
+All three are mean absolute differences in dB with the overall level removed, so 0 means "the same colour",
+and they take plain mono float arrays with their sample rates:
+
+- `timbre_distance`: the time-averaged 64-band mel spectrum (40 Hz–16 kHz) of the frames within 20 dB of
+  the loudest, source against note;
+- `evolution_distance`: the same log-mel comparison frame by frame (2048-point frames, hop 512) from each
+  onset over the source's length, both floored 60 dB below their loudest, one level offset removed;
+- `formant_distance`: the harmonic envelope (log amplitude at k·f0 up to 8 kHz, read on a log-frequency grid
+  from 1.5× the higher f0) of the source against a note at another pitch.
+
+    >>> sr = 32000
+    >>> t = np.arange(sr) / sr
+    >>> saw = lambda f0: sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 40) if k * f0 < sr / 2)
+    >>> round(timbre_distance(saw(220), sr, 0.5 * saw(220), sr), 3)
+    0.0
+    >>> timbre_distance(saw(220), sr, np.sin(2 * np.pi * 220 * t), sr) > 10
+    True
+    >>> round(evolution_distance(saw(220), sr, np.concatenate([np.zeros(800), saw(220)]), sr), 1)
+    0.0
+    >>> formant_distance(saw(220), 220.0, sr, saw(440), 440.0, sr) < 1.0
+    True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dawexport.audio.resample import resample
+from dawexport.audio.spectral import mel_filterbank
+
+N_FFT = 2048
+HOP = 512
+N_MELS = 64
+MEL_RANGE_HZ = (40.0, 16000.0)
+LOUD_WITHIN_DB = 20.0
+FLOOR_DB = 60.0
+FORMANT_TOP_HZ = 8000.0
+ONSET_WITHIN_DB = 40.0
+
+
+def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if len(x) < n_fft:
+        x = np.concatenate([x, np.zeros(n_fft - len(x))])
+    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+
+
+def mel_power(x: np.ndarray, sample_rate: int, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
+    """(frames, 64) mel-band power of uncentred Hann frames (frame k starts at sample k·hop), 40 Hz–16 kHz
+    (the top edge drops to Nyquist for rates under 32 kHz)."""
+    window = np.hanning(n_fft + 2)[1:-1]
+    power = np.abs(np.fft.rfft(_frames(x, n_fft, hop) * window, axis=1)) ** 2
+    fmin, fmax = MEL_RANGE_HZ
+    bank = mel_filterbank(sample_rate, n_fft, N_MELS, fmin=fmin, fmax=min(fmax, sample_rate / 2.0))
+    return power @ bank.T + 1e-20
+
+
+def _db(p: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(p, 1e-20))
+
+
+def onset_sample(x: np.ndarray, sample_rate: int, within_db: float = ONSET_WITHIN_DB) -> int:
+    """First sample of the first 5 ms block whose level is within `within_db` of the loudest block.
+
+    >>> onset_sample(np.concatenate([np.zeros(1000), np.ones(1000)]), 1000)
+    1000
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    block = max(1, int(sample_rate * 0.005))
+    n = len(x) // block
+    if n == 0:
+        return 0
+    energy = (x[: n * block].reshape(n, block) ** 2).mean(axis=1) + 1e-20
+    loud = _db(energy) >= _db(energy.max()) - within_db
+    return int(np.argmax(loud)) * block
+
+
+def _at_rate(note: np.ndarray, note_rate: int, rate: int) -> np.ndarray:
+    # one rate for both, so the 2048-point frames resolve the narrow low mel bands the same way
+    note = np.asarray(note, np.float64).ravel()
+    return note if note_rate == rate else resample(note, note_rate, rate).astype(np.float64).ravel()
+
+
+def timbre_distance(source: np.ndarray, source_rate: int, note: np.ndarray, note_rate: int) -> float:
+    """Mean |dB| over 64 mel bands between the time-averaged spectra of source and note (each averaged over
+    its own frames within 20 dB of its loudest), overall level removed. The note is resampled to the
+    source's rate first."""
+    note, note_rate = _at_rate(note, note_rate, source_rate), source_rate
+    def average_db(x, rate):
+        p = mel_power(x, rate)
+        energy = p.sum(axis=1)
+        loud = _db(energy) >= _db(energy.max()) - LOUD_WITHIN_DB
+        return _db(p[loud].mean(axis=0))
+
+    diff = average_db(source, source_rate) - average_db(note, note_rate)
+    return float(np.mean(np.abs(diff - diff.mean())))
+
+
+def evolution_distance(source: np.ndarray, source_rate: int, note: np.ndarray, note_rate: int) -> float:
+    """Frame-by-frame mean |dB| between the log-mel spectrograms of source and note, each taken from its own
+    onset over the source's duration (the note is zero-padded if shorter), each floored `FLOOR_DB` below its
+    loudest bin, with the one level offset that best matches them removed (the median difference). The note
+    is resampled to the source's rate first."""
+    note, note_rate = _at_rate(note, note_rate, source_rate), source_rate
+    source = np.asarray(source, np.float64).ravel()[onset_sample(source, source_rate):]
+    duration = len(source) / source_rate
+    note = np.asarray(note, np.float64).ravel()[onset_sample(note, note_rate):]
+    want = int(round(duration * note_rate))
+    note = np.concatenate([note[:want], np.zeros(max(0, want - len(note)))])
+
+    def floored_db(x, rate):
+        d = _db(mel_power(x, rate))
+        return np.maximum(d, d.max() - FLOOR_DB)
+
+    a, b = floored_db(source, source_rate), floored_db(note, note_rate)
+    n = min(len(a), len(b))
+    diff = a[:n] - b[:n]
+    return float(np.mean(np.abs(diff - np.median(diff))))
+
+
+def harmonic_envelope(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray, grid_hz: np.ndarray,
+                      n_fft: int = 4096, hop: int = 1024) -> np.ndarray:
+    """Log amplitude (dB) at the harmonics k·f0 up to 8 kHz, interpolated on `grid_hz` (log frequency) and
+    averaged over the frames within 20 dB of the loudest. `f0_hz` is one pitch or one per frame of hop
+    `hop` (a gliding source); each harmonic's amplitude is the spectral peak within half a harmonic of k·f0."""
+    window = np.hanning(n_fft + 2)[1:-1]
+    mag = np.abs(np.fft.rfft(_frames(x, n_fft, hop) * window, axis=1))
+    f0 = np.broadcast_to(np.asarray(f0_hz, np.float64), (len(mag),)) if np.ndim(f0_hz) == 0 \
+        else np.interp(np.arange(len(mag)), np.arange(len(f0_hz)), np.asarray(f0_hz, np.float64))
+    energy = (mag ** 2).sum(axis=1) + 1e-20
+    loud = (_db(energy) >= _db(energy.max()) - LOUD_WITHIN_DB) & (f0 > 0)
+    bin_hz = sample_rate / n_fft
+    log_grid = np.log(grid_hz)
+    rows = []
+    for k in np.flatnonzero(loud):
+        harmonics = np.arange(1, int(min(FORMANT_TOP_HZ, sample_rate / 2 - f0[k]) // f0[k]) + 1) * f0[k]
+        if len(harmonics) < 2:
+            continue
+        half = max(1, int(0.5 * f0[k] / bin_hz))
+        centre = np.round(harmonics / bin_hz).astype(int)
+        idx = np.clip(centre[:, None] + np.arange(-half, half + 1)[None, :], 0, mag.shape[1] - 1)
+        peaks = 20.0 * np.log10(mag[k][idx].max(axis=1) + 1e-12)
+        rows.append(np.interp(log_grid, np.log(harmonics), peaks))
+    if not rows:
+        return np.full(len(grid_hz), -240.0)
+    return np.mean(rows, axis=0)
+
+
+def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_rate: int,
+                     note: np.ndarray, note_f0: float | np.ndarray, note_rate: int,
+                     n_points: int = 48) -> float:
+    """Mean |dB| between the harmonic envelopes of source and note on a log-frequency grid from 1.5× the
+    higher (median) f0 to 8 kHz, level removed. A model that keeps the source's formants at another pitch
+    scores near 0; a tape-speed transposition moves them and scores high."""
+    def median_f0(f):
+        f = np.atleast_1d(np.asarray(f, np.float64))
+        return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
+
+    top = min(FORMANT_TOP_HZ, source_rate / 2.0, note_rate / 2.0)
+    low = 1.5 * max(median_f0(source_f0), median_f0(note_f0))
+    if not 0 < low < top:
+        raise ValueError(f"formant_distance: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
+    grid = np.geomspace(low, top, n_points)
+    diff = harmonic_envelope(source, source_rate, source_f0, grid) - harmonic_envelope(note, note_rate, note_f0,
+                                                                                       grid)
+    return float(np.mean(np.abs(diff - diff.mean())))

@@ -1,0 +1,84 @@
+"""The three sound measures of DESIGN.md on signals whose answer is known."""
+import numpy as np
+import pytest
+
+from dawexport.audio.fidelity import evolution_distance, formant_distance, onset_sample, timbre_distance
+
+SR = 32000
+
+
+def harmonic_note(f0, seconds=1.0, envelope=None, sr=SR, formant_hz=None):
+    """Sum of harmonics at f0 with 1/k amplitudes, optionally shaped by one resonance at formant_hz."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = np.broadcast_to(np.asarray(f0, float), t.shape)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = np.zeros_like(t)
+    for k in range(1, 80):
+        freq = k * f0
+        amp = np.where(freq < sr / 2 - 200, 1.0 / k, 0.0)
+        if formant_hz is not None:
+            amp = amp * (1.0 + 8.0 * np.exp(-0.5 * ((freq - formant_hz) / 250.0) ** 2))
+        y += amp * np.sin(k * phase)
+    if envelope is not None:
+        y *= envelope(t)
+    return y / np.abs(y).max()
+
+
+def test_timbre_ignores_level_and_sees_brightness():
+    a = harmonic_note(220)
+    assert timbre_distance(a, SR, 0.1 * a, SR) < 1e-6
+    dull = harmonic_note(220, formant_hz=None) - 0.0
+    bright = harmonic_note(220, formant_hz=3000)
+    assert timbre_distance(dull, SR, bright, SR) > 2.0
+
+
+def test_timbre_compares_across_sample_rates():
+    assert timbre_distance(harmonic_note(220), SR, harmonic_note(220, sr=44100), 44100) < 0.5
+
+
+def test_evolution_sees_a_static_copy_of_a_moving_sound():
+    moving = harmonic_note(220, seconds=1.0, formant_hz=np.linspace(600, 3000, SR))
+    backwards = harmonic_note(220, seconds=1.0, formant_hz=np.linspace(3000, 600, SR))
+    assert evolution_distance(moving, SR, moving, SR) < 1e-6
+    # the same average colour, played the other way round: timbre cannot tell, evolution can
+    assert timbre_distance(moving, SR, backwards, SR) < 0.5
+    assert evolution_distance(moving, SR, backwards, SR) > 2.0
+
+
+def test_evolution_aligns_onsets_and_removes_one_level():
+    swell = harmonic_note(220, envelope=lambda t: np.minimum(1.0, t / 0.3) * np.exp(-2 * t))
+    late_quiet = 0.2 * np.concatenate([np.zeros(4000), swell])
+    assert evolution_distance(swell, SR, late_quiet, SR) < 0.3
+    flat = harmonic_note(220)
+    assert evolution_distance(swell, SR, flat, SR) > 3.0
+
+
+def test_evolution_counts_a_short_note_as_silence_at_the_end():
+    a = harmonic_note(220, seconds=1.0)
+    assert evolution_distance(a, SR, a[: SR // 4], SR) > 10.0
+
+
+def test_onset_finds_the_first_loud_block():
+    x = np.concatenate([np.zeros(3200), 1e-6 * np.ones(1600), harmonic_note(220, 0.5)])
+    assert abs(onset_sample(x, SR) - 4800) <= 160
+
+
+def test_formants_in_place_score_low_and_moved_formants_high():
+    source = harmonic_note(220, formant_hz=1500)
+    kept = harmonic_note(440, formant_hz=1500)           # a model that keeps the mouth in place
+    moved = harmonic_note(440, formant_hz=3000)          # tape speed: everything doubles
+    assert formant_distance(source, 220.0, SR, kept, 440.0, SR) < 1.5
+    assert formant_distance(source, 220.0, SR, moved, 440.0, SR) > 4.0
+
+
+def test_formants_follow_a_gliding_f0_curve():
+    glide = np.linspace(200, 300, SR)
+    source = harmonic_note(glide, formant_hz=1500)
+    f0_frames = glide[::1024]
+    kept = harmonic_note(glide * 2, formant_hz=1500)
+    assert formant_distance(source, f0_frames, SR, kept, 2 * f0_frames, SR) < 2.0
+
+
+def test_formants_refuse_a_pitch_with_no_band_left():
+    with pytest.raises(ValueError, match="no band"):
+        formant_distance(harmonic_note(220), 6000.0, SR, harmonic_note(220), 220.0, SR)
