@@ -10,6 +10,11 @@
    timed alone in a loop. Also a naive float64 dense step for reference, and the large-GEMM peak.
 3. Reconstruction: NRMSE between each grain and its conceptor's free run after washout, per source.
    Percussion: the repository ships no drum recordings, so three synthetic hits stand in (labelled).
+4. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
+   flute) and a gliding, noisy voice-like sound made here (`glide_voice`), each blended with the flute on
+   CC 1, keys C3-C6, and played in sfizz: pitch error of every key at every blend point, level 3 s into a
+   held note against its first second, and the timbre distance (`dawexport.audio.fidelity`) of the corners
+   to their sources, next to the ddsp engine trained on the same sources (`--ddsp-steps`).
 """
 from __future__ import annotations
 
@@ -257,11 +262,132 @@ def bench_reconstruction():
           f"{shared_s:.2f} s")
 
 
+# ------------------------------------------------------------------ 4. instruments in sfizz
+
+def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndarray:
+    """A gliding, noisy, voice-like sound: a glottal-ish pulse train whose f0 scoops 260 -> 370 -> 300 Hz with
+    jitter, through two moving formants, with breath noise, a noisy onset burst and a room-ish tail."""
+    from scipy import signal
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 260 + 110 * np.sin(np.pi * np.clip(t / 1.2, 0, 1)) ** 2 - 70 * np.clip((t - 1.0) / 0.8, 0, 1)
+    f0 = f0 * (1 + 0.004 * np.convolve(rng.standard_normal(n), np.ones(400) / 20, "same"))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    src = sum((0.8 ** k) * np.sin(k * phase) for k in range(1, 30) if 30 * 0 + k * 370 < sr / 2.2)
+    y = np.zeros(n)
+    for lo, hi, move in ((500, 900, 300), (1400, 2000, -400)):
+        for half in (0, 1):
+            seg = slice(half * n // 2, (half + 1) * n // 2)
+            b, a = signal.butter(2, [lo + half * move, hi + half * move], btype="band", fs=sr)
+            y[seg] += signal.lfilter(b, a, src)[seg]
+    y += 0.3 * src
+    noise = rng.standard_normal(n)
+    b, a = signal.butter(2, [1500, 6000], btype="band", fs=sr)
+    breath = signal.lfilter(b, a, noise) * (0.12 + 0.5 * np.exp(-t / 0.04))
+    env = np.minimum(1, t / 0.03) * np.minimum(1, (seconds - t) / 0.25)
+    y = (y / np.max(np.abs(y)) + breath) * env
+    return (0.7 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict) -> Path:
+    import shutil
+
+    import yaml
+    for name in ("cat_meow.flac", "flute.wav"):
+        shutil.copy(ROOT / "instruments" / "sounds" / name, folder / name)
+    import soundfile as sf
+    sf.write(str(folder / "glide.wav"), glide_voice(), 44100, subtype="PCM_24")
+    files = {"cat": "cat_meow.flac", "glide": "glide.wav"}
+    spec = {"name": f"{corner}_{engine}", "sources": {corner: files[corner], "flute": "flute.wav"},
+            "engine": {"name": engine, "seed": 0, "settings": settings},
+            "blend": {"corners": [corner, "flute"], "points_per_side": 3},
+            "keys": {"low": "C3", "high": "C6", "every": 6}, "velocity_layers": 1, "round_robins": 1,
+            "note": {"length": 2.0, "release": 0.4}, "stereo": "mono", "loop": "auto",
+            "output": {"dir": f"out/{corner}_{engine}", "formats": ["sfz"]}}
+    path = folder / f"{corner}_{engine}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_cc: int = 0) -> dict:
+    """Pitch error (cents) per key and blend point, sustain (dB, level 3.0-3.5 s vs 0-1 s) and the timbre
+    distance of the corner notes to their source, all from sfizz playing the SFZ."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from dawexport.audio.fidelity import timbre_distance
+    from support.players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
+    synth = sfizz_synth(sfz)
+    sr = 44100
+    out = {"cents": {}, "sustain": {}, "timbre": []}
+    for cc in (0, 64, 127):
+        cents, drops = [], []
+        for key in synth.playable_keys:
+            audio = render_sfizz(synth, key, 127, hold_s=3.6, total_s=3.6, cc={1: cc}).mean(axis=0)
+            cents.append(measure_pitch_cents(audio[int(0.1 * sr):int(2.0 * sr)], sr, key))
+            drops.append(rms_db(audio[int(3.0 * sr):int(3.5 * sr)]) - rms_db(audio[:sr]))
+            if cc == corner_cc:
+                out["timbre"].append(timbre_distance(source, source_rate, audio[:2 * sr], sr))
+        out["cents"][cc], out["sustain"][cc] = np.array(cents), np.array(drops)
+    return out
+
+
+def bench_instrument(ddsp_steps: int, engines: list[str]):
+    import tempfile
+
+    from dawexport.audio.io import read_audio
+    from dawexport.pipeline import build
+    work = Path(tempfile.mkdtemp(prefix="bench_conceptor_"))
+    rows, timbre = [], {}
+    for corner in ("cat", "glide"):
+        src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
+        for engine in engines:
+            settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
+            spec = _instrument_spec(work, corner, engine, settings)
+            t = time.perf_counter()
+            result = build(spec, quiet=True)
+            built_s = time.perf_counter() - t
+            if corner == "cat":
+                audio, rate = read_audio(src_path)
+                source = np.asarray(audio, np.float64).mean(axis=0)
+            else:
+                source, rate = glide_voice().astype(np.float64), 44100
+            flute, flute_rate = read_audio(ROOT / "instruments" / "sounds" / "flute.wav")
+            m = measure_instrument(result.folder / f"{corner}_{engine}.sfz", source, rate, corner_cc=0)
+            m_flute = measure_instrument(result.folder / f"{corner}_{engine}.sfz",
+                                         np.asarray(flute, np.float64).mean(axis=0), flute_rate, corner_cc=127) \
+                if corner == "cat" else None
+            timbre[(corner, engine)] = float(np.median(m["timbre"]))
+            if m_flute is not None:
+                timbre[("flute", engine)] = float(np.median(m_flute["timbre"]))
+            for cc in (0, 64, 127):
+                c = np.abs(m["cents"][cc])
+                rows.append((corner, engine, cc, float(np.nanmedian(c)), float(np.nanmax(c)),
+                             float(np.median(m["sustain"][cc])), float(np.min(m["sustain"][cc])), built_s))
+    print(f"\n### Instruments in sfizz: keys C3-C6 (every key played), corners [source, flute] on CC 1, "
+          f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps} steps\n")
+    print("| source | engine | CC 1 | median abs cents | max abs cents | median sustain dB (3 s vs 1st s) | "
+          "worst sustain dB | build s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for corner, engine, cc, med, worst, sus, sus_worst, built_s in rows:
+        print(f"| {corner} | {engine} | {cc} | {med:.1f} | {worst:.1f} | {sus:+.1f} | {sus_worst:+.1f} | "
+              f"{built_s:.0f} |")
+    print("\ntimbre distance of the corner notes to their source (`fidelity.timbre_distance`, dB, median over "
+          "keys; goal: conceptor <= 1.5 x ddsp)\n")
+    print("| source | " + " | ".join(engines) + " | ratio |")
+    print("|---|" + "---:|" * (len(engines) + 1))
+    for src in ("cat", "flute", "glide"):
+        vals = [timbre.get((src, e), float("nan")) for e in engines]
+        ratio = vals[0] / vals[1] if len(vals) > 1 else float("nan")
+        print(f"| {src} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {ratio:.2f} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
-    ap.add_argument("--only", choices=("loading", "render", "reconstruction"))
+    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
+    ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
+    ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
     args = ap.parse_args(argv)
     import os
     print(f"## conceptor engine benchmarks — {platform.processor() or platform.machine()}, "
@@ -273,6 +399,8 @@ def main(argv=None):
         bench_render(args.quick, threads)
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
+    if args.only in (None, "instrument"):
+        bench_instrument(args.ddsp_steps, args.engines.split(","))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
 
 

@@ -1,0 +1,102 @@
+"""The conceptor engine on real-like recordings: grains where the source is periodic, gliding sources retuned,
+octave errors corrected (not mapped), held notes that keep their level. Small reservoirs, short notes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dawexport.audio.analysis import estimate_pitch
+from dawexport.engines.base import Clip, Corpus, RenderRequest
+from dawexport.engines.conceptor import ConceptorEngine
+from dawexport.engines.conceptor.tuning import render_pitch
+
+SR = 16000
+
+
+def harmonic(f0, sr=SR):
+    """A bright harmonic tone following the per-sample f0 array."""
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    return sum(0.5 ** (k - 1) * np.sin(k * phase) for k in range(1, 5))
+
+
+def clip(name, x, sr=SR):
+    x = (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+    return Clip(name, "mono", 0, x, estimate_pitch(x, sr))
+
+
+def test_grains_are_cut_where_the_source_is_periodic_and_report_their_confidence():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(int(0.4 * SR))                      # a breath / snare-like part first
+    tone = harmonic(np.full(int(0.6 * SR), 250.0))
+    c = clip("v", np.concatenate([noise, tone]))
+    eng = ConceptorEngine(ConceptorEngine.Settings(reservoir_size=60, n_reservoirs=1, grains_per_source=4),
+                          sample_rate=SR)
+    grains = eng._cut(c, SR)
+    assert len(grains) == 4
+    assert all(g.start >= 0.4 * SR for g in grains), [g.start for g in grains]
+    assert all(g.confidence >= 0.9 for g in grains)
+    eng.fit(Corpus(SR, ("mono",), (c,)), None, None)
+    report = eng.grain_report()
+    assert len(report) == 4 and all(r["start_s"] >= 0.4 and np.isfinite(r["nrmse"]) for r in report)
+
+
+def test_a_gliding_source_is_retuned_so_every_grain_plays_one_pitch():
+    f0 = np.linspace(200.0, 300.0, int(0.8 * SR))
+    c = clip("glide", harmonic(f0))
+    settings = ConceptorEngine.Settings(reservoir_size=60, n_reservoirs=1, grains_per_source=5)
+    flat = ConceptorEngine(settings, sample_rate=SR)._cut(c, SR)
+    kept = ConceptorEngine(settings.model_copy(update={"flatten_glide": False}), sample_rate=SR)._cut(c, SR)
+    per_flat = [len(g.audio) / g.periods for g in flat]
+    per_kept = [len(g.audio) / g.periods for g in kept]
+    assert max(per_kept) / min(per_kept) > 1.2                       # the source really glides
+    assert max(per_flat) / min(per_flat) < 1.02, per_flat            # the grains do not
+    assert abs(np.median(per_flat) - SR / c.pitch.hz) < 1.0
+
+
+def test_render_pitch_tells_a_real_octave_error_from_a_measuring_one():
+    t = np.arange(SR // 2) / SR
+    tone = np.sin(2 * np.pi * 220 * t)
+    assert not render_pitch(tone, SR, 220.0).octave_error
+    low = render_pitch(tone, SR, 440.0)             # the render really plays an octave below
+    assert low.octave_error and abs(low.hz - 220) < 1
+    high = render_pitch(tone, SR, 110.0)            # ... or above
+    assert high.octave_error and abs(high.hz - 220) < 1
+
+
+def test_a_render_an_octave_low_is_corrected_not_mapped():
+    """The reservoir played an octave below the key: the take is rendered again, longer, and re-pitched onto
+    the key, so the zone plays its note."""
+    eng = ConceptorEngine(ConceptorEngine.Settings(reservoir_size=60), sample_rate=SR)
+    req = RenderRequest((("a", 1.0),), "mono", 69, 127, 0.5, 0.1)
+    frames = int(0.6 * SR)
+    plan = {"req": req, "frames": frames, "ratio": 1.0, "target": 440.0, "pitched": True, "ctl": {"gain": 1.0}}
+    t = np.arange(int(frames * 1.06) + 64) / SR
+    assert eng._finish(plan, np.sin(2 * np.pi * 220 * t).astype(np.float32)) is None
+    assert abs(plan["needs_ratio"] - 2.0) < 0.01
+    t = np.arange(int(frames * plan["needs_ratio"] * 1.06) + 64) / SR
+    take = eng._finish(plan, np.sin(2 * np.pi * 220 * t).astype(np.float32))
+    assert len(take) == frames
+    assert abs(100 * (estimate_pitch(take[:int(0.5 * SR)], SR).midi - 69)) < 5
+    assert np.std(take[int(0.4 * SR):int(0.5 * SR)]) > 0.5 * np.std(take[int(0.1 * SR):int(0.2 * SR)])
+
+
+@pytest.fixture(scope="module")
+def fading(tmp_path_factory):
+    """A source whose level falls 12 dB along its length (a decaying meow-like tone)."""
+    n = int(0.8 * SR)
+    x = harmonic(np.full(n, 300.0)) * 10 ** (-12 * np.arange(n) / n / 20)
+    eng = ConceptorEngine(ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=4),
+                          sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (clip("fade", x),)), tmp_path_factory.mktemp("w"), None)
+    return eng
+
+
+def level(x):
+    return 10 * np.log10(np.mean(np.asarray(x, np.float64) ** 2) + 1e-20)
+
+
+def test_held_notes_keep_their_level_and_pitch(fading):
+    req = RenderRequest((("fade", 1.0),), "mono", 67, 127, 1.6, 0.1)
+    [take] = fading.render([req])
+    assert abs(level(take[int(1.2 * SR):int(1.5 * SR)]) - level(take[:SR])) < 3.0
+    assert abs(100 * (estimate_pitch(take[:int(1.6 * SR)], SR).midi - 67)) < 10
