@@ -100,3 +100,17 @@ def test_held_notes_keep_their_level_and_pitch(fading):
     [take] = fading.render([req])
     assert abs(level(take[int(1.2 * SR):int(1.5 * SR)]) - level(take[:SR])) < 3.0
     assert abs(100 * (estimate_pitch(take[:int(1.6 * SR)], SR).midi - 67)) < 10
+
+
+def test_the_level_follower_holds_a_reservoir_whose_gain_drifts():
+    """Spectral radius scaled to 0.8: the free run slowly dies; the level follower keeps most of the note."""
+    x = harmonic(np.full(int(0.8 * SR), 300.0))
+    drops = {}
+    for hold in (True, False):
+        settings = ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=4,
+                                            spectral_radius_scale=0.8, hold_level=hold)
+        eng = ConceptorEngine(settings, sample_rate=SR)
+        eng.fit(Corpus(SR, ("mono",), (clip("tone", x),)), None, None)
+        [take] = eng.render([RenderRequest((("tone", 1.0),), "mono", 67, 127, 1.6, 0.1)])
+        drops[hold] = level(take[:SR]) - level(take[int(1.2 * SR):int(1.5 * SR)])
+    assert drops[False] > 8.0 and drops[True] < drops[False] - 4.0, drops

@@ -16,16 +16,18 @@ of (morphed) conceptors, pitched by its leak rate.
     {('flute', 0): (0, 1, 2)}
 
 How a request becomes audio:
-- every source clip was cut into `grains_per_source` loopable grains (whole periods at zero crossings for
-  pitched clips, short windows for unpitched ones), normalised, and loaded; the grains' levels are kept
-  and re-applied along the sequence, so the note follows the source's loudness contour;
+- every source clip was cut into loopable grains (whole periods at zero crossings for pitched clips, where
+  the source is steady and periodic, one per `grain_spacing_ms`, retuned onto the clip's pitch; short
+  windows for unpitched ones), normalised, and loaded; the grains' levels are kept and re-applied along
+  the sequence (`level_contour` of them), over an output held at the grains' level (`hold_level`);
 - the note's conceptor schedule walks the grain sequence (`speed` steps per grain; negative = backwards;
   `sequence` says what happens at the end: hold the last grain, loop, or ping-pong), morphing linearly
   between consecutive grains and between the blend corners (`blend_mode: or` uses the Boolean OR of the
   corners instead: the conceptor of the weighted sum of their correlation matrices);
 - pitch: the leak rate is scaled so the note lands near the key (a leak multiplier shifts pitch by about
   the same factor; calibrated per clip at fit time) within `leak_range`; the rest, and the final exact
-  tuning measured on the rendered take, is done by band-limited resampling;
+  tuning measured on the rendered take (octave errors told apart, see `tuning`), is done by band-limited
+  resampling;
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
