@@ -274,7 +274,7 @@ def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndar
     f0 = 260 + 110 * np.sin(np.pi * np.clip(t / 1.2, 0, 1)) ** 2 - 70 * np.clip((t - 1.0) / 0.8, 0, 1)
     f0 = f0 * (1 + 0.004 * np.convolve(rng.standard_normal(n), np.ones(400) / 20, "same"))
     phase = 2 * np.pi * np.cumsum(f0) / sr
-    src = sum((0.8 ** k) * np.sin(k * phase) for k in range(1, 30) if 30 * 0 + k * 370 < sr / 2.2)
+    src = sum((0.8 ** k) * np.sin(k * phase) for k in range(1, 30) if k * 370 < sr / 2.2)
     y = np.zeros(n)
     for lo, hi, move in ((500, 900, 300), (1400, 2000, -400)):
         for half in (0, 1):
@@ -290,7 +290,7 @@ def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndar
     return (0.7 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict) -> Path:
+def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict, rate: int | None) -> Path:
     import shutil
 
     import yaml
@@ -300,7 +300,8 @@ def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict) -> 
     sf.write(str(folder / "glide.wav"), glide_voice(), 44100, subtype="PCM_24")
     files = {"cat": "cat_meow.flac", "glide": "glide.wav"}
     spec = {"name": f"{corner}_{engine}", "sources": {corner: files[corner], "flute": "flute.wav"},
-            "engine": {"name": engine, "seed": 0, "settings": settings},
+            "engine": {"name": engine, "seed": 0, "settings": settings,
+                       **({"sample_rate": rate} if rate else {})},
             "blend": {"corners": [corner, "flute"], "points_per_side": 3},
             "keys": {"low": "C3", "high": "C6", "every": 6}, "velocity_layers": 1, "round_robins": 1,
             "note": {"length": 2.0, "release": 0.4}, "stereo": "mono", "loop": "auto",
@@ -331,7 +332,7 @@ def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_c
     return out
 
 
-def bench_instrument(ddsp_steps: int, engines: list[str]):
+def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None):
     import tempfile
 
     from dawexport.audio.io import read_audio
@@ -342,7 +343,7 @@ def bench_instrument(ddsp_steps: int, engines: list[str]):
         src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
         for engine in engines:
             settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
-            spec = _instrument_spec(work, corner, engine, settings)
+            spec = _instrument_spec(work, corner, engine, settings, rate)
             t = time.perf_counter()
             result = build(spec, quiet=True)
             built_s = time.perf_counter() - t
@@ -364,7 +365,8 @@ def bench_instrument(ddsp_steps: int, engines: list[str]):
                 rows.append((corner, engine, cc, float(np.nanmedian(c)), float(np.nanmax(c)),
                              float(np.median(m["sustain"][cc])), float(np.min(m["sustain"][cc])), built_s))
     print(f"\n### Instruments in sfizz: keys C3-C6 (every key played), corners [source, flute] on CC 1, "
-          f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps} steps\n")
+          f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps} steps; model rate "
+          f"{rate or 'each engine default'}\n")
     print("| source | engine | CC 1 | median abs cents | max abs cents | median sustain dB (3 s vs 1st s) | "
           "worst sustain dB | build s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -388,6 +390,8 @@ def main(argv=None):
     ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
+    ap.add_argument("--rate", type=int, default=None, help="model sample rate for the instrument table "
+                    "(default: each engine's own; the conceptor's 22050 Hz cuts the sources' top octave)")
     args = ap.parse_args(argv)
     import os
     print(f"## conceptor engine benchmarks — {platform.processor() or platform.machine()}, "
@@ -400,7 +404,7 @@ def main(argv=None):
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
     if args.only in (None, "instrument"):
-        bench_instrument(args.ddsp_steps, args.engines.split(","))
+        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
 
 
