@@ -119,9 +119,20 @@ class EngineSettings(BaseModel):
 
 
 class TrainingSettings(EngineSettings):
-    """The trainer's settings, shared by every learning engine; engines override the defaults they need."""
-    max_steps: int = Field(3000, ge=1)
-    max_minutes: float | None = Field(5.0, gt=0, description="training wall-clock budget")
+    """The trainer's settings, shared by every learning engine; engines override the defaults they need.
+
+    Training stops after `max_steps` (each engine sets a default that a 2-core CPU finishes within its time
+    goal; a GPU simply gets there sooner), so the same spec gives the same model on any machine. `max_minutes`
+    adds a wall-clock stop for those who prefer one: the step it reaches depends on the machine's speed and
+    load, so it is recorded with the model, the renders and the build manifest. `threads` is part of the
+    arithmetic (parallel sums add in a different order with another count), so it is a fixed number rather
+    than "all cores".
+    """
+    max_steps: int = Field(3000, ge=1, description="training stops after this many steps")
+    max_minutes: float | None = Field(None, gt=0, description="also stop after this many minutes of training "
+                                      "(the step reached then depends on the machine: not reproducible)")
+    threads: int = Field(2, ge=1, le=256, description="torch CPU threads for training and rendering; the "
+                         "result depends on it, so it does not follow the machine's core count")
     batch_size: int = Field(8, ge=1, le=256)
     lr: float = Field(1e-3, gt=0, le=1.0)
     lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
@@ -144,6 +155,9 @@ class Engine(abc.ABC):
         self.sample_rate = sample_rate
         self.seed = seed
         self.device = device
+        # what training produced beyond the settings (TrainResult.record(): steps, what stopped them, device),
+        # set by `fit` and restored by `load`; None for engines that do not train
+        self.training: dict | None = None
 
     def cache_key(self, corpus: Corpus) -> str:
         """What the trained model depends on: the corpus content, engine, training settings, rate and seed.
@@ -158,8 +172,10 @@ class Engine(abc.ABC):
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def render_key(self, corpus: Corpus) -> str:
-        """What rendered takes depend on: the trained model plus every setting, render-only ones included."""
-        blob = json.dumps([self.cache_key(corpus), self.settings.model_dump(mode="json")], sort_keys=True)
+        """What rendered takes depend on: the trained model (with the steps it reached: a clock-stopped
+        training reaches a different step on another machine) plus every setting, render-only ones included."""
+        blob = json.dumps([self.cache_key(corpus), self.settings.model_dump(mode="json"),
+                           (self.training or {}).get("steps")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def check_corpus_rate(self, corpus: Corpus) -> None:

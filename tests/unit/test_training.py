@@ -123,6 +123,7 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
 
     again = make_trainer(tmp_path, batch=counting).run()
     assert again.stopped_by == "finished" and calls == [] and again.step == 60
+    assert again.record()["stopped_by"] == "steps" and again.record()["steps"] == 60
 
 
 def test_wall_clock_budget_stops_training(tmp_path):
@@ -136,6 +137,16 @@ def test_wall_clock_budget_stops_training(tmp_path):
     assert math.isfinite(result.best_val)        # it validated before stopping
     _, meta = load_tensors(tmp_path / CHECKPOINT)
     assert meta["finished"] and meta["step"] == result.step
+    again = make_trainer(tmp_path, batch=slow, max_steps=10_000, max_minutes=0.5 / 60).run()
+    assert again.record() == {**result.record()} and again.record()["stopped_by"] == "time"
+
+
+def test_training_stops_at_its_steps_by_default():
+    assert TrainConfig().max_minutes is None
+    from dawexport.engines import engine_class
+    for name in ("ddsp", "wavenet"):
+        settings = engine_class(name).Settings()
+        assert settings.max_minutes is None and settings.max_steps >= 1000 and settings.threads >= 1
 
 
 def test_patience_stops_on_a_plateau(tmp_path):

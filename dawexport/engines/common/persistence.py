@@ -209,7 +209,8 @@ def load_module_state(module, state: Mapping[str, "torch.Tensor"], *, file: str)
 
 def torch_model_record(engine, model, train_result) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
     """What every torch engine saves first: the model's weights under `model/`, and meta naming the engine,
-    its version, rate, seed, settings, the model's config and a summary of the training (last 50 points)."""
+    its version, rate, seed, settings, the model's config, a summary of the training (last 50 points) and
+    its record (`Engine.training`: steps and what stopped them, which the renders' cache key includes)."""
     if model is None:
         raise EngineError(f"the {engine.name} engine has no model to save; call fit() or load() first")
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
@@ -219,7 +220,7 @@ def torch_model_record(engine, model, train_result) -> tuple[dict[str, "torch.Te
         result["history"] = train_result.history[-50:]
     meta = {"engine": engine.name, "version": engine.version, "sample_rate": engine.sample_rate,
             "seed": engine.seed, "settings": engine.settings.model_dump(mode="json"),
-            "config": model.config.to_json(), "training": result}
+            "config": model.config.to_json(), "training": result, "record": engine.training}
     return tensors, meta
 
 
@@ -232,6 +233,7 @@ def read_torch_model(engine, directory, name: str, config_cls, read):
     """Load what `torch_model_record` (plus the engine's own parts) saved: (config, read(tensors, meta, config),
     the model weights, file). `read` picks the engine's parts; a missing or malformed part is an EngineError."""
     tensors, meta, file = load_engine_state(engine, directory, name)
+    engine.training = meta.get("record")        # steps trained and what stopped them (see Engine.training)
     try:
         config = config_cls(**meta["config"])
         parts = read(tensors, meta, config)

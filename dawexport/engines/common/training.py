@@ -45,11 +45,12 @@ _MAX_BAD_STEPS = 25
 
 
 class TrainConfig(BaseModel):
-    """Budgets and optimiser settings. Training stops at `max_steps` or `max_minutes`, whichever is first."""
+    """Budgets and optimiser settings. Training stops at `max_steps`; `max_minutes` (off by default) also
+    stops it by the clock, which makes the step reached depend on the machine."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_steps: int = Field(2000, ge=1)
-    max_minutes: float | None = Field(5.0, gt=0, description="wall-clock budget over all resumed sessions")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget over all resumed sessions")
     batch_size: int = Field(8, ge=1, description="read by the engine's batch_fn")
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["cosine", "exponential", "constant"] = "cosine"
@@ -71,7 +72,7 @@ class TrainConfig(BaseModel):
     def from_settings(cls, settings, *, seed: int, device: str, **extra) -> "TrainConfig":
         """The trainer's part of an engine's `TrainingSettings`, plus `extra` (e.g. threads=...)."""
         shared = ("max_steps", "max_minutes", "batch_size", "lr", "lr_schedule", "checkpoint_every",
-                  "validate_every", "patience")
+                  "validate_every", "patience", "threads")
         return cls(**{name: getattr(settings, name) for name in shared}, seed=seed, device=device, **extra)
 
 
@@ -86,6 +87,15 @@ class TrainResult:
     device: str
     precision: str
     history: list[dict] = field(default_factory=list)   # [{"step", "loss", "val", "seconds"}]: step 0, validations
+    stop_reason: str = ""         # what ended the training, also for "finished": "steps" | "time" | "plateau"
+
+    def record(self) -> dict:
+        """What the trained weights depend on beyond the settings: the steps taken and what stopped them.
+
+        Deterministic for a step stop (and a plateau: validation is itself deterministic); for a clock stop
+        the step depends on the machine, so it must travel with everything made from these weights."""
+        return {"steps": self.step, "best_step": self.best_step, "stopped_by": self.stop_reason or self.stopped_by,
+                "device": self.device, "precision": self.precision}
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -301,7 +311,7 @@ class Trainer:
                 self._load_best()
             return TrainResult(step, best_val if math.isfinite(best_val) else float("nan"), best_step,
                                "finished", resumed_from, elapsed_before, self.device.type,
-                               self.precision.describe(), history)
+                               self.precision.describe(), history, str(saved.get("stopped_by") or "steps"))
         if saved:
             self.progress.info(f"resuming from step {step} ({CHECKPOINT} in {self.workdir})")
         budget_s = cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
@@ -313,7 +323,7 @@ class Trainer:
         def state(finished: bool) -> dict:
             return {"best_val": best_val if math.isfinite(best_val) else None, "best_step": best_step,
                     "elapsed_s": elapsed(), "stale": stale, "history": history[-200:], "finished": finished,
-                    "numpy_rng": rng.bit_generator.state}
+                    "numpy_rng": rng.bit_generator.state, "stopped_by": stopped_by if finished else None}
 
         if not saved and self.val_batches:            # where training starts from, for the record
             start_val = self.validate()
@@ -382,7 +392,7 @@ class Trainer:
                            + (f", best validation loss {final_best:.4f} at step {best_step}"
                               if math.isfinite(final_best) else ""))
         return TrainResult(step, final_best, best_step, stopped_by, resumed_from, seconds, self.device.type,
-                           self.precision.describe(), history)
+                           self.precision.describe(), history, stopped_by)
 
 
 __all__ = ["BEST", "CHECKPOINT", "TrainConfig", "TrainResult", "Trainer", "lr_at", "to_device"]

@@ -1,6 +1,6 @@
 """The `ddsp` engine: a harmonic-plus-noise instrument learned from the user's own sounds, at full bandwidth.
 
-    >>> engine = DDSPEngine(DDSPEngine.Settings(max_minutes=5), sample_rate=44100, seed=0)
+    >>> engine = DDSPEngine(DDSPEngine.Settings(max_steps=2000), sample_rate=44100, seed=0)
     >>> engine.hop                                      # samples per control frame (~5 ms)
     256
 
@@ -52,6 +52,35 @@ from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
 _CHUNK_SAMPLES = 1 << 21          # output samples per batched render pass (bounds memory to ~0.3 GB)
+_BLOCK_ROWS = 16                  # most takes per render pass
+
+
+def render_blocks(lengths: Sequence[int], key_weights: Sequence[np.ndarray], hop: int, *,
+                  by_corner: bool = True) -> list[list[int | None]]:
+    """Requests (by index) in the blocks they render in, each block padded with None to a row count fixed by
+    the note's length alone.
+
+    A matrix product's rounding can depend on how many rows it multiplies, so a take must not depend on which
+    other takes share its batch: requests of one length (and, blending outputs, one set of corners, since the
+    decoder runs once per corner on the rows that use it) go together in blocks of exactly
+    `_CHUNK_SAMPLES / samples` rows (at most 16). Rendering a grid whole, in shards or in another order then
+    gives the same bytes.
+
+        >>> blocks = render_blocks([100, 100, 50], [np.ones(1)] * 3, hop=10)
+        >>> [[i for i in block if i is not None] for block in blocks], len(blocks[0])
+        ([[2], [0, 1]], 16)
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, (n, kw) in enumerate(zip(lengths, key_weights)):
+        corners = tuple(np.flatnonzero(np.asarray(kw) > 0).tolist()) if by_corner else ()
+        groups.setdefault((n // hop + 2, corners), []).append(i)
+    blocks = []
+    for (n_frames, _), members in sorted(groups.items()):
+        size = min(_BLOCK_ROWS, max(1, _CHUNK_SAMPLES // (n_frames * hop)))
+        for start in range(0, len(members), size):
+            part = members[start:start + size]
+            blocks.append(part + [None] * (size - len(part)))
+    return blocks
 
 
 class DDSPEngine(Engine):
@@ -82,7 +111,7 @@ class DDSPEngine(Engine):
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig.from_settings(self.settings, seed=self.seed, device=self.device, threads=self.settings.threads)
+        return TrainConfig.from_settings(self.settings, seed=self.seed, device=self.device)
 
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
@@ -137,9 +166,10 @@ class DDSPEngine(Engine):
         trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=loss_fn,
                           val_batches=val_batches, workdir=Path(workdir), progress=progress, desc="ddsp train")
         progress.info(f"ddsp: training on {trainer.device.type} ({trainer.precision.describe()}), "
-                      f"{sum(p.numel() for p in model.parameters()):,} parameters, up to {s.max_steps} steps / "
-                      f"{s.max_minutes} min")
+                      f"{sum(p.numel() for p in model.parameters()):,} parameters, {s.max_steps} steps"
+                      + (f" or {s.max_minutes} min" if s.max_minutes else ""))
         self.train_result = trainer.run()
+        self.training = self.train_result.record()
         model = model.cpu().eval()
         with torch.no_grad():
             latents = model.encoder(key_mel, key_w)[[k.alias for k in keys]]
@@ -273,25 +303,24 @@ class DDSPEngine(Engine):
         model.to(device).eval()
         latents = self.key_latents.to(device)
         lengths = [max(1, int(round((r.duration_s + r.release_s) * self.sample_rate))) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        hop = self.hop
+        per_take = [self._controls_for(r, n // hop + 2) for r, n in zip(requests, lengths)]
+        blocks = render_blocks(lengths, [c[2] for c in per_take], hop, by_corner=self.settings.blend == "output")
         out: list[np.ndarray | None] = [None] * len(requests)
         bar = progress.bar(total=len(requests), desc="ddsp render", unit="recording")
-        hop = self.hop
         try:
-            start = 0
-            while start < len(order):
-                n_frames = lengths[order[start]] // hop + 2
-                size = max(1, _CHUNK_SAMPLES // (n_frames * hop))
-                chunk = order[start:start + size]
-                start += len(chunk)
-                rows = [self._controls_for(requests[i], n_frames) for i in chunk]
+            for block in blocks:
+                chunk = [i for i in block if i is not None]
+                filled = [i if i is not None else chunk[-1] for i in block]     # padding rows repeat a take
+                rows = [per_take[i] for i in filled]
+                n_frames = len(rows[0][0])
                 f0 = torch.tensor(np.stack([r[0] for r in rows]), dtype=torch.float32, device=device)
                 loud = torch.tensor(np.stack([r[1] for r in rows]), dtype=torch.float32, device=device)
                 kw = torch.tensor(np.stack([r[2] for r in rows]), dtype=torch.float32, device=device)
                 white = torch.stack([
                     torch.randn(n_frames, 2 * hop, generator=torch.Generator().manual_seed(
-                        self._noise_seed(requests[i], rows[row][2])))
-                    for row, i in enumerate(chunk)]).to(device)
+                        self._noise_seed(requests[i], per_take[i][2])))
+                    for i in filled]).to(device)
                 with torch.no_grad():
                     if self.settings.blend == "output":
                         merged, corner_latents = self._merge_identical_keys(kw, latents)
@@ -301,7 +330,9 @@ class DDSPEngine(Engine):
                     audio = model.synthesize(controls, white, self._room_weights(kw) if model.reverb is not None
                                              else None)
                 audio = audio.cpu().numpy()
-                for row, i in enumerate(chunk):
+                for row, i in enumerate(block):
+                    if i is None:
+                        continue
                     take = audio[row, :lengths[i]].astype(np.float32, copy=True)
                     if not rows[row][3]:
                         take[:] = 0.0

@@ -1,6 +1,6 @@
 """The `wavenet` engine: an NSynth-style WaveNet autoencoder trained on the user's own sounds, at 16 kHz.
 
-    >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_minutes=10), sample_rate=16000, seed=0)
+    >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_steps=1500), sample_rate=16000, seed=0)
     >>> engine.model_config().receptive_field > 0
     True
 
@@ -138,9 +138,11 @@ class WaveNetEngine(Engine):
         cfg = model.config
         progress.info(f"wavenet: training on {trainer.device.type} ({trainer.precision.describe()}), "
                       f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
-                      f"{cfg.receptive_field} samples, up to {s.max_steps} steps / {s.max_minutes} min")
+                      f"{cfg.receptive_field} samples, {s.max_steps} steps"
+                      + (f" or {s.max_minutes} min" if s.max_minutes else ""))
         with cpu_threads(s.threads):
             self.train_result = trainer.run()
+        self.training = self.train_result.record()
         self.model = model.cpu().eval()
         self.clips = clips
         self._encoded = {}

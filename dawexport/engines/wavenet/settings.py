@@ -29,7 +29,8 @@ class WaveNetSettings(TrainingSettings):
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
     # training
-    max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
+    max_steps: int = Field(1500, ge=1, description="training stops after this many steps (a GPU's work: on 2 "
+                           "CPU cores the result is still noise)")
     batch_size: int = Field(4, ge=1, le=256)
     crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
     augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
@@ -47,8 +48,8 @@ class WaveNetSettings(TrainingSettings):
     sustain_db: float = Field(12.0, gt=0, le=60, description="sustain frames: within this of the peak")
     crossfade_s: float = Field(0.1, ge=0, le=2, description="latent glide from the attack into the hold")
     render_batch: int = Field(256, ge=1, le=4096, description="voices decoded together (memory bound)")
-    threads: int | None = Field(None, ge=1, le=256, description="CPU threads for training (torch intra-op) "
-                                "and decoding (voices split over threads); default: torch's setting")
+    threads: int = Field(2, ge=1, le=256, description="CPU threads for training (torch intra-op) and decoding "
+                         "(voices split over threads); the result depends on it, so it is a fixed number")
 
     @model_validator(mode="after")
     def _check(self):
