@@ -4,6 +4,7 @@
     $ dawexport train instruments/cat_flute.yaml      # only train (resumes an interrupted run)
     $ dawexport validate instruments/cat_flute.yaml   # check the spec and its sources, do nothing else
     $ dawexport inspect instruments/cat_flute.yaml    # show what a build would render
+    $ dawexport inspect build/cat_flute               # show what a finished build depends on
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from . import __version__
 from .errors import BuildError, DawexportError
@@ -35,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if the folder is up to date")
     command("train", "train the model only (cached; an interrupted run resumes from its last checkpoint)")
     command("validate", "check the spec and every source sound; exit non-zero on any problem")
-    command("inspect", "show the sources' measured pitch and the grid a build would render")
+    command("inspect", "show the sources' measured pitch and the grid a build would render; given a build "
+            "folder, what that build depends on (engine, settings, steps trained, seed, sources, versions)")
     return parser
 
 
@@ -136,6 +139,10 @@ def _run(args) -> int:
     from .spec import load_spec
 
     progress = Progress(quiet=args.quiet)
+    if args.command == "inspect" and Path(args.spec).is_dir():
+        from .provenance import describe_build
+        print(describe_build(Path(args.spec)))
+        return 0
     spec = load_spec(args.spec)
     if args.command == "validate":
         if not args.quiet:

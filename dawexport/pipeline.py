@@ -31,6 +31,7 @@ from .progress import SILENT, Progress
 from .render.plan import RenderPlan, make_plan
 from .render.samples import SampleSettings, make_samples
 from .spec import InstrumentSpec, load_spec
+from .provenance import clock_stop_note, depends_on
 from .publish import Staging, check_target, recover
 
 from .publish import MANIFEST  # noqa: E402
@@ -277,6 +278,9 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
                    f"{engine.sample_rate} Hz, stereo mode {spec.stereo}")
     corpus = build_corpus(spec, engine.sample_rate, progress)
     trained = fit_or_load(engine, corpus, spec, progress)
+    note = clock_stop_note(engine.training, engine.settings)
+    if note:
+        progress.stage("train", note)
     if stop_after == "train":
         return BuildResult(target, trained=trained)
 
@@ -299,7 +303,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         options = {"ableton": {"live_version": spec.output.live_version, "location": target}}
         files += write_formats(instrument, staging.path, spec.output.formats, options)
         manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name, "spec": made_by,
-                    "files": sorted(set(files))}
+                    "files": sorted(set(files)), "depends_on": depends_on(spec, engine)}
         (staging.path / MANIFEST).write_text(json.dumps(manifest, indent=1))
         staging.publish()
     progress.stage("done", f"{target} ({len(files)} files)")

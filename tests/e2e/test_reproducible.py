@@ -6,14 +6,28 @@ busy, with another torch thread count) gives byte-identical folders.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 import dawexport.engines  # noqa: F401,I001  (before torch: sets the OpenMP wait policy)
+import torch
 
 from dawexport.audio.analysis import PitchEstimate
+from dawexport.cli import main
 from dawexport.engines import engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
+from dawexport.pipeline import MANIFEST, build
+from dawexport.progress import Progress
+
+SOUNDS = Path(__file__).resolve().parents[2] / "instruments" / "sounds"
 
 SR = 16000
 
@@ -84,3 +98,87 @@ def test_a_grid_renders_the_same_whole_in_shards_and_in_any_order(fitted):
         assert shuffled[j].tobytes() == whole[i].tobytes(), (fitted.name, "order", requests[i])
     for j, take in enumerate(alone):
         assert take.tobytes() == whole[7 * j].tobytes(), (fitted.name, "alone", requests[7 * j])
+
+
+# --------------------------------------------------------------------------- whole builds
+
+BUILD_SETTINGS = dict(latent_size=4, hidden_size=16, n_harmonics=12, noise_bands=9, n_mels=16, table_size=128,
+                      max_steps=4, batch_size=2, crop_s=0.2, augment_copies=1, validate_every=2)
+
+
+def _spec(folder: Path, **settings) -> Path:
+    for name in ("cat_meow.flac", "flute.wav"):
+        shutil.copy(SOUNDS / name, folder / name)
+    spec = {"name": "tiny", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
+            "engine": {"name": "ddsp", "sample_rate": 16000, "seed": 3,
+                       "settings": {**BUILD_SETTINGS, **settings}},
+            "blend": {"corners": ["cat", "flute"], "points_per_side": 2},
+            "keys": {"low": "G3", "high": "D4", "every": 3}, "velocity_layers": 2, "round_robins": 2,
+            "note": {"length": 0.6, "release": 0.2},
+            "wavetables": [{"name": "morph", "along": "blend", "note": "C4", "frames": 3}]}   # every format
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _build_in(workdir: Path, spec: Path, monkeypatch) -> dict[str, bytes]:
+    """Build from `workdir` (so into workdir/build/tiny, with its own cache workdir/build/.dawexport-cache)."""
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    result = build(spec, quiet=True)
+    assert result.trained and result.folder == workdir / "build" / "tiny"
+    return _files(result.folder)
+
+
+def test_a_build_is_byte_identical_when_busy_and_with_another_thread_count(tmp_path, monkeypatch):
+    spec = _spec(tmp_path)
+    quiet = _build_in(tmp_path / "quiet", spec, monkeypatch)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = _build_in(tmp_path / "busy", spec, monkeypatch)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    before = torch.get_num_threads()
+    torch.set_num_threads(3 if before != 3 else 1)
+    try:
+        threads = _build_in(tmp_path / "threads", spec, monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+    assert any(name.endswith(".wav") for name in quiet) and any(name.endswith(".adg") for name in quiet)
+    for other in (busy, threads):
+        assert sorted(other) == sorted(quiet)
+        assert [name for name in quiet if other[name] != quiet[name]] == []
+    record = json.loads(quiet[MANIFEST])["depends_on"]
+    assert record["engine"]["training"]["steps"] == 4 and record["engine"]["training"]["stopped_by"] == "steps"
+    assert record["engine"]["seed"] == 3 and record["reproducible"] is True
+    assert {"numpy", "torch", "python"} <= set(record["libraries"])
+    assert record["sources"]["cat"] == [{"file": "cat_meow.flac",
+                                         "sha256": hashlib.sha256((SOUNDS / "cat_meow.flac").read_bytes()
+                                                                  ).hexdigest()}]
+
+
+def test_a_clock_stopped_build_records_its_step_and_says_so(tmp_path, monkeypatch, capsys):
+    spec = _spec(tmp_path, max_steps=100_000, max_minutes=0.001)
+    monkeypatch.chdir(tmp_path)
+    result = build(spec, progress=Progress(stream=sys.stdout))
+    out = capsys.readouterr().out
+    record = json.loads((result.folder / MANIFEST).read_text())["depends_on"]
+    training = record["engine"]["training"]
+    assert training["stopped_by"] == "time" and 1 <= training["steps"] < 100_000
+    assert record["reproducible"] is False
+    assert f"at step {training['steps']} of 100000" in out and "remove max_minutes" in out
+    assert main(["inspect", str(result.folder)]) == 0
+    shown = capsys.readouterr().out
+    assert f"training: {training['steps']} steps (stopped by time" in shown
+    assert "reproducible: no" in shown and "sha256" in shown and "torch" in shown
+
+
+def test_inspect_refuses_a_folder_that_is_not_a_build(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a dawexport build folder" in err and str(tmp_path) in err and "Traceback" not in err
