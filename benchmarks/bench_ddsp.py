@@ -1,6 +1,6 @@
 """Benchmark of the `ddsp` engine on the cat_flute spec: speed, memory and quality against `sampler`.
 
-    python benchmarks/bench_ddsp.py                 # train (5 min budget), render, measure; prints a table
+    python benchmarks/bench_ddsp.py                 # train (2000 steps), render, measure; prints a table
     python benchmarks/bench_ddsp.py --build         # also time a cold `dawexport build` (another ~6-8 min)
     python benchmarks/bench_ddsp.py --minutes 1 --json out.json
 
@@ -177,7 +177,8 @@ def cold_build(spec_data: dict, workdir: Path) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=None, help="training budget (default: the engine's)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="add a wall-clock stop (default: none, the step count alone)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--build", action="store_true", help="also time a cold `dawexport build`")
