@@ -45,7 +45,7 @@ VARIANTS = {                     # name -> (torch threads, extra environment, on
 
 def _setup(threads: int, steps: int, device: str):
     sys.path.insert(0, str(ROOT))
-    import dawexport.engines.torch_utils  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+    import dawexport.engines  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
     from dawexport.engines import make_engine
     from dawexport.pipeline import build_corpus
     from dawexport.render.plan import make_plan
@@ -69,6 +69,8 @@ def worker(args) -> int:
     out = Path(args.out)
     if args.model:
         engine.load(Path(args.model))
+    elif (out / "model").is_dir():                  # trained by an earlier run: render it again
+        engine.load(out / "model")
     else:
         t0 = time.perf_counter()
         engine.fit(corpus, out / "work", None)
@@ -82,7 +84,7 @@ def worker(args) -> int:
 def mel_profile(x: np.ndarray, rate: int, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
     """Time-averaged 64-band mel power (dB) of the frames within 20 dB of the loudest, level removed."""
     sys.path.insert(0, str(ROOT))
-    from dawexport.engines.ddsp import mel_filterbank
+    from dawexport.audio.spectral import mel_filterbank
     x = np.asarray(x, np.float64)
     if len(x) < n_fft:
         x = np.pad(x, (0, n_fft - len(x)))
@@ -100,7 +102,9 @@ def timbre_db(a: np.ndarray, b: np.ndarray, rate: int) -> float:
 
 
 def peak_dbfs(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    return np.array([20 * np.log10(max(float(np.max(np.abs(x - y))), 1e-12)) for x, y in zip(a, b)])
+    """Largest sample-wise difference per take in dBFS; -240 where the takes are identical."""
+    return np.array([20 * np.log10(max(float(np.max(np.abs(x.astype(np.float64) - y))), 1e-12))
+                     for x, y in zip(a, b)])
 
 
 def _load(path: Path) -> list[np.ndarray]:
@@ -138,13 +142,14 @@ def main() -> int:
     for name in names:
         run(name)
     ref_dir = work / names[0].replace(" ", "_")
-    for name in names[1:]:
+    for name in names:                      # the reference too: render-only rows compare like with like
         run(name, ref_dir / "model")
 
     sys.path.insert(0, str(ROOT))
     engine, corpus, requests = _setup(1, args.steps, "cpu")
     rate = engine.sample_rate
     reference = _load(ref_dir / "takes.npz")
+    reference_render = _load(ref_dir / "render_only.npz")
     sources = {(c.source, c.channel): c.audio for c in corpus.clips}
 
     def fidelity(takes) -> list[float]:
@@ -164,11 +169,12 @@ def main() -> int:
         folder = work / name.replace(" ", "_")
         for label, file in (("render only", "render_only.npz"), ("train + render", "takes.npz")):
             takes = _load(folder / file)
-            peaks = peak_dbfs(reference, takes)
-            timbre = [timbre_db(a, b, rate) for a, b in zip(reference, takes)]
+            base = reference_render if file == "render_only.npz" else reference
+            peaks = peak_dbfs(base, takes)
+            timbre = [timbre_db(a, b, rate) for a, b in zip(base, takes)]
             fid = fidelity(takes)
-            fid_diff = max((abs(a - b) for a, b in zip(ref_fid, fid)), default=float("nan"))
-            same = sum(np.array_equal(a, b) for a, b in zip(reference, takes))
+            fid_diff = max((abs(a - b) for a, b in zip(fidelity(base), fid)), default=float("nan"))
+            same = sum(np.array_equal(a, b) for a, b in zip(base, takes))
             row = {"variant": name, "what": label, "identical": f"{same}/{len(takes)}",
                    "peak_max_dbfs": float(peaks.max()), "peak_median_dbfs": float(np.median(peaks)),
                    "timbre_max_db": float(max(timbre)), "timbre_median_db": float(np.median(timbre)),
@@ -181,9 +187,13 @@ def main() -> int:
     print("| variant | what differs | identical takes | sample-wise difference, worst / median take | "
           "timbre difference, worst / median take | fidelity change at the source's pitch |")
     print("|---|---|---|---|---|---|")
+
+    def dbfs(value: float) -> str:
+        return "none" if value <= -240 else f"{value:.1f}"
+
     for r in rows:
-        print(f"| {r['variant']} | {r['what']} | {r['identical']} | {r['peak_max_dbfs']:.1f} / "
-              f"{r['peak_median_dbfs']:.1f} dBFS | {r['timbre_max_db']:.3f} / {r['timbre_median_db']:.3f} dB | "
+        print(f"| {r['variant']} | {r['what']} | {r['identical']} | {dbfs(r['peak_max_dbfs'])} / "
+              f"{dbfs(r['peak_median_dbfs'])} dBFS | {r['timbre_max_db']:.3f} / {r['timbre_median_db']:.3f} dB | "
               f"{r['fidelity_diff_db']:.3f} dB |")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
