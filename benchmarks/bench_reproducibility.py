@@ -102,9 +102,10 @@ def timbre_db(a: np.ndarray, b: np.ndarray, rate: int) -> float:
 
 
 def peak_dbfs(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """Largest sample-wise difference per take in dBFS; -240 where the takes are identical."""
-    return np.array([20 * np.log10(max(float(np.max(np.abs(x.astype(np.float64) - y))), 1e-12))
-                     for x, y in zip(a, b)])
+    """Largest sample-wise difference per take in dBFS; -inf where the takes are identical."""
+    peaks = np.array([float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b)])
+    with np.errstate(divide="ignore"):
+        return 20 * np.log10(peaks)
 
 
 def _load(path: Path) -> list[np.ndarray]:
@@ -189,7 +190,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
 
     def dbfs(value: float) -> str:
-        return "none" if value <= -240 else f"{value:.1f}"
+        return "none" if value == -np.inf else f"{value:.1f}"
 
     for r in rows:
         print(f"| {r['variant']} | {r['what']} | {r['identical']} | {dbfs(r['peak_max_dbfs'])} / "
