@@ -31,7 +31,7 @@ from .progress import SILENT, Progress
 from .render.plan import RenderPlan, make_plan
 from .render.samples import SampleSettings, make_samples
 from .spec import InstrumentSpec, load_spec
-from .provenance import clock_stop_note, depends_on
+from .provenance import build_time, clock_stop_note, depends_on, stamp_files
 from .publish import Staging, check_target, recover
 
 from .publish import MANIFEST  # noqa: E402
@@ -300,6 +300,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         progress.stage("export", ", ".join(spec.output.formats))
         files = [s.path for s in instrument.samples]
         files += [p for table in instrument.wavetables for p in (table.path, *table.extra_paths)]
+        stamp_files(staging.path, files, build_time(spec))        # presets record the samples' dates
         options = {"ableton": {"live_version": spec.output.live_version, "location": target}}
         files += write_formats(instrument, staging.path, spec.output.formats, options)
         manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name, "spec": made_by,

@@ -11,12 +11,14 @@
 
 Everything here is a pure function of the spec, the sources' bytes, the engine (with what its training
 reached) and the library versions, never of the clock or the machine's name, so two builds of one spec on one
-machine write the same manifest byte for byte.
+machine write the same manifest byte for byte; the files a build writes carry the sources' date
+(`build_time`), not the build's, because the Ableton presets record it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -65,6 +67,25 @@ def depends_on(spec, engine) -> dict:
         "libraries": library_versions(),
         "reproducible": not (training and training.get("stopped_by") == "time"),
     }
+
+
+def build_time(spec) -> int:
+    """The date (Unix seconds) a build stamps on the audio files it writes, which the Ableton presets record
+    beside each sample: `SOURCE_DATE_EPOCH` when set (the reproducible-builds convention), else the newest
+    modification time of the spec and its sources, so that building again gives the same bytes."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return int(epoch)
+    paths = [spec.source_path(r) for recordings in spec.sources.values() for r in recordings]
+    if spec.spec_path is not None:
+        paths.append(Path(spec.spec_path))
+    return max(int(p.stat().st_mtime) for p in paths)
+
+
+def stamp_files(folder: Path, files, when: int) -> None:
+    """Set the modification time of `files` (relative to `folder`) to `when`."""
+    for name in files:
+        os.utime(Path(folder) / name, (when, when))
 
 
 def clock_stop_note(training: dict | None, settings) -> str | None:
@@ -125,5 +146,5 @@ def describe_build(folder: Path) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["clock_stop_note", "depends_on", "describe_build", "file_sha256", "library_versions",
+__all__ = ["build_time", "clock_stop_note", "depends_on", "stamp_files", "describe_build", "file_sha256", "library_versions",
            "read_manifest", "source_hashes"]

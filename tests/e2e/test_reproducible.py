@@ -125,28 +125,31 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _build_in(workdir: Path, spec: Path, monkeypatch) -> dict[str, bytes]:
-    """Build from `workdir` (so into workdir/build/tiny, with its own cache workdir/build/.dawexport-cache)."""
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
+def _build_in(label: str, tmp_path: Path, spec: Path, monkeypatch) -> dict[str, bytes]:
+    """Build into tmp_path/work/build/tiny with a fresh cache (work/build/.dawexport-cache), then move the
+    build and its cache aside to tmp_path/label. The folder's place stays the same: Ableton presets record it."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
     result = build(spec, quiet=True)
-    assert result.trained and result.folder == workdir / "build" / "tiny"
-    return _files(result.folder)
+    assert result.trained and result.folder == work / "build" / "tiny"
+    (work / "build").rename(tmp_path / label)
+    return _files(tmp_path / label / "tiny")
 
 
 def test_a_build_is_byte_identical_when_busy_and_with_another_thread_count(tmp_path, monkeypatch):
     spec = _spec(tmp_path)
-    quiet = _build_in(tmp_path / "quiet", spec, monkeypatch)
+    quiet = _build_in("quiet", tmp_path, spec, monkeypatch)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        busy = _build_in(tmp_path / "busy", spec, monkeypatch)
+        busy = _build_in("busy", tmp_path, spec, monkeypatch)
     finally:
         spinner.kill()
         spinner.wait()
     before = torch.get_num_threads()
     torch.set_num_threads(3 if before != 3 else 1)
     try:
-        threads = _build_in(tmp_path / "threads", spec, monkeypatch)
+        threads = _build_in("threads", tmp_path, spec, monkeypatch)
     finally:
         torch.set_num_threads(before)
     assert any(name.endswith(".wav") for name in quiet) and any(name.endswith(".adg") for name in quiet)
