@@ -146,5 +146,5 @@ def describe_build(folder: Path) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["build_time", "clock_stop_note", "depends_on", "stamp_files", "describe_build", "file_sha256", "library_versions",
-           "read_manifest", "source_hashes"]
+__all__ = ["build_time", "clock_stop_note", "depends_on", "describe_build", "file_sha256", "library_versions",
+           "read_manifest", "source_hashes", "stamp_files"]
