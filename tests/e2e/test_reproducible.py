@@ -67,7 +67,7 @@ def _grid(channels=("L", "R")) -> list[RenderRequest]:
 TINY = {
     "ddsp": dict(latent_size=4, hidden_size=16, n_harmonics=12, noise_bands=9, n_mels=16, table_size=128,
                  max_steps=3, batch_size=2, crop_s=0.2, augment_copies=1, checkpoint_every=10, validate_every=10),
-    "wavenet": dict(width=64, stacks=1, layers=4, encoder_width=8, encoder_layers=2, encoder_cycle=2, hop=128,
+    "wavenet": dict(width=32, stacks=1, layers=4, encoder_width=8, encoder_layers=2, encoder_cycle=2, hop=128,
                     max_steps=3, batch_size=2, crop_samples=512, augment_low=55, augment_high=62,
                     augment_step=7.0, render_batch=5, checkpoint_every=10, validate_every=10),
     "sampler": {},
@@ -85,6 +85,8 @@ def fitted(request, tmp_path_factory):
 
 def test_a_grid_renders_the_same_whole_in_shards_and_in_any_order(fitted):
     requests = _grid()
+    if fitted.name == "wavenet":            # sample by sample: a quarter of the grid keeps the test short
+        requests = requests[::4]
     whole = fitted.render(requests)
     shards = [requests[i:i + 5] for i in range(0, len(requests), 5)]
     sharded = [take for shard in shards for take in fitted.render(shard)]
