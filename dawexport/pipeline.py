@@ -26,6 +26,7 @@ from .audio.resample import resample
 from .audio.stereo import channel_names, split_channels
 from .engines import Engine, make_engine
 from .engines.base import Clip, Corpus
+from .engines.common.training_log import TRAINING_LOG
 from .errors import BuildError, DawexportError, EngineError, ExportError, SpecError
 from .progress import SILENT, Progress
 from .render.plan import RenderPlan, make_plan
@@ -124,6 +125,8 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
     shutil.rmtree(partial, ignore_errors=True)
     try:
         engine.save(partial)
+        if (workdir / TRAINING_LOG).exists():  # the training curve stays with the model (the build report reads it)
+            shutil.copy2(workdir / TRAINING_LOG, partial / TRAINING_LOG)
         (partial / "complete").write_text(key)
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)     # a full disk keeps no half-written model

@@ -12,7 +12,8 @@ import torch
 
 from dawexport.engines.common.persistence import load_state, load_tensors, save_state, save_tensors
 from dawexport.engines.common.torch_utils import pick_device, pick_precision
-from dawexport.engines.common.training import BEST, CHECKPOINT, TrainConfig, Trainer, lr_at
+from dawexport.engines.common.training import (BEST, CHECKPOINT, TRAINING_LOG, TrainConfig, Trainer, lr_at,
+                                               read_training_log)
 from dawexport.errors import EngineError
 from dawexport.progress import Progress, SILENT
 
@@ -111,6 +112,33 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert result.resumed_from == 40 and result.step == 60
     a, b = weights(full.model), weights(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_log_has_every_step_and_validation_and_survives_a_resume(tmp_path):
+    """One JSON line per step and per validation; steps 41-46 of the killed run are dropped and taken again."""
+    full = make_trainer(tmp_path / "full")
+    full.run()
+    log = read_training_log(tmp_path / "full" / TRAINING_LOG)
+    steps = [e["step"] for e in log if "loss" in e]
+    vals = [e for e in log if "val" in e]
+    assert steps == list(range(1, 61))
+    assert [e["step"] for e in vals] == [0, 20, 40, 60] and all(e["val"] > 0 for e in vals)
+    assert all(e["loss"] > 0 and e["lr"] > 0 for e in log if "loss" in e)
+
+    def dies_at_47(step, rng):
+        if step == 47:
+            raise KeyboardInterrupt
+        return batch_fn(step, rng)
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path / "broken", batch=dies_at_47).run()
+    assert max(e["step"] for e in read_training_log(tmp_path / "broken" / TRAINING_LOG)) <= 47
+    with (tmp_path / "broken" / TRAINING_LOG).open("a") as torn:   # a kill mid-write leaves half a line
+        torn.write('{"step": 4')
+    make_trainer(tmp_path / "broken").run()
+    resumed = read_training_log(tmp_path / "broken" / TRAINING_LOG)
+    assert [e["step"] for e in resumed] == [e["step"] for e in log]
+    assert [e["loss"] for e in resumed if "loss" in e] == pytest.approx([e["loss"] for e in log if "loss" in e])
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):

@@ -18,6 +18,8 @@ scores the fixed validation batches, and the weights with the best validation lo
 Files in `workdir` (all safetensors with JSON metadata; nothing is pickled):
   checkpoint.safetensors   model + optimizer + RNG states + step/budget/best, replaced atomically
   best.safetensors         the model weights with the lowest validation loss so far
+  training_log.jsonl       one JSON line per step ({"step", "loss", "lr", "seconds"}) and per validation
+                           ({"step", "val", "seconds"}); read back with `read_training_log`
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from ...errors import EngineError
 from ...progress import SILENT
 from .persistence import load_module_state, load_tensors, save_tensors
 from .torch_utils import cpu_threads, deterministic, pick_device, pick_precision, seed_everything
+from .training_log import TRAINING_LOG, TrainingLog, read_training_log
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
@@ -325,10 +328,12 @@ class Trainer:
                     "elapsed_s": elapsed(), "stale": stale, "history": history[-200:], "finished": finished,
                     "numpy_rng": rng.bit_generator.state, "stopped_by": stopped_by if finished else None}
 
+        log = TrainingLog(self.workdir / TRAINING_LOG, resumed_from)
         if not saved and self.val_batches:            # where training starts from, for the record
             start_val = self.validate()
             history.append({"step": 0, "loss": None, "val": start_val if math.isfinite(start_val) else None,
                             "seconds": 0.0})
+            log.validation(0, start_val, 0.0)
         stopped_by = "steps"
         bad_steps = 0
         recent: list[float] = []
@@ -338,8 +343,10 @@ class Trainer:
         try:
             for _ in bar:
                 batch = to_device(self.batch_fn(step, rng), self.device)
-                loss = self._step(batch, lr_at(step, cfg))
+                lr = lr_at(step, cfg)
+                loss = self._step(batch, lr)
                 step += 1
+                log.step(step, loss, lr, elapsed())
                 if math.isfinite(loss):
                     bad_steps = 0
                     recent = (recent + [loss])[-20:]
@@ -364,6 +371,7 @@ class Trainer:
                     history.append({"step": step, "loss": float(np.mean(recent)) if recent else None,
                                     "val": last_val if math.isfinite(last_val) else None,
                                     "seconds": round(elapsed(), 3)})
+                    log.validation(step, last_val, elapsed())
                 if hasattr(bar, "set_postfix"):
                     post = {"loss": f"{np.mean(recent):.4f}" if recent else "nan"}
                     if math.isfinite(last_val):
@@ -377,11 +385,14 @@ class Trainer:
                 if plateau and step < cfg.max_steps:
                     stopped_by = "plateau"
                 if stopped_by != "steps" or step >= cfg.max_steps:
+                    log.flush()                          # the log never lags behind its checkpoint
                     self._save_checkpoint(step, state(finished=True))
                     break
                 if step % cfg.checkpoint_every == 0:
+                    log.flush()
                     self._save_checkpoint(step, state(finished=False))
         finally:
+            log.close()
             if hasattr(bar, "close"):
                 bar.close()
         seconds = elapsed()
@@ -395,4 +406,5 @@ class Trainer:
                            self.precision.describe(), history, stopped_by)
 
 
-__all__ = ["BEST", "CHECKPOINT", "TrainConfig", "TrainResult", "Trainer", "lr_at", "to_device"]
+__all__ = ["BEST", "CHECKPOINT", "TRAINING_LOG", "TrainConfig", "TrainResult", "Trainer", "lr_at",
+           "read_training_log", "to_device"]
