@@ -5,6 +5,7 @@
     $ dawexport validate instruments/cat_flute.yaml   # check the spec and its sources, do nothing else
     $ dawexport inspect instruments/cat_flute.yaml    # show what a build would render
     $ dawexport inspect build/cat_flute               # show what a finished build depends on
+    $ dawexport report build/cat_flute --open         # draw a build's report.html again, open it
 """
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     command("validate", "check the spec and every source sound; exit non-zero on any problem")
     command("inspect", "show the sources' measured pitch and the grid a build would render; given a build "
             "folder, what that build depends on (engine, settings, steps trained, seed, sources, versions)")
+    report = commands.add_parser("report", help="draw a build folder's report.html again (every build writes "
+                                 "one) and optionally open it", description="draw a build folder's report.html "
+                                 "again (every build writes one) and optionally open it in the browser")
+    report.add_argument("folder", help="a build folder, e.g. build/cat_flute")
+    report.add_argument("--open", action="store_true", help="open the page in the web browser")
+    report.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
 
 
@@ -138,6 +145,8 @@ def _run(args) -> int:
     from .progress import Progress
     from .spec import load_spec
 
+    if args.command == "report":
+        return _report(args)
     progress = Progress(quiet=args.quiet)
     if args.command == "inspect" and Path(args.spec).is_dir():
         from .provenance import describe_build
@@ -158,6 +167,19 @@ def _run(args) -> int:
     result = build(spec, progress=progress, force=args.force)
     if not args.quiet:
         print(result.folder)
+    return 0
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    from .report import remake_report
+    page = remake_report(Path(args.folder))
+    if not args.quiet:
+        print(page)
+    if args.open:
+        import webbrowser
+        webbrowser.open(page.resolve().as_uri())
     return 0
 
 

@@ -265,6 +265,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
           stop_after: str | None = None) -> BuildResult:
     """Build the instrument folder for a spec. `stop_after="train"` stops once the model exists."""
     progress = progress or Progress(quiet=quiet)
+    first_stage = len(progress.stages)           # the build report shows this build's stages
     spec = spec_or_path if isinstance(spec_or_path, InstrumentSpec) else load_spec(spec_or_path)
     target = spec.output_dir()
     key = build_key(spec)
@@ -292,6 +293,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
 
     from .export import write_formats
     from .render.assemble import assemble_instrument
+    from .report import write_build_report
     with Staging(target, spec=made_by) as staging:
         progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
@@ -306,6 +308,9 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         stamp_files(staging.path, files, build_time(spec))        # presets record the samples' dates
         options = {"ableton": {"live_version": spec.output.live_version, "location": target}}
         files += write_formats(instrument, staging.path, spec.output.formats, options)
+        files += write_build_report(staging.path, spec, engine, corpus, instrument, samples, progress,
+                                    first_stage=first_stage, model_dir=_model_dir(engine, corpus, spec),
+                                    trained=trained)
         manifest = {"dawexport": __version__, "build_key": key, "engine": engine.name, "spec": made_by,
                     "files": sorted(set(files)), "depends_on": depends_on(spec, engine)}
         (staging.path / MANIFEST).write_text(json.dumps(manifest, indent=1))

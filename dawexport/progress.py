@@ -1,8 +1,13 @@
 """Progress for long work: stage lines and bars (steps, loss, ETA) on stderr, silenced with quiet=True.
 
-    progress = Progress(quiet=False)
-    progress.stage("render", "48 takes")
-    for batch in progress.bar(batches, total=len(batches), unit="batch"): ...
+    >>> progress = Progress(quiet=True)
+    >>> progress.stage("render", "48 takes")
+    >>> progress.warn("2 takes are off-pitch")
+    >>> [name for name, _ in progress.stages], progress.warnings
+    (['render'], ['2 takes are off-pitch'])
+
+Stages and warnings are remembered (quiet or not): the build report shows where the time went and what was
+warned about.
 """
 from __future__ import annotations
 
@@ -17,8 +22,11 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self._start = time.monotonic()
+        self.stages: list[tuple[str, float]] = []     # (name, time.monotonic() when it began)
+        self.warnings: list[str] = []
 
     def stage(self, name: str, detail: str = "") -> None:
+        self.stages.append((name, time.monotonic()))
         if not self.quiet:
             elapsed = time.monotonic() - self._start
             print(f"[{elapsed:6.1f}s] {name}" + (f": {detail}" if detail else ""), file=self.stream, flush=True)
@@ -26,6 +34,12 @@ class Progress:
     def info(self, message: str) -> None:
         if not self.quiet:
             print(f"         {message}", file=self.stream, flush=True)
+
+    def warn(self, message: str) -> None:
+        """Something the musician should know; kept for the build report even when quiet."""
+        self.warnings.append(message)
+        if not self.quiet:
+            print(f"warning: {message}", file=self.stream, flush=True)
 
     def bar(self, iterable=None, *, total=None, desc: str = "", unit: str = "it"):
         """A tqdm bar (ETA, rate); with quiet=True it still counts but prints nothing."""

@@ -144,7 +144,7 @@ def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, set
         processed.append(process_take(channels, cell.zone.root, model_rate, settings))
     off = [sample_path(settings, t) for t, p in zip(plan.cells, processed) if abs(p.root_key - t.zone.root) > 1]
     if off:
-        progress.info(f"{len(off)} take(s) sound more than a semitone away from the note asked for (a gliding "
+        progress.warn(f"{len(off)} take(s) sound more than a semitone away from the note asked for (a gliding "
                       f"source?), e.g. {off[0]}: they are mapped by the pitch they were measured at")
 
     peaks = np.array([np.max(np.abs(p.audio)) for p in processed])
