@@ -349,3 +349,23 @@ def test_bad_kits_are_clear_errors(changes, key, match):
 def test_a_valid_kit_spec_parses_with_defaults():
     spec = parse_spec(spec_data(kit={"low": "C2", "sources": ["flute"], "length": 0.3}), "kit.yaml")
     assert (spec.kit.low, spec.kit.high, spec.kit.grains, spec.kit.decay_s) == (36, 51, 16, 0.3)
+
+
+def test_kit_report_has_a_tile_per_pad_in_a_real_browser(kit):
+    """The build report of a kit: one tile per pad with its label, one play button per sample, all playable."""
+    from support.browser import chromium_page, media_of
+
+    folder, _ = kit
+    samples = sorted(p.relative_to(folder).as_posix() for p in (folder / "samples").glob("*.wav"))
+    with chromium_page(width=390) as page:
+        page.goto((folder / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator(".tile").count() == PADS
+        assert page.locator("#cells button.cell").count() == len(samples)
+        assert "grain" in page.locator(".tile").nth(0).inner_text()
+        media = media_of(page)
+        assert all(i["width"] > 0 for i in media["images"])
+        assert all(a["error"] is None and a["duration"] > 0 for a in media["audio"]), media["audio"]
+        assert set(samples) <= {a["src"] for a in media["audio"]}
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        assert page.errors == []

@@ -1,6 +1,6 @@
 """The build report (report.html) opened in a real browser: a tiny sampler instrument (a 4-corner square,
 one key zone, two velocity layers, a wavetable) built end to end, then checked in headless Chromium.
-Screenshots at 1280 and 390 px wide are kept in pytest's temporary folder (the path is printed)."""
+Screenshots at 1280 and 390 px wide are kept as test artefacts in build/test-artefacts/ (git ignores build/)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from support import copy_example_sounds
+from support import REPO, copy_example_sounds
 from support.browser import chromium_page, media_of, screenshots
 
 from dawexport.cli import main
@@ -19,6 +19,7 @@ from dawexport.publish import MANIFEST
 from dawexport.report.facts import training_curve
 from dawexport.report.images import png_bytes, spectrogram_db, spectrogram_image
 
+ARTEFACTS = REPO / "build" / "test-artefacts"
 
 
 def square_spec(tmp_path: Path) -> Path:
@@ -55,11 +56,11 @@ def test_report_is_written_and_listed_in_the_manifest(square):
     assert not list(folder.rglob("*.partial"))
 
 
-def test_report_in_a_real_browser(square, tmp_path_factory):
+def test_report_in_a_real_browser(square):
     _, folder = square
     samples = sorted(p.relative_to(folder).as_posix() for p in (folder / "samples").glob("*.wav"))
     assert len(samples) == 4 * 1 * 2                                  # 4 blend points × 1 zone × 2 layers
-    shots = tmp_path_factory.mktemp("report_screenshots")
+    shots = ARTEFACTS / "report"
     with chromium_page() as page:
         page.goto((folder / "report.html").as_uri())
         page.wait_for_load_state("load")
