@@ -59,7 +59,7 @@ def _spectrogram_png(folder: Path, relative: str, x: np.ndarray, sr: int, size: 
 
 
 def _cents(value: float | None) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:+.1f} ct"
+    return "—" if value is None or not math.isfinite(value) else f"{round(value, 1) + 0.0:+.1f} ct"
 
 
 def _seconds(frames: int, sr: int) -> str:

@@ -165,6 +165,8 @@ def curve_svg(series: list[tuple[str, str, np.ndarray, np.ndarray]], *, x_label:
     if log_y:
         decades = range(math.floor(y0), math.ceil(y1) + 1)
         y_ticks = [10.0 ** d * m for d in decades for m in (1, 2, 5) if y0 <= math.log10(10.0 ** d * m) <= y1]
+        if len(y_ticks) < 3:                 # less than a decade: every whole multiple
+            y_ticks = [10.0 ** d * m for d in decades for m in range(1, 10) if y0 <= math.log10(10.0 ** d * m) <= y1]
         if len(y_ticks) > 8:
             y_ticks = [t for t in y_ticks if f"{t:.3g}"[0] == "1"] or y_ticks[::2]
     else:
