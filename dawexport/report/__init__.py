@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -34,11 +35,14 @@ def write_build_report(folder: Path, spec, engine, corpus, instrument, rendered,
     folder = Path(folder)
     facts = collect(spec, engine, corpus, instrument, rendered, progress, first_stage, model_dir, trained,
                     time.monotonic())
-    files = []
+    files: list[str] = []
     for source in facts["sources"]:
         recording = spec.sources[source["name"]][source["take"]]
-        preview = f"report/sources/{source['name']}" + (f"_{source['take'] + 1}" if source["takes"] > 1 else "") \
-            + ".wav"
+        stem = re.sub(r"[^A-Za-z0-9._+-]+", "_", source["name"]) + (f"_{source['take'] + 1}" if source["takes"] > 1
+                                                                     else "")
+        while f"report/sources/{stem}.wav" in files:      # two names that differ only in odd characters
+            stem += "_"
+        preview = f"report/sources/{stem}.wav"
         rate, channels, seconds = write_preview(spec.source_path(recording), folder / preview)
         source.update(preview=preview, sample_rate=rate, channels=channels, seconds=round(seconds, 3))
         files.append(preview)

@@ -149,3 +149,12 @@ def test_spectrogram_puts_a_tone_in_its_band_and_is_a_valid_png():
     assert loud.max() > quiet.max()                                     # a fixed dB scale: quieter is darker
     png = png_bytes(loud)
     assert png.startswith(b"\x89PNG") and png.endswith(b"IEND\xaeB`\x82")
+
+
+def test_the_instrument_survives_the_build_facts(tmp_path):
+    """`dawexport report` draws from report/build.json alone: the Instrument must come back exactly."""
+    from helpers import make_test_instrument
+
+    from dawexport.report.facts import instrument_from_json, instrument_to_json
+    instrument = make_test_instrument(tmp_path, layers=2, blend_points=3, round_robins=2)
+    assert instrument_from_json(json.loads(json.dumps(instrument_to_json(instrument)))) == instrument
