@@ -153,7 +153,7 @@ def test_spectrogram_puts_a_tone_in_its_band_and_is_a_valid_png():
 
 def test_the_instrument_survives_the_build_facts(tmp_path):
     """`dawexport report` draws from report/build.json alone: the Instrument must come back exactly."""
-    from helpers import make_test_instrument
+    from support.helpers import make_test_instrument
 
     from dawexport.report.facts import instrument_from_json, instrument_to_json
     instrument = make_test_instrument(tmp_path, layers=2, blend_points=3, round_robins=2)
