@@ -1,6 +1,8 @@
 """A real browser for tests: the system's headless Chromium (Debian package `chromium`) driven by Playwright.
 
-    >>> seen = open_report(folder / "report.html", shots=tmp_path)   # -> what the page did, for asserts
+    with chromium_page(width=390) as page:      # page.errors, page.requests: what the page logged and asked for
+        page.goto((folder / "report.html").as_uri())
+        media = media_of(page)                   # every image's naturalWidth, every audio element's duration
 
 Playwright's own browser downloads are never used: `.ci/run` installs Chromium with apt.
 """
