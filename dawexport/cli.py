@@ -146,7 +146,7 @@ def _run(args) -> int:
     from .spec import load_spec
 
     if args.command == "report":
-        return _report(args)
+        return _remake_report(args)
     progress = Progress(quiet=args.quiet)
     if args.command == "inspect" and Path(args.spec).is_dir():
         from .provenance import describe_build
@@ -170,7 +170,7 @@ def _run(args) -> int:
     return 0
 
 
-def _report(args) -> int:
+def _remake_report(args) -> int:
     from pathlib import Path
 
     from .report import remake_report
