@@ -192,6 +192,13 @@ def _summary(spec) -> str:
         return (f"engine {spec.engine.name}, grain kit of {kit.grains} pad(s) {midi_to_note(kit.low)}-"
                 f"{midi_to_note(kit.high)} × {spec.velocity_layers} layer(s) × {spec.round_robins} round robin(s) "
                 f"= {takes} samples; formats: {', '.join(spec.output.formats)} → {spec.output_dir()}")
+    if spec.texture is not None:
+        tex = spec.texture
+        return (f"engine {spec.engine.name}, texture kit of {tex.count} pad(s) {midi_to_note(tex.low)}-"
+                f"{midi_to_note(tex.high)} (kept from {tex.candidate_count} candidates of {tex.length} s, "
+                f"{'looped' if tex.loop else 'one-shots'}) × {spec.velocity_layers} layer(s) = "
+                f"{tex.count * spec.velocity_layers} samples; formats: {', '.join(spec.output.formats)} → "
+                f"{spec.output_dir()}")
     points = blend_points(spec.blend_corners, spec.blend.points_per_side if spec.blend else 1)
     zones = key_zones(spec.keys.low, spec.keys.high, spec.keys.every)
     takes = len(points) * len(zones) * len(velocity_layers(spec.velocity_layers)) * spec.round_robins
@@ -209,6 +216,10 @@ def _inspect(spec) -> int:
 
     print(_summary(spec))
     corpus = build_corpus(spec, engine_rate(spec), Progress())
+    if spec.texture is not None:  # the pads' textures are chosen by the curator after training
+        print(f"channels: {', '.join(corpus.channels)} (stereo mode {spec.stereo}); model rate "
+              f"{corpus.sample_rate} Hz; the curator picks the pads once the model is trained")
+        return 0
     if spec.kit is not None:      # the pads' grains are picked from the trained model's grains
         kit = spec.kit
         print(f"channels: {', '.join(corpus.channels)} (stereo mode {spec.stereo}); model rate "

@@ -121,7 +121,8 @@ def format_validation_error(error: ValidationError, model: type[BaseModel], file
                 message += f" (got {item['input']!r})"
         lines.append(f"{key}: {message}")
     summary = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
-    example = "conceptor_kit.yaml" if (first_key or "").startswith("kit") else "cat_flute.yaml"
+    example = {"kit": "conceptor_kit.yaml", "texture": "textures.yaml"}.get(
+        (first_key or "").split(".")[0].split("[")[0], "cat_flute.yaml")
     return SpecError(summary, file=file, fix=f"correct the key(s) above; see instruments/{example} "
                      "for a complete, commented example")
 class BuildError(DawexportError):

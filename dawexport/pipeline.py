@@ -121,6 +121,13 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
     else:
         progress.stage("model", f"{engine.name} (no training)")
     _fit_healing(engine, corpus, workdir, progress)
+    previews = workdir / "previews"
+    if previews.is_dir():             # clips written while it trained: keep them for listening
+        kept = cache_root(spec) / "previews" / f"{engine.name}-{key}"
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(previews), str(kept))
+        progress.info(f"training previews: {kept}")
     partial = model_dir.with_name(model_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -288,8 +295,19 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     if stop_after == "train":
         return BuildResult(target, trained=trained)
 
-    plan = make_plan(spec, corpus.channels, grains=engine.grain_catalogue() if spec.kit is not None else None)
-    takes = _render_or_retrain(engine, corpus, plan, spec, progress, trained)
+    textures = None
+    if spec.texture is not None:      # the curator's kept candidates are the pads
+        from .render.plan import make_texture_plan
+        from .render.textures import choose_textures, kept_monos, texture_takes
+        curation, candidates = choose_textures(spec, engine, corpus, engine.render_key(corpus),
+                                               cache_root(spec) / "renders", progress)
+        plan = make_texture_plan(spec, corpus.channels, curation.kept)
+        takes = texture_takes(plan, candidates)
+        textures = kept_monos(curation, candidates)
+    else:
+        plan = make_plan(spec, corpus.channels,
+                         grains=engine.grain_catalogue() if spec.kit is not None else None)
+        takes = _render_or_retrain(engine, corpus, plan, spec, progress, trained)
 
     from .export import write_formats
     from .render.assemble import assemble_instrument
@@ -301,7 +319,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress)
         instrument = assemble_instrument(spec, plan, samples, engine)
         instrument = replace(instrument, wavetables=tuple(_wavetables(spec, engine, corpus, staging.path,
-                                                                      progress)))
+                                                                      progress, textures)))
         progress.stage("export", ", ".join(spec.output.formats))
         files = [s.path for s in instrument.samples]
         files += [p for table in instrument.wavetables for p in (table.path, *table.extra_paths)]
@@ -358,12 +376,12 @@ def _recover_output(target: Path, progress: Progress) -> None:
         progress.info(line)
 
 
-def _wavetables(spec, engine, corpus, folder, progress) -> list:
+def _wavetables(spec, engine, corpus, folder, progress, textures=None) -> list:
     if not spec.wavetables:
         return []
     from .render.wavetables import make_wavetables
     progress.stage("wavetables", ", ".join(t.name for t in spec.wavetables))
-    return make_wavetables(spec, engine, corpus, folder, progress)
+    return make_wavetables(spec, engine, corpus, folder, progress, textures)
 
 
 def _up_to_date(target: Path, key: str) -> bool:

@@ -58,7 +58,12 @@ CAT_ITD_S = 0.00002
 CAT_REFLECTION_GAIN = 0.18
 TAIL_ENERGY = 0.015
 
-__all__ = ["make_cat", "make_flute", "main", "estimate_f0", "f0_track", "CAT_FILE", "FLUTE_FILE"]
+# texture sources (instruments/textures.yaml): three short sounds of different kinds
+TEXTURE_SR = 44100
+DRUM_FILE, BABBLE_FILE, FIELD_FILE = "drum_hits.flac", "babble.flac", "field.flac"
+
+__all__ = ["make_cat", "make_flute", "make_drum", "make_babble", "make_field", "main", "estimate_f0",
+           "f0_track", "CAT_FILE", "FLUTE_FILE", "DRUM_FILE", "BABBLE_FILE", "FIELD_FILE"]
 
 
 # ----------------------------------------------------------------------------
@@ -282,6 +287,144 @@ def make_flute(sr: int = FLUTE_SR, seed: int = 1) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
+# texture sources: a drum, a speech-like babble, a field recording with birds
+# ----------------------------------------------------------------------------
+
+def _room(x: np.ndarray, sr: int, rng: np.random.Generator, rt60: float = 0.35, wet: float = 0.12) -> np.ndarray:
+    """A small room: the dry sound plus an exponentially decaying noise tail (60 dB in rt60)."""
+    n = int(rt60 * sr)
+    ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
+    ir = signal.sosfilt(signal.butter(1, 6000, fs=sr, output="sos"), ir)
+    ir *= wet / np.sqrt(np.sum(ir ** 2))
+    return x + signal.fftconvolve(x, ir)[:len(x)]
+
+
+def make_drum(sr: int = TEXTURE_SR, seed: int = 2) -> np.ndarray:
+    """Three hits on a snare-like tom, 2.4 s mono: a membrane whose modes (110 Hz and inharmonic partials
+    at 1.59, 2.14, 2.30, 2.65 x) drop in pitch as the head relaxes, a stick click, a buzzing snare wire,
+    each hit at its own strength and moment, in a small room."""
+    rng = np.random.default_rng(seed)
+    n = int(2.4 * sr)
+    out = np.zeros(n)
+    for start_s, strength in ((0.05, 1.0), (0.83, 0.55), (1.42, 0.8)):
+        m = n - int(start_s * sr)
+        t = np.arange(m) / sr
+        glide = 1.0 + 0.35 * strength * np.exp(-t / 0.03)          # harder hits start sharper
+        hit = np.zeros(m)
+        for ratio, amp, decay in ((1.0, 1.0, 0.28), (1.59, 0.5, 0.16), (2.14, 0.35, 0.11),
+                                  (2.30, 0.25, 0.09), (2.65, 0.2, 0.07)):
+            phase = 2 * np.pi * np.cumsum(110.0 * ratio * glide) / sr + rng.uniform(0, 2 * np.pi)
+            hit += amp * np.sin(phase) * np.exp(-t / decay)
+        click = rng.standard_normal(m) * np.exp(-t / 0.004)
+        click = signal.sosfilt(signal.butter(2, [2000, 7000], btype="band", fs=sr, output="sos"), click)
+        wires = rng.standard_normal(m) * np.exp(-t / 0.12) * (0.5 + 0.5 * np.exp(-t / 0.02))
+        wires = signal.sosfilt(signal.butter(2, [1500, 9000], btype="band", fs=sr, output="sos"), wires)
+        out[-m:] += strength * (hit + 0.6 * click + 0.35 * wires)
+    return _normalise_peak(_room(out, sr, rng))[None, :]
+
+
+VOWELS = {"a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (270, 2290, 3010), "o": (570, 840, 2410),
+          "u": (300, 870, 2240)}
+
+
+def _formants(source: np.ndarray, sr: int, formants, bandwidths=(80, 100, 140)) -> np.ndarray:
+    out = np.zeros_like(source)
+    for f, bw, gain in zip(formants, bandwidths, (1.0, 0.6, 0.3)):
+        r = np.exp(-np.pi * bw / sr)
+        b, a = [1 - r], [1, -2 * r * np.cos(2 * np.pi * f / sr), r * r]
+        out += gain * signal.lfilter(b, a, source)
+    return out
+
+
+def make_babble(sr: int = TEXTURE_SR, seed: int = 3) -> np.ndarray:
+    """Speech-like babble, 3.0 s mono: syllables of irregular length (consonant + vowel), a glottal source
+    whose pitch falls through each phrase with accents, vowel formants, hissed, plosive and nasal
+    consonants, and short pauses; no words."""
+    rng = np.random.default_rng(seed)
+    n = int(3.0 * sr)
+    out = np.zeros(n)
+    pos = int(0.05 * sr)
+    phrase_start = pos
+    while pos < n - int(0.15 * sr):
+        dur = int(rng.uniform(0.12, 0.3) * sr)
+        dur = min(dur, n - pos)
+        t = np.arange(dur) / sr
+        declination = 170.0 - 25.0 * (pos - phrase_start) / sr
+        f0 = declination * (1.0 + rng.uniform(-0.05, 0.12) * np.sin(np.pi * t / t[-1])) * (1 + 0.01 * rng.standard_normal())
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        glottal = sum(np.sin(k * phase) / k ** 1.2 for k in range(1, 40) if k * f0.max() < 0.45 * sr)
+        a, b = rng.choice(list(VOWELS), size=2)
+        mix = np.clip(t / t[-1], 0, 1)[:, None]
+        first = _formants(glottal, sr, VOWELS[a])
+        second = _formants(glottal, sr, VOWELS[b])
+        vowel = (1 - mix[:, 0]) * first + mix[:, 0] * second            # a diphthong glide
+        env = np.sin(np.pi * np.clip(t / t[-1], 0, 1)) ** 0.6
+        syllable = vowel * env / (np.max(np.abs(vowel)) + 1e-9)
+        kind = rng.choice(["s", "t", "m", ""], p=[0.3, 0.3, 0.2, 0.2])
+        lead = int(rng.uniform(0.03, 0.09) * sr)
+        if kind == "s":
+            hiss = signal.sosfilt(signal.butter(2, [4000, 9000], btype="band", fs=sr, output="sos"),
+                                  rng.standard_normal(lead)) * np.hanning(lead) * 0.25
+            out[max(0, pos - lead):pos] += hiss[-(pos - max(0, pos - lead)):]
+        elif kind == "t":
+            burst = int(0.012 * sr)
+            noise = signal.sosfilt(signal.butter(2, 2500, btype="high", fs=sr, output="sos"),
+                                   rng.standard_normal(burst)) * np.exp(-np.arange(burst) / (0.003 * sr)) * 0.5
+            syllable[:burst] += noise
+        elif kind == "m":
+            hum = np.sin(2 * np.pi * np.cumsum(np.full(lead, f0[0])) / sr) * np.hanning(lead) * 0.3
+            out[max(0, pos - lead):pos] += hum[-(pos - max(0, pos - lead)):]
+        out[pos:pos + dur] += syllable
+        pos += dur
+        if rng.random() < 0.3:                                   # a pause: a new phrase starts higher
+            pos += int(rng.uniform(0.1, 0.3) * sr)
+            phrase_start = pos
+        else:
+            pos += int(rng.uniform(0.0, 0.04) * sr)
+    return _normalise_peak(_room(out, sr, rng, rt60=0.25, wet=0.08))[None, :]
+
+
+def make_field(sr: int = TEXTURE_SR, seed: int = 4) -> np.ndarray:
+    """A field recording, 3.0 s stereo: wind in grass (slowly swelling, band-passed noise, different on each
+    side), a cricket's pulsed 4.6 kHz song on the right, and a bird on the left: chirps and a trill."""
+    rng = np.random.default_rng(seed)
+    n = int(3.0 * sr)
+    t = np.arange(n) / sr
+    out = np.zeros((2, n))
+    for ch in range(2):
+        wind = signal.sosfilt(signal.butter(2, [150, 1200], btype="band", fs=sr, output="sos"), rng.standard_normal(n))
+        wind *= 0.6 + 0.4 * _smooth_noise(rng, n, sr, 0.8)
+        out[ch] += 0.02 * wind / np.std(wind)
+    pulses = (np.sin(2 * np.pi * 12 * t) > 0.3) * (0.6 + 0.4 * (np.sin(2 * np.pi * 1.7 * t) > -0.4))
+    cricket = np.sin(2 * np.pi * 4600 * t) * signal.sosfiltfilt(signal.butter(2, 40, fs=sr, output="sos"),
+                                                               pulses.astype(float))
+    out[1] += 0.25 * cricket
+    out[0] += 0.1 * cricket
+    bird = np.zeros(n)
+    start = 0.1
+    while start < 2.85:                                   # a chirp every 0.15-0.4 s, the trill at 1.6 s
+        if not 1.55 < start < 2.0:
+            dur = rng.uniform(0.05, 0.12)
+            f_lo, f_hi = rng.uniform(2200, 3200), rng.uniform(3800, 5400)
+            if rng.random() < 0.3:
+                f_lo, f_hi = f_hi, f_lo                   # a falling call now and then
+            m = int(dur * sr)
+            tt = np.arange(m) / m
+            f = f_lo + (f_hi - f_lo) * tt ** 0.7
+            chirp = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.sin(np.pi * tt) ** 2
+            i = int(start * sr)
+            bird[i:i + m] += chirp + 0.2 * np.sin(2 * np.pi * np.cumsum(2 * f) / sr) * np.sin(np.pi * tt) ** 2
+        start += rng.uniform(0.15, 0.4)
+    trill_start, trill = int(1.6 * sr), int(0.35 * sr)
+    tt = np.arange(trill) / sr
+    bird[trill_start:trill_start + trill] += (np.sin(2 * np.pi * (3500 * tt + 300 * np.sin(2 * np.pi * 22 * tt) / (2 * np.pi * 22)))
+                                             * (0.5 + 0.5 * np.sin(2 * np.pi * 22 * tt)) * np.hanning(trill))
+    out[0] += 0.5 * bird
+    out[1] += 0.2 * np.roll(bird, int(0.0004 * sr))
+    return _normalise_peak(out)
+
+
+# ----------------------------------------------------------------------------
 # measurement helpers (used for the README and by the tests)
 # ----------------------------------------------------------------------------
 
@@ -384,8 +527,19 @@ def main(argv=None) -> int:
         f"+-15 cent vibrato (full from 0.8 s), steady sustain ~0.1-1.84 s for looping; "
         f"peak {fl_peak:.1f} dBFS.\n"
     )
+    textures = ((DRUM_FILE, make_drum(), "three hits on a snare-like tom (membrane modes with a pitch drop, "
+                 "stick click, snare wires) in a small room, mono"),
+                (BABBLE_FILE, make_babble(), "speech-like babble: irregular syllables, falling-pitch phrases, "
+                 "vowel formants, hissed/plosive/nasal consonants, pauses; no words; mono"),
+                (FIELD_FILE, make_field(), "a field at dusk: wind in grass, a cricket (right), a bird's chirps "
+                 "and trill (left); stereo"))
+    for name, audio, what in textures:
+        sf.write(out / name, audio.T, TEXTURE_SR, subtype="PCM_16", format="FLAC")
+        info = sf.info(str(out / name))
+        readme += f"- `{name}`: {what}; {info.duration:.2f} s, {info.samplerate} Hz, 16-bit FLAC (textures.yaml).\n"
     (out / "README.md").write_text(readme)
-    print(f"wrote {out / CAT_FILE}, {out / FLUTE_FILE}, {out / 'README.md'}")
+    print(f"wrote {out / CAT_FILE}, {out / FLUTE_FILE}, {', '.join(str(out / t[0]) for t in textures)}, "
+          f"{out / 'README.md'}")
     return 0
 
 

@@ -4,7 +4,7 @@ deriving `base.Engine`) and one line in `ENGINES`; what engines share lives in `
     >>> engine_class("sampler").capabilities.trainable
     False
     >>> sorted(ENGINES)
-    ['conceptor', 'ddsp', 'sampler', 'wavenet']
+    ['conceptor', 'ddsp', 'lstm_vae', 'sampler', 'samplernn', 'wavenet']
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ ENGINES: dict[str, str] = {
     "conceptor": "dawexport.engines.conceptor:ConceptorEngine",
     "ddsp": "dawexport.engines.ddsp:DDSPEngine",
     "wavenet": "dawexport.engines.wavenet:WaveNetEngine",
+    "samplernn": "dawexport.engines.samplernn:SampleRNNEngine",
+    "lstm_vae": "dawexport.engines.lstm_vae:LSTMVAEEngine",
 }
 
 

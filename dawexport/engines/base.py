@@ -35,11 +35,13 @@ from ..errors import EngineError
 class Capabilities:
     """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate.
     `grains`: the engine implements the grain protocol (`grain_catalogue`, `render_grains`, `morph_frames`):
-    what a grain kit and a grain-morph wavetable need. Callers check this flag, never the engine's type."""
+    what a grain kit and a grain-morph wavetable need. `textures`: the engine babbles free-running textures
+    (`render_textures`): what a texture instrument needs. Callers check these flags, never the engine's type."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True
     grains: bool = False
+    textures: bool = False
     native_rates: tuple[int, ...] | None = None
     default_rate: int | None = None
 
@@ -110,6 +112,15 @@ class GrainRequest:
     velocity: int
     duration_s: float
     decay_s: float
+    variation: int = 0
+
+
+@dataclass(frozen=True)
+class TextureRequest:
+    """One free-running texture: `duration_s` seconds on one channel. `variation` numbers the candidate
+    (with the engine's seed and the channel it seeds the generation, so candidates differ)."""
+    channel: str
+    duration_s: float
     variation: int = 0
 
 
@@ -215,3 +226,9 @@ class Engine(abc.ABC):
         """`frames` runs of `seconds` each, morphing from grain `a` to grain `b` ((source, position) of the
         first recording on `channel`): what a grain-morph wavetable takes its cycles from."""
         raise NotImplementedError(f"engine {self.name!r} cannot morph grains")
+
+    # The texture protocol: engines with `capabilities.textures` override this one.
+    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
+        """Generate free-running textures in batched calls: one 1-D float32 array at `self.sample_rate` per
+        request."""
+        raise NotImplementedError(f"engine {self.name!r} cannot generate textures")

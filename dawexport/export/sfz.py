@@ -70,6 +70,8 @@ def sfz_context(instrument: Instrument) -> dict:
                  for a in instrument.axes],
         "voices_per_note": len(instrument.groups),
         "kit": instrument.is_kit,
+        "textures": _one_line(str(meta.get("textures", ""))) if meta.get("category") == "Textures" else None,
+        "looping": looping,
         "key_names": [_note_name(k) for k in instrument.key_range],
         "envelope": {"attack": decimal(env.attack), "decay": decimal(env.decay),
                      "sustain": decimal(100.0 * env.sustain), "release": decimal(env.release)},

@@ -30,7 +30,7 @@ def blend_axes(spec) -> tuple[BlendAxis, ...]:
 
 
 def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
-    if plan.kind == "kit":
+    if plan.kind in ("kit", "texture"):
         return assemble_kit(spec, plan, rendered, engine)
     groups = []
     for point in plan.points:
@@ -56,14 +56,24 @@ def assemble_instrument(spec, plan, rendered, engine) -> Instrument:
 
 
 def assemble_kit(spec, plan, rendered, engine) -> Instrument:
-    """A grain kit: one group of pads, each zone on its own key (root = that key), one-shot, labelled."""
-    kit = spec.kit
+    """A grain kit or a texture instrument: one group of pads, each zone on its own key (root = that key),
+    labelled with what it plays; a grain kit's pads are one-shots, a texture's loop when texture.loop."""
+    texture = spec.texture
     zones = tuple(Zone(sample=r.sample, lokey=r.cell.pad.key, hikey=r.cell.pad.key, lovel=r.cell.layer.lovel,
                        hivel=r.cell.layer.hivel, round_robin=r.cell.round_robin, velocity=r.cell.layer.velocity,
                        label=r.cell.pad.description) for r in rendered)
-    sources = kit.sources or list(spec.sources)
-    group = BlendGroup(index=0, label="kit", position=(0.0,), grid_index=(0,),
+    sources = (spec.kit.sources if spec.kit is not None else None) or list(spec.sources)
+    group = BlendGroup(index=0, label="textures" if texture else "kit", position=(0.0,), grid_index=(0,),
                        weights={name: 1.0 / len(sources) for name in sources}, zones=zones)
+    looping = texture is not None and texture.loop
+    envelope = (Envelope(attack=0.001, release=max(0.005, texture.release)) if looping
+                else Envelope(attack=0.001, release=KIT_RELEASE_S))
+    metadata = {"engine": engine.name, "description": spec.description, "dawexport": __version__,
+                "corners": ", ".join(sources), "model_rate": str(engine.sample_rate),
+                "category": "Textures" if texture else "Drums"}
+    if texture is not None:
+        labels = [pad.kind for pad in plan.pads]
+        metadata["textures"] = ", ".join(f"{label} {labels.count(label)}" for label in dict.fromkeys(labels))
     return Instrument(
         name=spec.name,
         sample_rate=spec.output.sample_rate,
@@ -71,11 +81,9 @@ def assemble_kit(spec, plan, rendered, engine) -> Instrument:
         axes=(),
         velocity_layers=tuple((layer.lovel, layer.hivel) for layer in plan.layers),
         round_robins=plan.round_robins,
-        key_range=(kit.low, kit.high),
-        loop_mode="one_shot",
-        envelope=Envelope(attack=0.001, release=KIT_RELEASE_S),
-        metadata={"engine": engine.name, "description": spec.description, "dawexport": __version__,
-                  "corners": ", ".join(sources), "model_rate": str(engine.sample_rate),
-                  "category": "Drums"},
+        key_range=(plan.pads[0].key, plan.pads[-1].key),
+        loop_mode="continuous" if looping else "one_shot",
+        envelope=envelope,
+        metadata=metadata,
         kind="kit",
     )

@@ -88,13 +88,38 @@ class KitPad:
 
 
 @dataclass(frozen=True)
+class TexturePad:
+    """One pad of a texture instrument: the key it sits on and the kept texture it plays (the curator's
+    candidate number, its label and a summary of its measured features).
+
+        >>> TexturePad(38, 3, 17, "gnarly", "onsets 3.9/s").description
+        'texture 3: gnarly (onsets 3.9/s)'
+    """
+    key: int
+    number: int              # 1-based among the kept textures, in key order
+    candidate: int           # which generated candidate
+    kind: str                # the curator's label: rhythmic, gnarly, tonal, drone (noise when filled in)
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """File-name part: tex3_gnarly."""
+        return f"tex{self.number}_{self.kind}"
+
+    @property
+    def description(self) -> str:
+        """For people: 'texture 3: gnarly (onsets 3.9/s, ...)'."""
+        return f"texture {self.number}: {self.kind}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
 class Cell:
     """One cell of the render grid: a blend point × key zone × velocity layer × round robin (or a kit pad)."""
     point: BlendPoint
     zone: KeyZone
     layer: VelocityLayer
     round_robin: int  # 1-based
-    pad: KitPad | None = None   # set in a grain kit
+    pad: KitPad | TexturePad | None = None   # set in a grain kit or a texture instrument
 
 
 @dataclass(frozen=True)
@@ -107,17 +132,22 @@ class RenderPlan:
     duration_s: float
     release_s: float
     cells: tuple[Cell, ...]
-    pads: tuple[KitPad, ...] = ()      # a grain kit's pads (empty for a blend grid)
+    pads: tuple[KitPad, ...] | tuple[TexturePad, ...] = ()   # a kit's pads (empty for a blend grid)
     decay_s: float = 0.0               # a grain kit's decay (-60 dB) time
 
     @property
     def kind(self) -> str:
-        """"kit" for a grain kit, "multisample" for a blend grid."""
-        return "kit" if self.pads else "multisample"
+        """"kit" for a grain kit, "texture" for a texture instrument, "multisample" for a blend grid."""
+        if not self.pads:
+            return "multisample"
+        return "texture" if isinstance(self.pads[0], TexturePad) else "kit"
 
     def requests(self) -> list[RenderRequest] | list[GrainRequest]:
         """One request per cell and channel, cell-major (the channels of a cell are adjacent).
-        A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s."""
+        A grain kit asks for `GrainRequest`s (`Engine.render_grains`), a blend grid for `RenderRequest`s; a
+        texture instrument's audio comes from the curator's kept candidates (`render.textures`), not requests."""
+        if self.kind == "texture":
+            raise ValueError("a texture plan plays kept candidates: see dawexport.render.textures.texture_takes")
         if self.pads:
             return [GrainRequest(source=cell.pad.source, recording=cell.pad.recording, positions=cell.pad.positions,
                                  channel=channel, note=cell.pad.key, velocity=cell.layer.velocity,
@@ -235,3 +265,15 @@ def make_kit_plan(spec, channels: tuple[str, ...], grains: dict[tuple[str, int],
                   product(zip(pads, zones), layers, range(1, spec.round_robins + 1)))
     return RenderPlan((KIT_POINT,), zones, layers, spec.round_robins, tuple(channels), kit.length, 0.0, cells,
                       pads=pads, decay_s=kit.decay_s)
+
+
+def make_texture_plan(spec, channels: tuple[str, ...], kept) -> RenderPlan:
+    """A texture instrument: one pad per kept texture (`curator.Candidate`s in key order) from `texture.low`,
+    one cell per pad × velocity layer (× channel in the takes)."""
+    texture = spec.texture
+    pads = tuple(TexturePad(texture.low + k, k + 1, c.index, c.label, c.features.summary())
+                 for k, c in enumerate(kept))
+    zones = tuple(KeyZone(p.key, p.key, p.key) for p in pads)
+    layers = velocity_layers(spec.velocity_layers)
+    cells = tuple(Cell(KIT_POINT, zone, layer, 1, pad) for (pad, zone), layer in product(zip(pads, zones), layers))
+    return RenderPlan((KIT_POINT,), zones, layers, 1, tuple(channels), texture.length, 0.0, cells, pads=pads)

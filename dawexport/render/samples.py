@@ -39,9 +39,17 @@ class SampleSettings:
     loop_mode: str           # auto | sustain | continuous | one_shot | none
     held_s: float
     map_by_pitch: bool = True    # root key from the measured pitch; False: the key asked for (a drum map)
+    seamless_loop_s: float = 0.0   # > 0: the whole take loops (a texture), its lead-in crossfaded into the end
+    fade_out_s: float | None = None  # the final fade; default 10 ms (shorter for very short takes)
 
     @classmethod
     def from_spec(cls, spec) -> "SampleSettings":
+        if spec.texture is not None:   # a texture kit: pads rooted on their keys, looped seamlessly or one-shot
+            texture = spec.texture
+            return cls(spec.name, spec.stereo, spec.output.sample_rate, spec.output.bit_depth,
+                       spec.output.normalise, "continuous" if texture.loop else "one_shot", texture.length,
+                       map_by_pitch=False, seamless_loop_s=texture.crossfade if texture.loop else 0.0,
+                       fade_out_s=None if texture.loop else texture.fade_out)
         if spec.kit is not None:   # a grain kit: one-shots, each pad rooted on its own key
             return cls(spec.name, spec.stereo, spec.output.sample_rate, spec.output.bit_depth,
                        spec.output.normalise, "one_shot", spec.kit.length, map_by_pitch=False)
@@ -95,6 +103,8 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
     sr = settings.sample_rate
     audio = resample(join_channels(channels, settings.stereo), model_rate, sr)
     audio = np.stack([remove_dc(ch, sr) for ch in audio]).astype(np.float32)
+    if settings.seamless_loop_s > 0:
+        return seamless_loop(audio, sr, settings, requested_note)
     mono = audio.mean(axis=0)
     trimmed, start = trim(mono, sr)
     audio = audio[:, start:start + len(trimmed)]
@@ -127,6 +137,18 @@ def process_take(channels: dict[str, np.ndarray], requested_note: int, model_rat
                          integrated_loudness_db(audio.mean(axis=0), sr))
 
 
+def seamless_loop(audio: np.ndarray, sr: int, settings: SampleSettings, key: int) -> ProcessedTake:
+    """A texture that loops whole: the first `seamless_loop_s` are a lead-in, the loop runs from there to the
+    last sample, and its end is crossfaded into the lead-in so the wrap continues the sound (no trim)."""
+    lead = int(round(settings.seamless_loop_s * sr))
+    length = int(round(settings.held_s * sr))
+    audio = audio[:, :lead + length]
+    end = audio.shape[1] - 1
+    lead = min(lead, end // 2)
+    audio = np.stack([crossfade_loop(ch, lead, end, lead) for ch in audio]).astype(np.float32)
+    return ProcessedTake(audio, key, 0.0, Loop(lead, end, lead), integrated_loudness_db(audio.mean(axis=0), sr))
+
+
 def sample_path(settings: SampleSettings, cell: Cell) -> str:
     note = midi_to_note(cell.zone.root).replace("#", "s")
     rr = f"_rr{cell.round_robin}"
@@ -154,7 +176,8 @@ def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, set
     (Path(folder) / "samples").mkdir(parents=True, exist_ok=True)
     rendered = []
     for cell, item, gain in zip(plan.cells, processed, gains):
-        fade_out = min(0.01, 0.25 * item.audio.shape[1] / settings.sample_rate)
+        fade_out = min(0.01 if settings.fade_out_s is None else settings.fade_out_s,
+                       0.25 * item.audio.shape[1] / settings.sample_rate)
         if item.loop is not None:  # keep the fade-out clear of the loop
             fade_out = min(fade_out, (item.audio.shape[1] - 1 - item.loop.end) / settings.sample_rate)
         audio = np.stack([fade(ch * gain, settings.sample_rate, fade_in_s=0.001, fade_out_s=max(0.0, fade_out))

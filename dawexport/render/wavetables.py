@@ -1,6 +1,6 @@
 """Serum-compatible wavetables rendered by the engine: along a path through the blend space, along the
-time of one note (attack → sustain), or (engines with the grains capability) a morph from one grain to
-another. Extraction lives in audio/cycles.py, files in export/wavetables.py.
+time of one note (attack → sustain), (engines with the grains capability) a morph from one grain to
+another, or (texture instruments) cycles through the tonal textures the curator kept. Extraction lives in audio/cycles.py, files in export/wavetables.py.
 
     tables = make_wavetables(spec, engine, corpus, folder, progress)   # -> [Wavetable, ...]
 """
@@ -47,7 +47,8 @@ def _mono(engine, corpus, requests: list[RenderRequest]) -> list[np.ndarray]:
     return out
 
 
-def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Wavetable]:
+def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None) -> list[Wavetable]:
+    """`textures`: (label, mono audio at the engine's rate) of a texture instrument's kept textures."""
     tables = []
     (Path(folder) / "wavetables").mkdir(parents=True, exist_ok=True)
     for table_spec in spec.wavetables:
@@ -58,6 +59,9 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Waveta
             table = table_from_takes(_mono(engine, corpus, requests), engine.sample_rate,
                                      f0_hz=float(midi_to_hz(table_spec.note)))
             comment = f"dawexport {spec.name} {' to '.join(corners)}"
+        elif table_spec.along == "texture":
+            table, used = texture_table(textures or [], engine.sample_rate, table_spec.frames)
+            comment = f"dawexport {spec.name} {table_spec.name} from {used}"
         elif table_spec.along == "grains":
             table, comment = grain_morph_table(engine, corpus, corners, table_spec.frames)
             comment = f"dawexport {spec.name} {comment}"
@@ -77,6 +81,43 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress) -> list[Waveta
         tables.append(Wavetable(path=f"{base}.wav", frames=table.shape[0], frame_size=table.shape[1],
                                 label=table_spec.name, extra_paths=(f"{base}.wt",)))
     return tables
+
+
+TEXTURE_PREFERENCE = ("tonal", "drone")
+
+
+def texture_table(textures: list[tuple[str, np.ndarray]], sr: int, frames: int) -> tuple[np.ndarray, str]:
+    """A table through the tonal textures (else the drones, else the most pitched of the others): each
+    contributes an equal share of the frames, taken along its time, one cycle of its own pitch each.
+    Returns (table, what it was made from)."""
+    def pitched(entry) -> float:
+        return estimate_pitch(entry[1], sr, fmax=min(2000.0, sr / 4.0)).confidence
+
+    chosen = []
+    for label in TEXTURE_PREFERENCE:
+        chosen = [t for t in textures if t[0] == label]
+        if chosen:
+            break
+    if not chosen:
+        chosen = sorted(textures, key=pitched, reverse=True)[:1]
+    chosen = chosen[:frames]
+    parts = []
+    for k, (_, audio) in enumerate(chosen):
+        share = frames // len(chosen) + (1 if k < frames % len(chosen) else 0)
+        if share < 1:
+            continue
+        try:
+            parts.append(table_from_note(audio, sr, frames=max(share, 1), peak=None)[:share])
+        except (ExportError, ValueError):
+            continue
+    if not parts:
+        raise ExportError("no kept texture has a steady enough pitch for a wavetable", key="wavetables",
+                          fix="remove the texture wavetable, keep more textures (texture.count), or train longer")
+    table = np.concatenate(parts)
+    if len(table) < frames:                        # a texture that gave fewer cycles: repeat the last ones
+        table = np.concatenate([table, table[-1:].repeat(frames - len(table), axis=0)])
+    labels = sorted({label for label, _ in chosen})
+    return align_phase(table[:frames]), f"{len(parts)} {'/'.join(labels)} texture(s)"
 
 
 GRAIN_MORPH_S = 0.12        # each morph step runs this long (many grain periods) before a cycle is taken

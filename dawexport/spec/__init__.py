@@ -6,10 +6,10 @@
 from ..errors import format_validation_error
 from .schema import (BIT_DEPTHS, DEFAULT_FORMATS, LOOP_MODES, NORMALISE_POLICIES, OUTPUT_RATES, STEREO_MODES,
                      BlendSpec, EngineSpec, InstrumentSpec, KeysSpec, KitSpec, NoteSpec, OutputSpec, Recording,
-                     WavetableSpec)
+                     TextureSpec, WavetableSpec)
 from .validate import check_source_files, load_spec, parse_spec
 
 __all__ = ["BIT_DEPTHS", "DEFAULT_FORMATS", "LOOP_MODES", "NORMALISE_POLICIES", "OUTPUT_RATES", "STEREO_MODES",
            "BlendSpec", "EngineSpec", "InstrumentSpec", "KeysSpec", "KitSpec", "NoteSpec", "OutputSpec",
-           "Recording", "WavetableSpec", "check_source_files", "format_validation_error", "load_spec",
+           "Recording", "TextureSpec", "WavetableSpec", "check_source_files", "format_validation_error", "load_spec",
            "parse_spec"]

@@ -170,11 +170,54 @@ class KitSpec(_Strict):
         return self.length if self.decay is None else self.decay
 
 
+class TextureSpec(_Strict):
+    """A texture instrument: the engine babbles `candidates` textures, the curator keeps `count` of them
+    (labelled, as different as possible), one pad per key from `low`, looped seamlessly or one-shot.
+
+        texture: {low: C2, count: 8, length: 4.0, candidates: 32, loop: true}
+    """
+    low: int = Field(36, description="the first pad's key; default 36 (C2 here, Live's C1)")
+    count: int = Field(8, ge=1, le=128, description="how many textures are kept: one pad per key from low up")
+    length: float = Field(4.0, gt=0.1, le=60.0, description="seconds of each texture")
+    candidates: int | None = Field(None, ge=1, le=1024,
+                                   description="textures generated for the curator to choose from; "
+                                               "default 4 × count")
+    rounds: int = Field(2, ge=1, le=8, description="rounds of candidates at most, while too few pass")
+    loop: bool = Field(True, description="seamless loops (held pads sustain); false: one-shots")
+    crossfade: float = Field(0.25, ge=0.0, le=5.0, description="seconds of the loop's crossfade")
+    fade_out: float = Field(0.5, ge=0.0, le=10.0, description="one-shots: seconds of the final fade")
+    release: float = Field(0.5, ge=0.0, le=20.0, description="looping pads: amp release when let go")
+
+    _notes = field_validator("low", mode="before")(lambda v: _note(v))
+
+    @model_validator(mode="after")
+    def _fits(self) -> "TextureSpec":
+        if self.high > 127:
+            raise ValueError(f"{self.count} pads from key {self.low} run up to key {self.high}, past MIDI 127: "
+                             f"start at {127 - self.count + 1} or lower, or keep at most {127 - self.low + 1}")
+        if self.candidates is not None and self.candidates < self.count:
+            raise ValueError(f"texture.candidates ({self.candidates}) must be at least texture.count "
+                             f"({self.count}): the curator keeps count of the candidates")
+        if self.loop and self.crossfade >= self.length / 2:
+            raise ValueError(f"texture.crossfade ({self.crossfade} s) must be under half the length "
+                             f"({self.length} s)")
+        return self
+
+    @property
+    def high(self) -> int:
+        return self.low + self.count - 1
+
+    @property
+    def candidate_count(self) -> int:
+        return self.candidates if self.candidates is not None else 4 * self.count
+
+
 class WavetableSpec(_Strict):
-    """A Serum-compatible wavetable: along the blend path, along the time of one note, or a morph from one
-    grain to another (`grains`: engines with the grains capability, e.g. conceptor)."""
+    """A Serum-compatible wavetable: along the blend path, along the time of one note, a morph from one
+    grain to another (`grains`: engines with the grains capability, e.g. conceptor), or through the tonal
+    textures a texture instrument kept (`texture`)."""
     name: str
-    along: Literal["blend", "time", "grains"] = "blend"
+    along: Literal["blend", "time", "grains", "texture"] = "blend"
     note: int = 60
     frames: int = Field(64, ge=2, le=256)
     corners: list[str] | None = None
@@ -205,6 +248,7 @@ class InstrumentSpec(_Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     wavetables: list[WavetableSpec] = Field(default_factory=list)
     kit: KitSpec | None = None
+    texture: TextureSpec | None = None
 
     # Where the spec came from: relative paths in it are relative to this folder.
     spec_path: Path | None = Field(None, exclude=True)

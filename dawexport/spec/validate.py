@@ -35,6 +35,7 @@ def parse_spec(data: Any, spec_path: Path | str | None = None) -> InstrumentSpec
     validate_engine(spec, file)
     _check_kit(spec, file)
     _check_grain_features(spec, file)
+    _check_texture(spec, file)
     return spec
 
 
@@ -71,6 +72,49 @@ def _check_grain_features(spec: InstrumentSpec, file: str) -> None:
             raise SpecError(f"engine {spec.engine.name!r} cannot render grains, so wavetable {table.name!r} "
                             f"cannot morph between grains", file=file, key=f"wavetables[{i}].along",
                             fix=fix + ", or use along: blend or along: time")
+
+
+def _check_texture(spec: InstrumentSpec, file: str) -> None:
+    """A texture instrument needs an engine that babbles textures, and nothing it would silently ignore;
+    a texture wavetable needs a texture instrument."""
+    from ..engines import ENGINES, engine_class
+    for i, table in enumerate(spec.wavetables):
+        if table.along == "texture" and spec.texture is None:
+            raise SpecError(f"wavetable {table.name!r} is made from kept textures, but the spec has no texture "
+                            f"section", file=file, key=f"wavetables[{i}].along",
+                            fix="add a texture: section, or use along: blend or along: time")
+        if spec.texture is not None and table.along in ("blend", "time", "grains"):
+            raise SpecError(f"a texture instrument's wavetables come from its textures, not along "
+                            f"{table.along}", file=file, key=f"wavetables[{i}].along", fix="use along: texture")
+    if spec.texture is None:
+        return
+    if spec.kit is not None:
+        raise SpecError("a spec is a grain kit or a texture instrument, not both", file=file, key="texture",
+                        fix="remove the kit section or the texture section")
+    try:
+        makes_textures = bool(engine_class(spec.engine.name).capabilities.textures)
+    except Exception:  # noqa: BLE001 - an engine that cannot be imported makes none
+        makes_textures = False
+    if not makes_textures:
+        names = []
+        for name in sorted(ENGINES):
+            try:
+                if engine_class(name).capabilities.textures:
+                    names.append(name)
+            except Exception:  # noqa: BLE001
+                continue
+        raise SpecError(f"engine {spec.engine.name!r} cannot generate textures", file=file, key="engine.name",
+                        fix=f"use a texture engine ({', '.join(names)}) or remove the texture section")
+    ignored = [key for key in ("blend", "keys", "note", "loop") if key in spec.model_fields_set]
+    if ignored:
+        raise SpecError(f"with texture the instrument is a texture kit, so {' and '.join(ignored)} would do "
+                        f"nothing", file=file, key=ignored[0],
+                        fix=f"remove {' and '.join(ignored)}: the texture section has its own keys "
+                            f"(texture.low, texture.count), length (texture.length) and looping (texture.loop)")
+    if spec.round_robins != 1:
+        raise SpecError("a texture pad has one texture: round robins would repeat it", file=file,
+                        key="round_robins", fix="remove round_robins (or set it to 1); raise texture.count "
+                                                "for more textures")
 
 
 def _has_grains(engine_class, name: str) -> bool:

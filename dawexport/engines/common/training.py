@@ -144,7 +144,7 @@ class Trainer:
                  batch_fn: Callable[[int, np.random.Generator], Any],
                  loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
                  workdir: Path, val_batches: Sequence[Any] = (), progress=SILENT, desc: str = "train",
-                 restore_best: bool = True):
+                 restore_best: bool = True, on_validate: Callable[[int, torch.nn.Module], None] | None = None):
         self.model = model
         self.config = config
         self.batch_fn = batch_fn
@@ -153,6 +153,7 @@ class Trainer:
         self.progress = progress or SILENT
         self.desc = desc
         self.restore_best = restore_best
+        self.on_validate = on_validate            # e.g. preview clips: called after each validation
         self.device = pick_device(config.device)
         self.precision = pick_precision(self.device, config.mixed_precision)
         self.model.to(self.device)
@@ -288,6 +289,15 @@ class Trainer:
         self.optimizer.step()
         return value
 
+    def _call_hook(self, step: int) -> None:
+        """Run `on_validate(step, model)` in eval mode without gradients, leaving every RNG untouched."""
+        was_training = self.model.training
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+            with torch.no_grad():
+                self.on_validate(step, self.model)
+        self.model.train(was_training)
+
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> TrainResult:
@@ -372,6 +382,8 @@ class Trainer:
                                     "val": last_val if math.isfinite(last_val) else None,
                                     "seconds": round(elapsed(), 3)})
                     log.validation(step, last_val, elapsed())
+                    if self.on_validate is not None:
+                        self._call_hook(step)
                 if hasattr(bar, "set_postfix"):
                     post = {"loss": f"{np.mean(recent):.4f}" if recent else "nan"}
                     if math.isfinite(last_val):

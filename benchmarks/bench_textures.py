@@ -1,0 +1,259 @@
+"""Texture engines and the curator: generation speed, what the curator keeps, and a cold textures build.
+
+    python benchmarks/bench_textures.py                        # speed only (random weights): a few minutes
+    python benchmarks/bench_textures.py --train --minutes 3    # + train both engines on each of 3 sounds
+    python benchmarks/bench_textures.py --build                # + a cold `dawexport build instruments/textures.yaml`
+
+What it measures (prints markdown tables; not timed tests: on a shared machine compare ratios in one run):
+- SampleRNN batched generation (`SampleRNN.generate`, the engine's path) of the default model at batch B:
+  samples per second, × real time at 44.1 kHz (aggregate), and the share of this machine's matmul bound:
+  the very same matmuls (per sample the MLP's two, plus the frame tiers' GRU, input and upsampling matmuls
+  every frame) timed alone in the same run, interleaved with the generation runs (medians);
+- LSTM-VAE generation of 64 textures of 4 s (`LSTMVAEEngine._generate`: the LSTM steps, the decoding to
+  audio, the FFT phase rebuild) in × real time, for both domains;
+- with --train: each engine trained within the budget on each of three short sounds of different kinds
+  (instruments/sounds: a drum take, a speech-like babble, a field recording), then 64 candidates of 4 s:
+  the share the curator passes, the labels, and for the kept ones the time-averaged log-mel distance to the
+  source's spectrum (mean |dB|, level removed) against that of white noise at the same level;
+- with --build: wall time and peak memory of a cold build of instruments/textures.yaml.
+Weights for the speed rows are random (speed does not depend on them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import dawexport.engines  # noqa: E402,F401  (sets the OpenMP wait policy before torch loads)
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from dawexport.audio.analysis import PitchEstimate  # noqa: E402
+from dawexport.audio.features import mel_profile_db, profile_distance_db  # noqa: E402
+from dawexport.audio.resample import resample  # noqa: E402
+from dawexport.engines.base import Clip, Corpus, TextureRequest  # noqa: E402
+from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings  # noqa: E402
+from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings  # noqa: E402
+from dawexport.engines.samplernn.model import SampleRNN, SampleRNNConfig  # noqa: E402
+from dawexport.progress import Progress, SILENT  # noqa: E402
+from dawexport.render.curator import curate  # noqa: E402
+
+SOUNDS = {"drum": "drum_hits.flac", "babble": "babble.flac", "field": "field.flac"}
+CD_RATE = 44100
+
+
+# ------------------------------------------------------------------------------------- SampleRNN speed
+
+def samplernn_bound(model: SampleRNN, batch: int, steps: int) -> float:
+    """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order)."""
+    cfg = model.config
+    h = torch.randn(batch, cfg.mlp_dim)
+    out1, out2 = torch.empty(batch, cfg.mlp_dim), torch.empty(batch, 256)
+    w_hidden, w_out = model.hidden.weight.t().contiguous(), model.out.weight.t().contiguous()
+    tiers = []
+    for tier in model.tiers:
+        frame = torch.randn(batch, tier.frame)
+        state = torch.randn(batch, cfg.dim)
+        w_ih, w_hh = tier.gru.weight_ih_l0.t().contiguous(), tier.gru.weight_hh_l0.t().contiguous()
+        tiers.append((tier, frame, state, w_ih, w_hh))
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        for t in range(steps):
+            for tier, frame, state, w_ih, w_hh in tiers:
+                if t % tier.frame == 0:
+                    x = torch.addmm(tier.inp.bias, frame, tier.inp.weight.t())
+                    torch.mm(x, w_ih)
+                    torch.mm(state, w_hh)
+                    torch.addmm(tier.up.bias, state, tier.up.weight.t())
+            torch.addmm(model.hidden.bias, h, w_hidden, out=out1)
+            torch.addmm(model.out.bias, out1, w_out, out=out2)
+        return time.perf_counter() - t0
+
+
+def samplernn_speed(batch: int, steps: int, repeats: int) -> dict:
+    settings = SampleRNNSettings()
+    torch.manual_seed(0)
+    model = SampleRNN(SampleRNNConfig(frame_sizes=settings.frame_sizes, dim=settings.dim,
+                                      mlp_dim=settings.mlp_dim, embed=settings.embed)).eval()
+    prime = torch.full((batch, model.config.top), 128)
+    uniforms = torch.rand(steps, batch)
+    gen, bound = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.generate(prime, steps, uniforms, 1.0)
+        gen.append(time.perf_counter() - t0)
+        bound.append(samplernn_bound(model, batch, steps))
+    g, b = statistics.median(gen), statistics.median(bound)
+    rate = batch * steps / g
+    return {"batch": batch, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE, "share_of_bound": b / g,
+            "bound_samples_per_s": batch * steps / b, "threads": torch.get_num_threads()}
+
+
+def lstm_vae_speed(domain: str, textures: int, seconds: float) -> dict:
+    settings = LSTMVAESettings(domain=domain)
+    engine = LSTMVAEEngine(settings, sample_rate=22050, seed=0, device="cpu")
+    from dawexport.engines.lstm_vae.model import LSTMVAE, LSTMVAEConfig
+    codec = engine.codec
+    torch.manual_seed(0)
+    engine.model = LSTMVAE(LSTMVAEConfig(codec.size, settings.lstm_size, settings.lstm_layers,
+                                         settings.latent_size)).eval()
+    rng = np.random.default_rng(0)
+    engine.prime_pool = rng.standard_normal((512, codec.size)).astype(np.float32)
+    engine.mean = np.full(codec.size, -4.0 if domain == "fft" else 0.0, np.float32)
+    engine.std = np.full(codec.size, 1.0 if domain == "fft" else 0.05, np.float32)
+    n = int(seconds * engine.sample_rate)
+    t0 = time.perf_counter()
+    engine._generate(engine.model, [("bench", k) for k in range(textures)], n)
+    wall = time.perf_counter() - t0
+    return {"domain": domain, "textures": textures, "seconds": wall,
+            "x_real_time": textures * seconds / wall}
+
+
+# ------------------------------------------------------------------------------------- training + curator
+
+def corpus_of(name: str, rate: int) -> Corpus:
+    audio, sr = sf.read(ROOT / "instruments" / "sounds" / SOUNDS[name], always_2d=True, dtype="float32")
+    audio = resample(audio.T, sr, rate)
+    none = PitchEstimate(float("nan"), float("nan"), 0.0, 0.0)
+    channels = ("L", "R") if audio.shape[0] == 2 else ("mono",)
+    return Corpus(rate, channels, tuple(Clip(name, ch, 0, audio[i], none) for i, ch in enumerate(channels)))
+
+
+def train_and_curate(engine_name: str, sound: str, minutes: float | None, candidates: int, count: int,
+                     seconds: float, quiet: bool) -> dict:
+    cls = {"samplernn": SampleRNNEngine, "lstm_vae": LSTMVAEEngine}[engine_name]
+    overrides = {"preview_every": 0}
+    if minutes is not None:
+        overrides["max_minutes"] = minutes
+    settings = cls.Settings(**overrides)
+    rate = cls.capabilities.default_rate
+    engine = cls(settings, sample_rate=rate, seed=0, device="auto")
+    corpus = corpus_of(sound, rate)
+    progress = SILENT if quiet else Progress()
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.perf_counter()
+        engine.fit(corpus, Path(work), progress)
+        train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    textures = engine.render_textures([TextureRequest(corpus.channels[0], seconds, k) for k in range(candidates)],
+                                      progress)
+    render_s = time.perf_counter() - t0
+    source = [c.audio for c in corpus.clips]
+    reference = mel_profile_db(source, rate)
+    curation = curate(textures, rate, count, reference)
+    rng = np.random.default_rng(0)
+    kept = [c for c in curation.candidates if c.rejected is None]
+    distances, noise = [], []
+    for c in kept:
+        x = textures[c.index]
+        level = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        white = rng.standard_normal(len(x)) * level
+        distances.append(c.features.source_distance)
+        noise.append(profile_distance_db(mel_profile_db(white, rate), reference))
+    result = engine.train_result
+    return {"engine": engine_name, "sound": sound, "train_s": train_s, "steps": result.step if result else None,
+            "stopped_by": result.stopped_by if result else None, "render_s": render_s,
+            "keep_share": curation.keep_share, "labels": curation.counts(),
+            "rejected": {r: sum(c.rejected == r for c in curation.candidates) for r in ("silence", "noise", "stuck")},
+            "kept_distance_db": float(np.mean(distances)) if distances else None,
+            "noise_distance_db": float(np.mean(noise)) if noise else None}
+
+
+# ------------------------------------------------------------------------------------- cold build
+
+def cold_build(workdir: Path) -> tuple[float, float]:
+    data = yaml.safe_load((ROOT / "instruments" / "textures.yaml").read_text())
+    data["output"] = {**data["output"], "dir": str(workdir / "build" / "textures")}
+    data["sources"] = {k: str((ROOT / "instruments" / v).resolve()) for k, v in data["sources"].items()}
+    spec = workdir / "textures.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dawexport", "build", str(spec), "-q"], check=True, cwd=workdir,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--steps", type=int, default=1024, help="samples generated per SampleRNN run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--engines", nargs="+", default=["lstm_vae", "samplernn"])
+    parser.add_argument("--sounds", nargs="+", default=list(SOUNDS))
+    parser.add_argument("--minutes", type=float, default=None, help="training budget (default: the engine's)")
+    parser.add_argument("--candidates", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--build", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    figures: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+
+    rows = [samplernn_speed(b, args.steps, args.repeats) for b in args.batch]
+    figures["samplernn_speed"] = rows
+    s = SampleRNNSettings()
+    print(f"\n**SampleRNN generation** (default model: {s.tiers} tiers, frames {s.frame_sizes}, GRU {s.dim}, "
+          f"MLP {s.mlp_dim}; {torch.get_num_threads()} torch threads; {args.steps} samples, median of "
+          f"{args.repeats})\n")
+    print("| batch | samples/s | × real time at 44.1 kHz | matmul bound (samples/s) | share of bound |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
+              f"{r['bound_samples_per_s']:,.0f} | {100 * r['share_of_bound']:.0f} % |")
+
+    vae = [lstm_vae_speed(d, 64, args.seconds) for d in ("dct", "fft")]
+    figures["lstm_vae_speed"] = vae
+    print(f"\n**LSTM-VAE generation** (default model, 64 textures × {args.seconds:g} s at 22.05 kHz)\n")
+    print("| domain | seconds | × real time (aggregate) |")
+    print("|---|---|---|")
+    for r in vae:
+        print(f"| {r['domain']} | {r['seconds']:.2f} | {r['x_real_time']:.0f}× |")
+
+    if args.train:
+        runs = []
+        for engine in args.engines:
+            for sound in args.sounds:
+                runs.append(train_and_curate(engine, sound, args.minutes, args.candidates, 16, args.seconds,
+                                             args.quiet))
+                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        figures["curator"] = runs
+        budget = f"{args.minutes:g} min" if args.minutes else "the default budget"
+        print(f"\n**Curator** ({args.candidates} candidates of {args.seconds:g} s after training for {budget} "
+              f"on one sound; distance: time-averaged log-mel mean |dB| to the sound, level removed)\n")
+        print("| engine | sound | steps (stopped by) | passed | labels | rejected (silence/noise/stuck) | "
+              "kept: distance | white noise: distance | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in runs:
+            ratio = (r["kept_distance_db"] / r["noise_distance_db"]) if r["kept_distance_db"] is not None else None
+            rej = r["rejected"]
+            print(f"| {r['engine']} | {r['sound']} | {r['steps']} ({r['stopped_by']}) | {100 * r['keep_share']:.0f} % | "
+                  + ", ".join(f"{k} {v}" for k, v in r["labels"].items())
+                  + f" | {rej['silence']}/{rej['noise']}/{rej['stuck']} | "
+                  + (f"{r['kept_distance_db']:.1f} dB | {r['noise_distance_db']:.1f} dB | {ratio:.2f} |"
+                     if ratio is not None else "— | — | — |"))
+
+    if args.build:
+        with tempfile.TemporaryDirectory() as work:
+            wall, peak = cold_build(Path(work))
+        figures["cold_build"] = {"seconds": wall, "peak_gb": peak}
+        print(f"\n**Cold build** of instruments/textures.yaml: {wall / 60:.1f} min, peak {peak:.2f} GB\n")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The `lstm_vae` engine: SONGSHTR's LSTM + VAE over blocks of raw audio, babbling textures.
+
+    engine = LSTMVAEEngine(LSTMVAESettings(domain="fft"), sample_rate=22050, seed=0)
+    engine.fit(corpus, workdir, progress)            # resumable; preview clips in workdir/previews/
+    textures = engine.render_textures([TextureRequest("L", 4.0, variation=i) for i in range(16)])
+
+Training audio (every source and channel with time-stretched / pitch-shifted copies, optionally high-passed)
+is cut into windowed blocks (`frames.BlockCodec`); each block's features are standardised per coefficient
+and the model learns to predict the next block (log-MSE + β·KL) on random runs of `seq_frames` blocks.
+A texture starts from `prime_frames` blocks of the sources (a seeded position per texture) and continues
+with the model's own predictions, the latent drawn at `temperature`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import EngineError
+from ...progress import SILENT
+from ..base import Capabilities, Corpus, Engine, RenderRequest, TextureRequest
+from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
+from ..common.seeding import stable_seed
+from ..common.training import TrainConfig, Trainer, TrainResult
+from ..textures import RENDER_ONLY, preview_hook, training_audio
+from .frames import BlockCodec
+from .model import LSTMVAE, LSTMVAEConfig
+from .settings import LSTMVAESettings
+
+MODEL_NAME = "lstm_vae"
+PRIME_POOL_FRAMES = 4096
+
+
+class LSTMVAEEngine(Engine):
+    name = "lstm_vae"
+    version = 1
+    capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
+                                default_rate=22050)
+    Settings = LSTMVAESettings
+    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters")
+
+    def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
+        super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
+        self.model: LSTMVAE | None = None
+        self.mean = self.std = None
+        self.prime_pool: np.ndarray | None = None       # standardised features of the sources
+        self.train_result: TrainResult | None = None
+
+    @property
+    def codec(self) -> BlockCodec:
+        s = self.settings
+        return BlockCodec(s.domain, s.block_size, s.griffin_lim_iters)
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
+        progress = progress or SILENT
+        s = self.settings
+        audio = training_audio(corpus, s, progress)
+        codec = self.codec
+        feats = [codec.encode(a) for a in audio]
+        stacked = np.concatenate(feats)
+        self.mean = stacked.mean(axis=0).astype(np.float32)
+        self.std = np.maximum(stacked.std(axis=0), 1e-3).astype(np.float32)
+        feats = [((f - self.mean) / self.std).astype(np.float32) for f in feats]
+        originals = feats[:max(1, len(feats) // (1 + len(s.stretches) + len(s.pitch_shifts)))]
+        self.prime_pool = np.concatenate(originals)[:PRIME_POOL_FRAMES]
+        length = s.seq_frames + 1
+        silence = self._silence_features()
+        sizes = np.array([len(f) for f in feats], dtype=np.float64)
+
+        def run(f: np.ndarray, offset: int) -> np.ndarray:
+            out = np.empty((length, f.shape[1]), dtype=np.float32)
+            piece = f[max(0, offset):offset + length]
+            out[:len(piece)] = piece
+            if len(piece) < length:                       # past the end: the encoded silence
+                out[len(piece):] = silence
+            return out
+
+        def batch_fn(step: int, rng: np.random.Generator):
+            picks = rng.choice(len(feats), size=s.batch_size, p=sizes / sizes.sum())
+            return np.stack([run(feats[int(i)], int(rng.integers(0, max(1, len(feats[int(i)]) - length // 2))))
+                             for i in picks])
+
+        val = np.stack([run(f, max(0, (len(f) - length) * k // 2)) for f in originals for k in (0, 1)])
+        torch.manual_seed(self.seed)
+        model = LSTMVAE(LSTMVAEConfig(features=codec.size, hidden=s.lstm_size, layers=s.lstm_layers,
+                                      latent=s.latent_size, kl_weight=s.kl_weight))
+        trainer = Trainer(model, TrainConfig.from_settings(s, seed=self.seed, device=self.device),
+                          batch_fn=batch_fn, loss_fn=lambda m, x: m.loss(x),
+                          val_batches=[val[i:i + 8] for i in range(0, len(val), 8)], workdir=Path(workdir),
+                          progress=progress, desc="lstm_vae train",
+                          on_validate=preview_hook(workdir, self.sample_rate, self._preview, s, progress))
+        progress.info(f"lstm_vae: {s.domain} blocks of {s.block_size} ({codec.size} features, hop {codec.hop}), "
+                      f"{sum(p.numel() for p in model.parameters()):,} parameters, training on "
+                      f"{trainer.device.type} for up to {s.max_steps} steps / {s.max_minutes} min")
+        self.train_result = trainer.run()
+        self.model = model.cpu().eval()
+
+    def _silence_features(self) -> np.ndarray:
+        silent = self.codec.encode(np.zeros(self.settings.block_size * 2))[1]
+        return ((silent - self.mean) / self.std).astype(np.float32)
+
+    def _preview(self, model: LSTMVAE, count: int, frames: int, step: int) -> list[np.ndarray]:
+        device = next(model.parameters()).device
+        model.cpu()
+        try:
+            return self._generate(model, [(f"preview-{step}", k) for k in range(count)], frames)
+        finally:
+            model.to(device)
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, directory: Path) -> None:
+        tensors, meta = torch_model_record(self, self.model, self.train_result)
+        tensors["mean"] = torch.from_numpy(self.mean)
+        tensors["std"] = torch.from_numpy(self.std)
+        tensors["prime_pool"] = torch.from_numpy(np.ascontiguousarray(self.prime_pool))
+        save_state(Path(directory), MODEL_NAME, tensors, meta)
+
+    def load(self, directory: Path) -> None:
+        config, (mean, std, pool), weights, file = read_torch_model(
+            self, directory, MODEL_NAME, LSTMVAEConfig,
+            lambda tensors, meta, config: (tensors["mean"].numpy(), tensors["std"].numpy(),
+                                           tensors["prime_pool"].numpy()))
+        if mean.shape != (config.features,) or pool.ndim != 2 or pool.shape[1] != config.features:
+            raise EngineError("model file's statistics do not match its model", file=file,
+                              fix="delete that folder and build again")
+        model = LSTMVAE(config)
+        load_module_state(model, weights, file=file)
+        self.model, self.mean, self.std, self.prime_pool = model.eval(), mean, std, pool
+
+    # ------------------------------------------------------------------ generation
+
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        raise EngineError("the lstm_vae engine makes textures, not notes", key="engine.name",
+                          fix="give the spec a texture: section, or use a pitched engine (ddsp, sampler)")
+
+    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
+        if self.model is None:
+            raise EngineError("the lstm_vae engine has no model; call fit() or load() first")
+        progress = progress or SILENT
+        requests = list(requests)
+        lengths = [max(1, int(round(r.duration_s * self.sample_rate))) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        size = self.settings.render_batch
+        out: list[np.ndarray | None] = [None] * len(requests)
+        t0 = time.monotonic()
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            audio = self._generate(self.model, [(requests[i].channel, requests[i].variation) for i in chunk],
+                                   lengths[chunk[0]])
+            for j, i in enumerate(chunk):
+                out[i] = audio[j][:lengths[i]]
+        seconds = time.monotonic() - t0
+        progress.info(f"lstm_vae: {len(requests)} texture(s), {sum(lengths) / self.sample_rate:.1f} s of audio "
+                      f"in {seconds:.1f} s ({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.0f}× real time)")
+        return out  # type: ignore[return-value]
+
+    def _generate(self, model: LSTMVAE, keys: list[tuple], n: int) -> list[np.ndarray]:
+        """One texture per key, n samples each: primed with source blocks, then the model's own blocks."""
+        s, codec = self.settings, self.codec
+        prime_len = min(s.prime_frames, len(self.prime_pool))
+        steps = max(1, -(-n // codec.hop) + codec.block // codec.hop)
+        primes = np.empty((len(keys), prime_len, codec.size), dtype=np.float32)
+        noise = np.empty((steps, len(keys), model.config.latent), dtype=np.float32)
+        for j, key in enumerate(keys):
+            rng = np.random.default_rng(stable_seed("lstm_vae", self.seed, key))
+            offset = int(rng.integers(0, max(1, len(self.prime_pool) - prime_len + 1)))
+            primes[j] = self.prime_pool[offset:offset + prime_len]
+            noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
+        feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature).numpy()
+        feats = np.concatenate([primes, feats], axis=1) * self.std + self.mean
+        audio = codec.decode(feats)
+        # the texture begins where the model takes over (the prime's own blocks only lead into it)
+        start = prime_len * codec.hop
+        audio = audio[:, start:start + n]
+        if audio.shape[1] < n:
+            audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+        return [np.clip(a, -1.0, 1.0).astype(np.float32) for a in audio]
+
+
+__all__ = ["LSTMVAEEngine", "LSTMVAESettings"]

@@ -1,0 +1,166 @@
+"""The `samplernn` engine: SampleRNN learns the sound of a few seconds of audio and babbles textures.
+
+    engine = SampleRNNEngine(SampleRNNSettings(max_minutes=10), sample_rate=16000, seed=0)
+    engine.fit(corpus, workdir, progress)            # resumable; preview clips in workdir/previews/
+    textures = engine.render_textures([TextureRequest("L", 4.0, variation=i) for i in range(16)])
+
+The corpus (every source and channel, plus time-stretched and optionally pitch-shifted copies) is quantised
+to 8-bit mu-law; the model trains on random crops with the common trainer (device auto, checkpoints, exact
+resume, budget). Generation runs every requested texture as one batch of streams, primed with a few
+samples of the sources, each stream drawing its samples from its own seeded uniforms (so a texture is the
+same whichever batch it is in), at `temperature`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import EngineError
+from ...progress import SILENT
+from ..base import Capabilities, Corpus, Engine, RenderRequest, TextureRequest
+from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
+from ..common.seeding import stable_seed
+from ..common.training import TrainConfig, Trainer, TrainResult
+from ..textures import RENDER_ONLY, preview_hook, training_audio
+from ..wavenet.model import mu_law_decode
+from .data import quantise, random_crops, validation_crops
+from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, parameter_count
+from .settings import SampleRNNSettings
+
+MODEL_NAME = "samplernn"
+PRIME_POOL_S = 20.0          # seconds of the sources kept with the model to prime generation
+
+
+class SampleRNNEngine(Engine):
+    name = "samplernn"
+    version = 1
+    capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
+                                default_rate=16000)
+    Settings = SampleRNNSettings
+    render_only = RENDER_ONLY
+
+    def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
+        super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
+        self.model: SampleRNN | None = None
+        self.prime_pool = np.full(0, SILENCE_CLASS, dtype=np.uint8)
+        self.train_result: TrainResult | None = None
+
+    def model_config(self) -> SampleRNNConfig:
+        s = self.settings
+        return SampleRNNConfig(frame_sizes=s.frame_sizes, dim=s.dim, mlp_dim=s.mlp_dim, embed=s.embed)
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
+        progress = progress or SILENT
+        s = self.settings
+        clips = quantise(training_audio(corpus, s, progress))
+        torch.manual_seed(self.seed)
+        model = SampleRNN(self.model_config())
+        top = model.config.top
+        length = top + s.seq_len
+
+        def batch_fn(step: int, rng: np.random.Generator):
+            return random_crops(clips, rng, s.batch_size, length, lead=top)
+
+        originals = clips[:max(1, len(clips) // (1 + len(s.stretches) + len(s.pitch_shifts)))]
+        val = validation_crops(originals, length)
+        val_batches = [val[i:i + 8] for i in range(0, len(val), 8)]
+        self.prime_pool = _prime_pool(originals, int(PRIME_POOL_S * self.sample_rate))
+        trainer = Trainer(model, TrainConfig.from_settings(s, seed=self.seed, device=self.device),
+                          batch_fn=batch_fn, loss_fn=lambda m, q: m.loss(q), val_batches=val_batches,
+                          workdir=Path(workdir), progress=progress, desc="samplernn train",
+                          on_validate=preview_hook(workdir, self.sample_rate, self._preview, s, progress))
+        progress.info(f"samplernn: {model.config.tiers} tiers, frames {model.config.frame_sizes}, "
+                      f"{parameter_count(model):,} parameters, training on {trainer.device.type} "
+                      f"({trainer.precision.describe()}) for up to {s.max_steps} steps / {s.max_minutes} min")
+        self.train_result = trainer.run()
+        self.model = model.cpu().eval()
+
+    def _preview(self, model: SampleRNN, count: int, frames: int, step: int) -> list[np.ndarray]:
+        device = next(model.parameters()).device
+        model.cpu()
+        try:
+            return self._generate(model, [(f"preview-{step}", k) for k in range(count)], frames)
+        finally:
+            model.to(device)
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, directory: Path) -> None:
+        tensors, meta = torch_model_record(self, self.model, self.train_result)
+        tensors["prime_pool"] = torch.from_numpy(self.prime_pool.copy())
+        save_state(Path(directory), MODEL_NAME, tensors, meta)
+
+    def load(self, directory: Path) -> None:
+        config, pool, weights, file = read_torch_model(
+            self, directory, MODEL_NAME, SampleRNNConfig,
+            lambda tensors, meta, config: tensors["prime_pool"].numpy().astype(np.uint8))
+        model = SampleRNN(config)
+        load_module_state(model, weights, file=file)
+        self.model, self.prime_pool = model.eval(), pool
+
+    # ------------------------------------------------------------------ generation
+
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        raise EngineError("the samplernn engine makes textures, not notes", key="engine.name",
+                          fix="give the spec a texture: section, or use a pitched engine (ddsp, sampler)")
+
+    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
+        if self.model is None:
+            raise EngineError("the samplernn engine has no model; call fit() or load() first")
+        progress = progress or SILENT
+        requests = list(requests)
+        lengths = [max(1, int(round(r.duration_s * self.sample_rate))) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        size = self.settings.render_batch
+        out: list[np.ndarray | None] = [None] * len(requests)
+        t0 = time.monotonic()
+        bar = progress.bar(total=sum(lengths), desc="samplernn generate", unit="sample")
+        try:
+            for start in range(0, len(order), size):
+                chunk = order[start:start + size]
+                keys = [(requests[i].channel, requests[i].variation) for i in chunk]
+                audio = self._generate(self.model, keys, lengths[chunk[0]])
+                for j, i in enumerate(chunk):
+                    out[i] = audio[j][:lengths[i]]
+                bar.update(sum(lengths[i] for i in chunk))
+        finally:
+            bar.close()
+        seconds = time.monotonic() - t0
+        progress.info(f"samplernn: {len(requests)} texture(s), {sum(lengths):,} samples in {seconds:.1f} s "
+                      f"({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.2f}× real time, aggregate)")
+        return out  # type: ignore[return-value]
+
+    def _generate(self, model: SampleRNN, keys: list[tuple], n: int) -> list[np.ndarray]:
+        """One stream per key (anything hashable with the seed): primed from the pool, sampled from its own
+        seeded uniforms. Returns float32 audio (n samples each)."""
+        top = model.config.top
+        primes, uniforms = [], np.empty((n, len(keys)), dtype=np.float32)
+        for j, key in enumerate(keys):
+            rng = np.random.default_rng(stable_seed("samplernn", self.seed, key))
+            offset = int(rng.integers(0, max(1, len(self.prime_pool) - top)))
+            primes.append(_padded(self.prime_pool[offset:offset + top], top))
+            uniforms[:, j] = rng.random(n, dtype=np.float32)
+        q = model.generate(torch.from_numpy(np.stack(primes)), n, torch.from_numpy(uniforms),
+                           self.settings.temperature)
+        return list(mu_law_decode(q.numpy()))
+
+
+def _padded(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, SILENCE_CLASS, dtype=np.int64)
+    out[n - len(x):] = x
+    return out
+
+
+def _prime_pool(clips: list[np.ndarray], limit: int) -> np.ndarray:
+    """The first `limit` samples of the original clips, end to end (uint8 classes)."""
+    pool = np.concatenate(clips)[:limit] if clips else np.full(0, SILENCE_CLASS, np.uint8)
+    return pool.astype(np.uint8)
+
+
+__all__ = ["SampleRNNEngine", "SampleRNNSettings"]

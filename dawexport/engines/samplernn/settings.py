@@ -1,0 +1,34 @@
+"""Settings of the `samplernn` engine (checked when the spec is loaded)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..textures import TextureSettings
+
+
+class SampleRNNSettings(TextureSettings):
+    """Small CPU-friendly defaults; the sound designer's seed ran 3 tiers at 44.1 kHz on a GPU."""
+    tiers: Literal[2, 3] = Field(3, description="2: one frame tier; 3: two frame tiers")
+    frame_size: int = Field(16, ge=2, le=256, description="samples per top-tier frame")
+    sub_frame_size: int = Field(4, ge=1, le=64, description="samples per lower-tier frame (3 tiers); also how "
+                                                            "many past samples the sample-level MLP sees")
+    dim: int = Field(128, ge=8, le=2048, description="frame-tier GRU size")
+    mlp_dim: int = Field(128, ge=8, le=2048, description="sample-level MLP width")
+    embed: int = Field(32, ge=2, le=256, description="embedding size of one 8-bit sample value")
+    seq_len: int = Field(512, ge=16, le=65536, description="samples per training example")
+    batch_size: int = Field(16, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _frames(self):
+        if self.seq_len % self.frame_size:
+            raise ValueError(f"seq_len ({self.seq_len}) must be a multiple of frame_size ({self.frame_size})")
+        if self.tiers == 3 and (self.sub_frame_size >= self.frame_size or self.frame_size % self.sub_frame_size):
+            raise ValueError(f"sub_frame_size ({self.sub_frame_size}) must divide frame_size "
+                             f"({self.frame_size}) and be smaller")
+        return self
+
+    @property
+    def frame_sizes(self) -> tuple[int, ...]:
+        return (self.frame_size, self.sub_frame_size) if self.tiers == 3 else (self.frame_size,)

@@ -1,0 +1,128 @@
+"""What the texture engines (`samplernn`, `lstm_vae`) share: their training settings, the augmented
+training audio (time-stretched and optionally pitch-shifted copies of every channel of every source) and
+the preview clips written while they train.
+
+    audio = training_audio(corpus, settings, progress)      # [float32 arrays], originals first
+    hook = preview_hook(workdir, 16000, generate, settings)  # Trainer(on_validate=hook)
+
+A texture model learns the sound of the whole corpus (every source and channel); a texture instrument asks
+it to babble on each channel separately (the stereo split every engine gets), so a stereo source gives
+textures whose two sides differ like the source's.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from pydantic import Field, field_validator
+from scipy.signal import butter, sosfiltfilt
+
+from ..errors import EngineError
+from ..progress import SILENT
+from .base import Corpus, TrainingSettings
+
+SILENT_PEAK = 10.0 ** (-80.0 / 20.0)
+
+
+class TextureSettings(TrainingSettings):
+    """Settings both texture engines take: training budget, augmentation, previews and temperature."""
+    max_steps: int = Field(4000, ge=1)
+    max_minutes: float | None = Field(10.0, gt=0, description="training wall-clock budget")
+    stretches: list[float] = Field(default_factory=lambda: [0.92, 1.08],
+                                   description="time-stretch factors of the extra copies (1.0 = the source)")
+    pitch_shifts: list[float] = Field(default_factory=list, description="semitones of pitch-shifted copies")
+    highpass_hz: float | None = Field(None, gt=0, le=4000,
+                                      description="high-pass the sources first (SONGSHTR: 500 Hz often helps)")
+    preview_every: int = Field(500, ge=0, description="steps between preview clips (0: none)")
+    preview_clips: int = Field(3, ge=1, le=16)
+    preview_seconds: float = Field(2.0, gt=0, le=30)
+    temperature: float = Field(1.0, ge=0, le=4, description="sampling spread; 0 = always the likeliest")
+    render_batch: int = Field(64, ge=1, le=1024, description="textures generated together")
+
+    @field_validator("stretches")
+    @classmethod
+    def _stretches(cls, values: list[float]) -> list[float]:
+        if any(not 0.5 <= v <= 2.0 for v in values):
+            raise ValueError("time-stretch factors lie between 0.5 and 2.0")
+        return values
+
+    @field_validator("pitch_shifts")
+    @classmethod
+    def _shifts(cls, values: list[float]) -> list[float]:
+        if any(abs(v) > 24 for v in values):
+            raise ValueError("pitch shifts lie within ±24 semitones")
+        return values
+
+
+RENDER_ONLY = ("temperature", "render_batch", "preview_every", "preview_clips", "preview_seconds")
+
+
+def highpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
+    """Zero-phase 4th-order Butterworth high-pass (clips shorter than the filter's reach are returned as is)."""
+    sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+    if len(x) <= 3 * 2 * (len(sos) * 2 + 1):
+        return np.asarray(x, dtype=np.float32)
+    return sosfiltfilt(sos, np.asarray(x, dtype=np.float64)).astype(np.float32)
+
+
+def training_audio(corpus: Corpus, settings: TextureSettings, progress=SILENT) -> list[np.ndarray]:
+    """Every distinct, audible clip of the corpus (a mono source feeding both sides is learned once), then
+    its time-stretched copies, then its pitch-shifted copies: float32 arrays at the corpus rate."""
+    from ..audio.spectral import pitch_shift, time_stretch
+    seen: set[str] = set()
+    originals = []
+    for clip in corpus.clips:
+        x = np.asarray(clip.audio, dtype=np.float32)
+        if len(x) == 0 or float(np.max(np.abs(x))) < SILENT_PEAK:
+            continue
+        digest = hashlib.sha256(x.tobytes()).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        if settings.highpass_hz:
+            x = highpass(x, corpus.sample_rate, settings.highpass_hz)
+        originals.append(x)
+    if not originals:
+        raise EngineError("the texture engine found no audible clip to learn from", key="sources",
+                          fix="check that the sources are not silent")
+    copies = []
+    for x in originals:
+        copies += [time_stretch(x, factor) for factor in settings.stretches if abs(factor - 1.0) > 1e-6]
+        copies += [pitch_shift(x, shift)[0] for shift in settings.pitch_shifts if shift != 0]
+    audio = originals + [np.asarray(c, dtype=np.float32) for c in copies if len(c) > 0]
+    progress.info(f"{len(originals)} distinct clip(s) + {len(audio) - len(originals)} stretched/shifted "
+                  f"copies: {sum(len(a) for a in audio) / corpus.sample_rate:.1f} s of training audio")
+    return audio
+
+
+def preview_hook(workdir: Path, sample_rate: int, generate: Callable[..., list],
+                 settings: TextureSettings, progress=SILENT):
+    """A `Trainer(on_validate=...)` hook writing `preview_clips` clips of `preview_seconds` into
+    workdir/previews/ every `preview_every` steps (step_000500_1.wav ...), so a user can listen while it trains.
+    `generate(model, count, frames, seed)` returns `count` float arrays."""
+    if settings.preview_every <= 0:
+        return None
+    from ..audio.io import write_wav
+    folder = Path(workdir) / "previews"
+    frames = int(round(settings.preview_seconds * sample_rate))
+    announced = []
+
+    def hook(step: int, model) -> None:
+        if step % settings.preview_every:
+            return
+        clips = generate(model, settings.preview_clips, frames, step)
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, clip in enumerate(clips, 1):
+            clip = np.asarray(clip, dtype=np.float32)
+            peak = float(np.max(np.abs(clip))) if len(clip) else 0.0
+            write_wav(folder / f"step_{step:06d}_{k}.wav", (clip / max(peak, 1.0))[None], sample_rate, "24")
+        if not announced:
+            progress.info(f"preview clips are written to {folder} while it trains")
+            announced.append(True)
+
+    return hook
+
+
+__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "preview_hook", "training_audio"]
