@@ -173,14 +173,17 @@ class LSTMVAEEngine(Engine):
             primes[j] = self.prime_pool[offset:offset + prime_len]
             noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
         feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature).numpy()
-        feats = np.concatenate([primes, feats], axis=1) * self.std + self.mean
+        feats = np.concatenate([primes, feats], axis=1)
+        feats *= self.std
+        feats += self.mean
         audio = codec.decode(feats)
         # the texture begins where the model takes over (the prime's own blocks only lead into it)
         start = prime_len * codec.hop
         audio = audio[:, start:start + n]
         if audio.shape[1] < n:
             audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
-        return [np.clip(a, -1.0, 1.0).astype(np.float32) for a in audio]
+        np.clip(audio, -1.0, 1.0, out=audio)
+        return list(audio.astype(np.float32, copy=False))
 
 
 __all__ = ["LSTMVAEEngine", "LSTMVAESettings"]

@@ -53,7 +53,7 @@ class BlockCodec:
         """Inverse of `frames`: (..., frames, block) blocks, already windowed for synthesis → (..., samples)."""
         count = blocks.shape[-2]
         parts = self.block // self.hop                   # the hop divides the block: add `parts` shifted sums
-        y = np.zeros(blocks.shape[:-2] + (count + parts - 1, self.hop))
+        y = np.zeros(blocks.shape[:-2] + (count + parts - 1, self.hop), dtype=blocks.dtype)
         norm = np.zeros((count + parts - 1, self.hop))
         split = blocks.reshape(blocks.shape[:-1] + (parts, self.hop))
         w2 = (self.window ** 2).reshape(parts, self.hop)
@@ -61,7 +61,7 @@ class BlockCodec:
             y[..., j:j + count, :] += split[..., j, :]
             norm[j:j + count] += w2[j]
         y, norm = y.reshape(y.shape[:-2] + (-1,)), norm.reshape(-1)
-        y = y / np.maximum(norm, 1e-3 * max(norm.max(), 1e-12))
+        y /= np.maximum(norm, 1e-3 * max(norm.max(), 1e-12)).astype(y.dtype)
         y = y[..., self.block:]
         return (y if length is None else y[..., :length]).astype(np.float32)
 
@@ -78,11 +78,15 @@ class BlockCodec:
 
     def decode(self, features: np.ndarray, length: int | None = None) -> np.ndarray:
         """Audio (..., samples) from features (..., frames, size)."""
-        f = np.asarray(features, dtype=np.float64)
+        f = np.asarray(features, dtype=np.float32)
         if self.domain == "dct":
-            c = np.sign(f) * np.expm1(np.abs(f) * self._scale) * DCT_EPS
-            return self.overlap_add(sfft.idct(c, type=2, norm="ortho", axis=-1) * self.window, length)
-        mag = np.maximum(np.exp(f) - MAG_EPS, 0.0)
+            c = np.expm1(np.abs(f) * np.float32(self._scale))          # float32, in place: the bulk of the work
+            np.copysign(c, f, out=c)
+            c *= np.float32(DCT_EPS)
+            blocks = sfft.idct(c, type=2, norm="ortho", axis=-1)
+            blocks *= self.window.astype(np.float32)
+            return self.overlap_add(blocks, length)
+        mag = np.maximum(np.exp(f) - np.float32(MAG_EPS), np.float32(0.0))
         spec = mag * np.exp(1j * self.initial_phase(mag))
         count = mag.shape[-2]
         for _ in range(self.iters):
