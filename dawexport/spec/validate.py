@@ -87,6 +87,14 @@ def _check_texture(spec: InstrumentSpec, file: str) -> None:
             raise SpecError(f"a texture instrument's wavetables come from its textures, not along "
                             f"{table.along}", file=file, key=f"wavetables[{i}].along", fix="use along: texture")
     if spec.texture is None:
+        try:
+            caps = engine_class(spec.engine.name).capabilities
+        except Exception:  # noqa: BLE001 - validate_engine has reported an engine that cannot be imported
+            return
+        if caps.textures and not caps.pitched:
+            raise SpecError(f"engine {spec.engine.name!r} makes textures, not notes", file=file, key="texture",
+                            fix="add a texture: section (low, count, length; see instruments/textures.yaml), or "
+                                "use a pitched engine (ddsp, sampler)")
         return
     if spec.kit is not None:
         raise SpecError("a spec is a grain kit or a texture instrument, not both", file=file, key="texture",

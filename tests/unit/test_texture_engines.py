@@ -71,6 +71,14 @@ def test_texture_spec_errors_name_the_key(changes, key):
     assert (error.value.key or "").startswith(key) or f"{key}" in str(error.value)
 
 
+def test_a_texture_engine_needs_a_texture_section():
+    data = _spec()
+    del data["texture"]
+    with pytest.raises(SpecError) as error:
+        parse_spec(data)
+    assert error.value.key == "texture" and "texture:" in error.value.fix
+
+
 def test_texture_wavetable_needs_a_texture_section():
     data = _spec(wavetables=[{"name": "w", "along": "texture"}])
     del data["texture"]
