@@ -2,7 +2,7 @@
 training audio (time-stretched and optionally pitch-shifted copies of every channel of every source) and
 the preview clips written while they train.
 
-    audio = training_audio(corpus, settings, progress)      # [float32 arrays], originals first
+    originals, copies = training_audio(corpus, settings, progress)     # float32 arrays at the corpus rate
     hook = preview_hook(workdir, 16000, generate, settings)  # Trainer(on_validate=hook)
 
 A texture model learns the sound of the whole corpus (every source and channel); a texture instrument asks
@@ -67,9 +67,10 @@ def highpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
     return sosfiltfilt(sos, np.asarray(x, dtype=np.float64)).astype(np.float32)
 
 
-def training_audio(corpus: Corpus, settings: TextureSettings, progress=SILENT) -> list[np.ndarray]:
-    """Every distinct, audible clip of the corpus (a mono source feeding both sides is learned once), then
-    its time-stretched copies, then its pitch-shifted copies: float32 arrays at the corpus rate."""
+def training_audio(corpus: Corpus, settings: TextureSettings, progress=SILENT
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(every distinct, audible clip of the corpus (a mono source feeding both sides is learned once), their
+    time-stretched and pitch-shifted copies): float32 arrays at the corpus rate."""
     from ..audio.spectral import pitch_shift, time_stretch
     seen: set[str] = set()
     originals = []
@@ -91,10 +92,10 @@ def training_audio(corpus: Corpus, settings: TextureSettings, progress=SILENT) -
     for x in originals:
         copies += [time_stretch(x, factor) for factor in settings.stretches if abs(factor - 1.0) > 1e-6]
         copies += [pitch_shift(x, shift)[0] for shift in settings.pitch_shifts if shift != 0]
-    audio = originals + [np.asarray(c, dtype=np.float32) for c in copies if len(c) > 0]
-    progress.info(f"{len(originals)} distinct clip(s) + {len(audio) - len(originals)} stretched/shifted "
-                  f"copies: {sum(len(a) for a in audio) / corpus.sample_rate:.1f} s of training audio")
-    return audio
+    copies = [np.asarray(c, dtype=np.float32) for c in copies if len(c) > 0]
+    progress.info(f"{len(originals)} distinct clip(s) + {len(copies)} stretched/shifted copies: "
+                  f"{sum(len(a) for a in originals + copies) / corpus.sample_rate:.1f} s of training audio")
+    return originals, copies
 
 
 def preview_hook(workdir: Path, sample_rate: int, generate: Callable[..., list],

@@ -59,14 +59,15 @@ class LSTMVAEEngine(Engine):
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
         s = self.settings
-        audio = training_audio(corpus, s, progress)
+        originals, copies = training_audio(corpus, s, progress)
+        audio = originals + copies
         codec = self.codec
         feats = [codec.encode(a) for a in audio]
         stacked = np.concatenate(feats)
         self.mean = stacked.mean(axis=0).astype(np.float32)
         self.std = np.maximum(stacked.std(axis=0), 1e-3).astype(np.float32)
         feats = [((f - self.mean) / self.std).astype(np.float32) for f in feats]
-        originals = feats[:max(1, len(feats) // (1 + len(s.stretches) + len(s.pitch_shifts)))]
+        originals = feats[:len(originals)]
         self.prime_pool = np.concatenate(originals)[:PRIME_POOL_FRAMES]
         length = s.seq_frames + 1
         silence = self._silence_features()

@@ -58,7 +58,9 @@ class SampleRNNEngine(Engine):
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
         s = self.settings
-        clips = quantise(training_audio(corpus, s, progress))
+        originals, copies = training_audio(corpus, s, progress)
+        originals, copies = quantise(originals), quantise(copies)
+        clips = originals + copies
         torch.manual_seed(self.seed)
         model = SampleRNN(self.model_config())
         top = model.config.top
@@ -67,7 +69,6 @@ class SampleRNNEngine(Engine):
         def batch_fn(step: int, rng: np.random.Generator):
             return random_crops(clips, rng, s.batch_size, length, lead=top)
 
-        originals = clips[:max(1, len(clips) // (1 + len(s.stretches) + len(s.pitch_shifts)))]
         val = validation_crops(originals, length)
         val_batches = [val[i:i + 8] for i in range(0, len(val), 8)]
         self.prime_pool = _prime_pool(originals, int(PRIME_POOL_S * self.sample_rate))
