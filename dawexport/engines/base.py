@@ -35,11 +35,14 @@ from ..errors import EngineError
 class Capabilities:
     """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate.
     `grains`: the engine implements the grain protocol (`grain_catalogue`, `render_grains`, `morph_frames`):
-    what a grain kit and a grain-morph wavetable need. Callers check this flag, never the engine's type."""
+    what a grain kit and a grain-morph wavetable need. Callers check this flag, never the engine's type.
+    `gpu`: it trains and renders on a GPU when it has one (a cluster then asks for one GPU per fit and a
+    fraction of one per render task)."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True
     grains: bool = False
+    gpu: bool = False
     native_rates: tuple[int, ...] | None = None
     default_rate: int | None = None
 
