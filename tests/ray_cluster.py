@@ -61,15 +61,30 @@ def processes_titled(title: str) -> list[int]:
     return found
 
 
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
 def _stop(marker: str) -> None:
-    pids = processes_mentioning(marker)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the daemons whose command line names `marker`, and every process they started."""
+    tree, pids = _children(), processes_mentioning(marker)
+    for pid in list(pids):
+        pids.extend(child for child in tree.get(pid, []) if child not in pids)
+    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 3)):
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
             time.sleep(0.1)
 
@@ -85,7 +100,7 @@ def two_node_cluster(cpus_per_node: int = 1):
               "--object-store-memory", str(80 * 2 ** 20), "--disable-usage-stats"]
     try:
         _ray("start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp),
-             "--ray-client-server-port", str(free_port()), *common, env=env)
+             *common, env=env)
         _ray("start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(temp), *common, env=env)
         yield f"127.0.0.1:{port}"
     finally:

@@ -6,8 +6,9 @@ chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic pub
     >>> shards(3, take_size=1, parts=8)
     [range(0, 1), range(1, 2), range(2, 3)]
 
-Results do not depend on the cluster: every request carries its own seed, so a shard renders exactly what
-the same requests render in one batch, and the post-processing is the same pure function wherever it runs.
+Results do not depend on the cluster: every request carries its own seed, an engine's renders are split into
+shards only when it renders each request to the same bytes whatever its batch (`batch_invariant`; otherwise
+a plan renders in one task), and the post-processing is the same pure function wherever it runs.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ class RayStages(Stages):
 
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
         gpu = self._wants_gpu(engine)
-        parts = shards(len(requests), take_size=len(plan.channels), parts=SHARDS_PER_CPU * self._state["cpus"])
+        parts = (shards(len(requests), take_size=len(plan.channels), parts=SHARDS_PER_CPU * self._state["cpus"])
+                 if engine.capabilities.batch_invariant else [range(len(requests))])
         spec, key = self._state["models"][engine]
         spec_ref = self.ray.put(spec)
         task = self._state["render"].options(num_cpus=0 if gpu else 1, num_gpus=GPU_PER_RENDER if gpu else 0,
