@@ -145,6 +145,9 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(partial, model_dir)
     shutil.rmtree(workdir, ignore_errors=True)
+    # Render from the saved model, not the one in memory: a model that does not survive saving bit for bit
+    # (the conceptor's does not) would otherwise render differently in a cold build, a warm one and on a cluster.
+    engine.load(model_dir)
     return True
 
 

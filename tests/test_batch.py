@@ -70,3 +70,21 @@ def test_a_remote_cluster_needs_a_shared_cache(tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'dawexport[ray]'")
     outcomes = build_many([small_spec(tmp_path, "a")], quiet=True, cluster="ray://head.example:10001")
     assert outcomes[0].status == "failed" and "--cache" in outcomes[0].detail
+
+
+def test_a_cached_model_renders_the_same_bytes_as_the_fresh_one(tmp_path):
+    """Renders come from the saved model, so a warm build (or a cluster worker) matches a cold one."""
+    import hashlib
+
+    spec = small_spec(tmp_path, "res", engine={"name": "conceptor", "settings": {
+        "reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}})
+
+    def hashes():
+        folder = tmp_path / "out" / "res"
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+    assert [o.status for o in build_many([spec], quiet=True, cache=tmp_path / "cache")] == ["built"]
+    cold = hashes()
+    shutil.rmtree(tmp_path / "cache" / "renders")         # keep the model, render again from it
+    assert [o.status for o in build_many([spec], quiet=True, force=True, cache=tmp_path / "cache")] == ["built"]
+    assert hashes() == cold

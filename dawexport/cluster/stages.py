@@ -2,7 +2,7 @@
 chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish) and the caches.
 
     >>> shards(10, take_size=2, parts=3)
-    [range(0, 4), range(4, 8), range(8, 10)]
+    [range(0, 4), range(4, 6), range(6, 10)]
     >>> shards(3, take_size=1, parts=8)
     [range(0, 1), range(1, 2), range(2, 3)]
 
