@@ -133,8 +133,12 @@ def build_many(paths: list, *, force: bool = False, quiet: bool = False, cluster
                     overall.set_postfix_str(_counts(outcomes.values()))
 
                 if parallel:
-                    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_SPECS, len(names))) as pool:
-                        list(pool.map(one, range(len(names))))
+                    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_SPECS, len(names)))
+                    try:
+                        for future in [pool.submit(one, index) for index in range(len(names))]:
+                            future.result()
+                    finally:     # on Ctrl-C: drop the specs not started; leaving the session stops Ray's tasks
+                        pool.shutdown(wait=False, cancel_futures=True)
                 else:
                     for index in range(len(names)):
                         one(index)

@@ -94,8 +94,11 @@ def two_node_cluster(cpus_per_node: int = 1):
     """Start a head and a second node on 127.0.0.1 (each `cpus_per_node` CPUs); yield the head's address."""
     temp = Path(tempfile.mkdtemp(prefix="dxray", dir="/tmp"))   # short: Ray's socket paths have a length limit
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Loopback only, so no token: the same mode for both nodes and the driver, whatever ~/.ray holds.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
+    mode_before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus_per_node), "--num-gpus", "0",
               "--object-store-memory", str(80 * 2 ** 20), "--disable-usage-stats"]
     try:
@@ -106,3 +109,7 @@ def two_node_cluster(cpus_per_node: int = 1):
     finally:
         _stop(str(temp))
         shutil.rmtree(temp, ignore_errors=True)
+        if mode_before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = mode_before

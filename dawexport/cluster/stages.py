@@ -36,7 +36,6 @@ class RayStages(Stages):
     """`pipeline.Stages` whose fit, render and post-processing run on Ray; safe to share between threads."""
 
     def __init__(self, ray):
-        import ray as _ray  # noqa: F401  (the caller passes the module it initialised)
         resources = ray.cluster_resources()
         object.__setattr__(self, "_state", {
             "ray": ray, "cpus": max(1, int(resources.get("CPU", 1))), "gpus": float(resources.get("GPU", 0)),
@@ -44,6 +43,8 @@ class RayStages(Stages):
             "fit": ray.remote(tasks.fit_model), "render": ray.remote(tasks.render_shard),
             "chunk": ray.remote(tasks.process_chunk)})
         super().__init__(fit=self._fit_remote, render=self._render_remote, map=self._map_remote)
+        warm = ray.remote(tasks.warm_up).options(num_cpus=1, name="warm_up")
+        self._state["warm"] = [warm.remote() for _ in range(self._state["cpus"])]   # not waited for
 
     # ------------------------------------------------------------ helpers
     @property

@@ -11,6 +11,11 @@ from typing import Sequence
 import numpy as np
 
 
+def warm_up() -> None:
+    """Import the pipeline (numpy, scipy, the engines' seams) while the driver still reads the sources."""
+    from .. import pipeline  # noqa: F401
+
+
 def fit_model(spec, corpus) -> bool:
     """Train (resuming) or find the cached model for this spec and corpus; True when it trained."""
     from ..engines import make_engine
