@@ -1,7 +1,7 @@
 """A real two-node Ray cluster on loopback for the cluster tests, and a clean stop of exactly its processes.
 
-    >>> with two_node_cluster() as address:     # "127.0.0.1:PORT"; the second node joins the head
-    ...     build_many(specs, cluster="ray")    # with RAY_ADDRESS=address
+    with two_node_cluster() as address:     # "127.0.0.1:PORT"; the second node joins the head
+        build_many(specs, cluster="ray")    # with RAY_ADDRESS=address
 
 `ray stop` would stop every Ray on the machine, so the fixture stops only the processes that carry its own
 temporary folder on their command line (the head's and the node's daemons; their workers exit with them).

@@ -3,31 +3,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
-
-import yaml
 
 from dawexport.batch import build_many, exit_code
 from dawexport.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
-SOUNDS = REPO / "instruments" / "sounds"
-
-
-def small_spec(folder: Path, name: str, **changes) -> Path:
-    """A seconds-long sampler spec writing out/<name>."""
-    for sound in ("cat_meow.flac", "flute.wav"):
-        if not (folder / sound).exists():
-            shutil.copy(SOUNDS / sound, folder / sound)
-    spec = {"name": name, "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
-            "blend": {"corners": ["cat", "flute"], "points_per_side": 2},
-            "keys": {"low": "C4", "high": "D4", "every": 3}, "velocity_layers": 1,
-            "note": {"length": 0.5, "release": 0.1}, "output": {"dir": f"out/{name}", "formats": ["sfz"]}}
-    spec.update(changes)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
+from support.specs import small_spec
 
 def test_a_failing_spec_stops_nothing_and_the_summary_says_why(tmp_path, capsys):
     good = small_spec(tmp_path, "one")

@@ -15,11 +15,11 @@ import pytest
 from dawexport.batch import build_many
 from dawexport.cli import main
 from dawexport.cluster.stages import shards
-from test_batch import small_spec
+from support.specs import small_spec
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dawexport[ray]' (.ci/run installs it)")
 
-from ray_cluster import processes_titled, two_node_cluster  # noqa: E402
+from support.ray_cluster import processes_titled, two_node_cluster  # noqa: E402
 
 CONCEPTOR = {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}
 # A few training steps, stopped by count (not by the clock) on one torch thread: the same bytes anywhere.
