@@ -52,7 +52,9 @@ class RayStages(Stages):
         return self._state["ray"]
 
     def _wants_gpu(self, engine) -> bool:
-        return engine.capabilities.gpu and self._state["gpus"] > 0 and not str(engine.device).startswith(("cpu", "mps"))
+        """A GPU engine asks for one when the cluster has any, unless its spec pins it to the CPU (or MPS)."""
+        return (engine.capabilities.gpu and self._state["gpus"] > 0
+                and not str(engine.device).startswith(("cpu", "mps")))
 
     def _gather(self, refs: list, bar) -> list:
         """Wait for every task (advancing `bar` by each one's weight) and return their results in order."""

@@ -78,7 +78,9 @@ def test_sampler_renders_the_same_bytes_in_any_batch(tmp_path):
     assert engine.capabilities.batch_invariant
     requests = make_plan(spec, corpus.channels).requests()
     whole = engine.render(requests)
-    pieces = [take for r in shards(len(requests), take_size=2, parts=3) for take in engine.render(requests[r.start:r.stop])]
+    pieces = [take for part in shards(len(requests), take_size=2, parts=3)
+              for take in engine.render(requests[part.start:part.stop])]
+    assert len(whole) == len(pieces) == len(requests)
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(whole, pieces))
 
 
