@@ -30,10 +30,11 @@ DDSP = {"name": "ddsp", "sample_rate": 16000, "settings": {
 
 def write_specs(folder: Path) -> list[Path]:
     """A sampler spec (its renders shard across tasks), a tiny ddsp spec (trained in a Ray task) and a
-    conceptor spec (trained, rendered in one task that lasts long enough to be killed)."""
+    conceptor spec (trained, rendered in one task that lasts long enough to be killed). No Ableton files:
+    they name each sample by its absolute path and file date, so they differ between any two folders."""
     folder.mkdir(parents=True, exist_ok=True)
     return [small_spec(folder, "sampled", velocity_layers=2, output={"dir": "out/sampled",
-                                                                      "formats": ["sfz", "sf2", "ableton"]}),
+                                                                      "formats": ["sfz", "sf2", "bitwig"]}),
             small_spec(folder, "neural", engine=DDSP, output={"dir": "out/neural", "formats": ["sfz"]}),
             small_spec(folder, "reservoir", engine=CONCEPTOR, keys={"low": "C4", "high": "A4", "every": 3},
                        output={"dir": "out/reservoir", "formats": ["sfz", "decent_sampler"]})]
