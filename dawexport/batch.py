@@ -39,11 +39,11 @@ class Outcome:
     status: str
     seconds: float
     detail: str
-    bad_input: bool = False    # failed on a DawexportError (the user can fix it), not on a bug
+    bad_input: bool = False    # failed on bad input (a DawexportError with exit code 2), not on the build
 
 
 def exit_code(outcomes: list[Outcome]) -> int:
-    """0 when every spec was built or reused; 2 when the failures are all bad input; 1 otherwise."""
+    """0 when every spec was built or reused; 2 when the failures are all bad input; 1 otherwise (as `main`)."""
     failed = [o for o in outcomes if o.status == "failed"]
     if not failed:
         return 0
@@ -179,10 +179,12 @@ def _build_one(name: str, *, force: bool, stages, progress: Progress) -> Outcome
     try:
         result = build(Path(name).resolve(), force=force, progress=progress, stages=stages or HERE)
     except DawexportError as error:    # a task's error comes back from Ray wrapped; its cause reads better
-        return Outcome(name, "failed", time.monotonic() - start, str(getattr(error, "cause", None) or error),
-                       bad_input=True)
-    except Exception as error:  # noqa: BLE001 — one spec's bug must not stop the others; its trace is shown
-        progress.info("".join(traceback.format_exception(error)).rstrip())
+        cause = getattr(error, "cause", None) or error
+        return Outcome(name, "failed", time.monotonic() - start, str(cause),
+                       bad_input=getattr(cause, "exit_code", 2) == 2)
+    except Exception as error:  # noqa: BLE001 — one spec's bug must not stop the others
+        if os.environ.get("DAWEXPORT_DEBUG"):
+            progress.info("".join(traceback.format_exception(error)).rstrip())
         return Outcome(name, "failed", time.monotonic() - start, f"{type(error).__name__}: {error}")
     seconds = time.monotonic() - start
     if result.reused:
