@@ -53,8 +53,10 @@ def conceptor_specs(folder: Path, count: int) -> list[Path]:
 
 
 def hashes(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the report's record of this run's times and memory."""
+    from dawexport.report import RUN_SPECIFIC
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() not in RUN_SPECIFIC}
 
 
 def timed_batch(folder: Path, specs: list[Path], **options) -> float:

@@ -41,8 +41,10 @@ def write_specs(folder: Path) -> list[Path]:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the report's record of this run's times and memory (`RUN_SPECIFIC`)."""
+    from dawexport.report import RUN_SPECIFIC
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() not in RUN_SPECIFIC}
 
 
 @pytest.fixture(scope="module")
