@@ -1,6 +1,7 @@
 """The `dawexport` command.
 
     $ dawexport build instruments/cat_flute.yaml      # train (or reuse), render, export, publish
+    $ dawexport build instruments/*.yaml --cluster ray   # many specs, on Ray (see dawexport.batch)
     $ dawexport train instruments/cat_flute.yaml      # only train (resumes an interrupted run)
     $ dawexport validate instruments/cat_flute.yaml   # check the spec and its sources, do nothing else
     $ dawexport inspect instruments/cat_flute.yaml    # show what a build would render
@@ -36,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
 
     build = command("build", "train (or reuse) the model, render the grid and write the instrument folder")
     build.add_argument("--force", action="store_true", help="rebuild even if the folder is up to date")
+    build.add_argument("more", nargs="*", metavar="SPEC", help="more specs: build them all, then show a summary")
+    build.add_argument("--cluster", metavar="ray|ray://HOST:PORT", help="build on Ray: 'ray' starts one here "
+                       "(or joins $RAY_ADDRESS); ray://HOST:PORT joins a cluster (pip install \"dawexport[ray]\")")
+    build.add_argument("--cache", metavar="DIR", help="the model and render cache for every spec (default: "
+                       "beside each output folder); on a cluster, a folder every node sees")
     command("train", "train the model only (cached; an interrupted run resumes from its last checkpoint)")
     command("validate", "check the spec and every source sound; exit non-zero on any problem")
     command("inspect", "show the sources' measured pitch and the grid a build would render; given a build "
@@ -141,6 +147,8 @@ def os_error(error: OSError) -> BuildError:
 
 
 def _run(args) -> int:
+    if args.command == "build" and (args.more or args.cluster or args.cache):
+        return _build_many(args)
     from .pipeline import build
     from .progress import Progress
     from .spec import load_spec
@@ -181,6 +189,19 @@ def _remake_report(args) -> int:
         import webbrowser
         webbrowser.open(page.resolve().as_uri())
     return 0
+
+
+def _build_many(args) -> int:
+    from pathlib import Path
+
+    from .batch import build_many, exit_code, summary_table
+    outcomes = build_many([args.spec, *args.more], force=args.force, quiet=args.quiet, cluster=args.cluster,
+                          cache=Path(args.cache) if args.cache else None)
+    if not args.quiet:
+        print(summary_table(outcomes))
+    for failed in (o for o in outcomes if o.status == "failed" and args.quiet):
+        print(f"dawexport: error: {failed.spec}: {failed.detail}", file=sys.stderr)
+    return exit_code(outcomes)
 
 
 def _summary(spec) -> str:

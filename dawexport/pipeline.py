@@ -16,6 +16,7 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,9 +47,14 @@ class BuildResult:
     trained: bool = False
 
 
+CACHE_ENV = "DAWEXPORT_CACHE"
+
+
 def cache_root(spec: InstrumentSpec) -> Path:
-    """Stage caches live beside the output folders: build/.dawexport-cache/."""
-    return spec.output_dir().parent / ".dawexport-cache"
+    """Stage caches live beside the output folders (build/.dawexport-cache/), or where $DAWEXPORT_CACHE says
+    (`dawexport build --cache DIR`: one cache for many specs, or storage every node of a cluster sees)."""
+    chosen = os.environ.get(CACHE_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else spec.output_dir().parent / ".dawexport-cache"
 
 
 # ---------------------------------------------------------------- corpus
@@ -103,6 +109,11 @@ def _channel_of(parts: dict[str, np.ndarray], channel: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- model
 
+def model_folder(spec: InstrumentSpec, engine: Engine, key: str) -> Path:
+    """Where the trained model for `key` (`engine.cache_key(corpus)`) is cached."""
+    return cache_root(spec) / "models" / f"{engine.name}-{key}"
+
+
 def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: Progress = SILENT) -> bool:
     """Train the engine (resuming an interrupted run) unless a model for this corpus+settings is cached.
 
@@ -141,6 +152,9 @@ def fit_or_load(engine: Engine, corpus: Corpus, spec: InstrumentSpec, progress: 
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(partial, model_dir)
     shutil.rmtree(workdir, ignore_errors=True)
+    # Render from the saved model, not the one in memory: a model that does not survive saving bit for bit
+    # (the conceptor's does not) would otherwise render differently in a cold build, a warm one and on a cluster.
+    engine.load(model_dir)
     return True
 
 
@@ -154,7 +168,7 @@ def _as_os_error(error: BaseException, path: Path) -> BaseException:
 
 
 def _model_dir(engine: Engine, corpus: Corpus, spec: InstrumentSpec) -> Path:
-    return cache_root(spec) / "models" / f"{engine.name}-{engine.cache_key(corpus)}"
+    return model_folder(spec, engine, engine.cache_key(corpus))
 
 
 def _load_cached_model(engine: Engine, model_dir: Path, progress: Progress) -> bool:
@@ -197,8 +211,13 @@ def _discard(path: Path, what: str, error: Exception, progress: Progress) -> Non
 
 # ---------------------------------------------------------------- render
 
+def render_here(engine: Engine, plan: RenderPlan, requests: list, progress: Progress = SILENT) -> list[np.ndarray]:
+    """Render requests in this process, in the engine's own batches."""
+    return engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
+
+
 def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: InstrumentSpec,
-                 progress: Progress = SILENT) -> list[np.ndarray]:
+                 progress: Progress = SILENT, render: Callable = render_here) -> list[np.ndarray]:
     """Render every request of the plan (cached by model and plan), one array per request."""
     requests = plan.requests()
     digest = hashlib.sha256(json.dumps([model_key, [repr(r) for r in requests]]).encode()).hexdigest()[:20]
@@ -210,7 +229,7 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
     what = "pads" if plan.kind == "kit" else "cells"
     progress.stage("render", f"{len(plan.cells)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
                    f"renders at {engine.sample_rate} Hz")
-    takes = engine.render_grains(requests, progress) if plan.kind == "kit" else engine.render(requests, progress)
+    takes = render(engine, plan, requests, progress)
     _check_finite(takes, engine)
     _save_takes(cache, takes)
     return takes
@@ -258,6 +277,19 @@ def _save_takes(cache: Path, takes: list[np.ndarray]) -> None:
 
 # ---------------------------------------------------------------- build
 
+@dataclass(frozen=True)
+class Stages:
+    """Where the heavy stages run. By default all here, one after another; `dawexport.cluster` hands them
+    to Ray workers. `fit` is `fit_or_load`'s signature, `render` is `render_here`'s, `map` the builtin's
+    (post-processing applies `process_take` to every take through it)."""
+    fit: Callable = fit_or_load
+    render: Callable = render_here
+    map: Callable = map
+
+
+HERE = Stages()
+
+
 def build_key(spec: InstrumentSpec) -> str:
     """What the finished folder depends on: the spec's content, the sources' bytes and this version."""
     digest = hashlib.sha256(__version__.encode())
@@ -269,7 +301,7 @@ def build_key(spec: InstrumentSpec) -> str:
 
 
 def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: Progress | None = None,
-          stop_after: str | None = None) -> BuildResult:
+          stop_after: str | None = None, stages: Stages = HERE) -> BuildResult:
     """Build the instrument folder for a spec. `stop_after="train"` stops once the model exists."""
     progress = progress or Progress(quiet=quiet)
     first_stage = len(progress.stages)           # the build report shows this build's stages
@@ -288,7 +320,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     progress.stage("sources", f"{sum(len(r) for r in spec.sources.values())} recording(s) → "
                    f"{engine.sample_rate} Hz, stereo mode {spec.stereo}")
     corpus = build_corpus(spec, engine.sample_rate, progress)
-    trained = fit_or_load(engine, corpus, spec, progress)
+    trained = stages.fit(engine, corpus, spec, progress)
     note = clock_stop_note(engine.training, engine.settings)
     if note:
         progress.stage("train", note)
@@ -307,7 +339,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     else:
         plan = make_plan(spec, corpus.channels,
                          grains=engine.grain_catalogue() if spec.kit is not None else None)
-        takes = _render_or_retrain(engine, corpus, plan, spec, progress, trained)
+        takes = _render_or_retrain(engine, corpus, plan, spec, progress, trained, stages)
 
     from .export import write_formats
     from .render.assemble import assemble_instrument
@@ -316,7 +348,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
         settings = SampleSettings.from_spec(spec)
-        samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress)
+        samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress, stages.map)
         instrument = assemble_instrument(spec, plan, samples, engine)
         instrument = replace(instrument, wavetables=tuple(_wavetables(spec, engine, corpus, staging.path,
                                                                       progress, textures)))
@@ -337,17 +369,18 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     return BuildResult(target, files=sorted(set(files)), trained=trained)
 
 
-def _render_or_retrain(engine, corpus, plan, spec, progress, trained: bool) -> list[np.ndarray]:
+def _render_or_retrain(engine, corpus, plan, spec, progress, trained: bool, stages: Stages = HERE
+                       ) -> list[np.ndarray]:
     """Render; a cached model that renders NaN or fails to render is corrupt (a value of the wrong type,
     say): discard it, train again and render once more."""
     try:
-        return render_takes(engine, plan, engine.render_key(corpus), spec, progress)
+        return render_takes(engine, plan, engine.render_key(corpus), spec, progress, stages.render)
     except (NonFiniteRender, EngineError) as error:
         if trained:
             raise
         _discard(_model_dir(engine, corpus, spec), f"cached {engine.name} model", error, progress)
-        fit_or_load(engine, corpus, spec, progress)
-        return render_takes(engine, plan, engine.render_key(corpus), spec, progress)
+        stages.fit(engine, corpus, spec, progress)
+        return render_takes(engine, plan, engine.render_key(corpus), spec, progress, stages.render)
 
 
 def _spec_identity(spec: InstrumentSpec) -> str | None:
@@ -392,5 +425,6 @@ def _up_to_date(target: Path, key: str) -> bool:
     return manifest.get("build_key") == key and all((target / f).exists() for f in manifest.get("files", []))
 
 
-__all__ = ["build", "build_corpus", "fit_or_load", "render_takes", "BuildResult", "DawexportError",
+__all__ = ["build", "build_corpus", "fit_or_load", "render_takes", "render_here", "Stages", "BuildResult",
+           "DawexportError",
            "ExportError", "MANIFEST"]

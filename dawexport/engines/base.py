@@ -36,12 +36,19 @@ class Capabilities:
     """What an engine can do. `native_rates` None means any rate; `default_rate` None means the output rate.
     `grains`: the engine implements the grain protocol (`grain_catalogue`, `render_grains`, `morph_frames`):
     what a grain kit and a grain-morph wavetable need. `textures`: the engine babbles free-running textures
-    (`render_textures`): what a texture instrument needs. Callers check these flags, never the engine's type."""
+    (`render_textures`): what a texture instrument needs. Callers check these flags, never the engine's type.
+    `gpu`: it trains and renders on a GPU when it has one (a cluster then asks for one GPU per fit and a
+    fraction of one per render task). `batch_invariant`: a request renders to the same bytes whatever else
+    is in its batch, so a cluster may split a plan's requests into shards (a reservoir's chaos or a batched
+    GRU amplifies the last-bit differences of batched matrix products, so the learning engines render a
+    plan in one task)."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True
     grains: bool = False
     textures: bool = False
+    gpu: bool = False
+    batch_invariant: bool = False
     native_rates: tuple[int, ...] | None = None
     default_rate: int | None = None
 

@@ -42,8 +42,8 @@ class SamplerSettings(EngineSettings):
 class SamplerEngine(Engine):
     name = "sampler"
     version = 3  # 2: model files sampler.safetensors + sampler.json; 3: with a checksum, one velocity law
-    capabilities = Capabilities(pitched=True, blendable=True, trainable=False, native_rates=None,
-                                default_rate=None)
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=False, batch_invariant=True,
+                                native_rates=None, default_rate=None)
     Settings = SamplerSettings
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):

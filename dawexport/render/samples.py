@@ -157,13 +157,15 @@ def sample_path(settings: SampleSettings, cell: Cell) -> str:
 
 
 def make_samples(plan: RenderPlan, takes: list[np.ndarray], model_rate: int, settings: SampleSettings,
-                 folder: Path, progress=SILENT) -> list[RenderedSample]:
-    """Post-process every take of the plan and write the WAVs into folder/samples/."""
+                 folder: Path, progress=SILENT, map_fn=map) -> list[RenderedSample]:
+    """Post-process every take of the plan and write the WAVs into folder/samples/.
+
+    `map_fn` applies the per-take chain to every take (builtin `map` here; a cluster maps it in parallel)."""
     n_channels = len(plan.channels)
-    processed = []
-    for i, cell in enumerate(progress.bar(plan.cells, total=len(plan.cells), desc="samples", unit="take")):
-        channels = dict(zip(plan.channels, takes[i * n_channels:(i + 1) * n_channels]))
-        processed.append(process_take(channels, cell.zone.root, model_rate, settings))
+    channels = [dict(zip(plan.channels, takes[i * n_channels:(i + 1) * n_channels])) for i in range(len(plan.cells))]
+    bar = progress.bar(plan.cells, total=len(plan.cells), desc="samples", unit="take")
+    processed = list(map_fn(process_take, channels, (c.zone.root for c in bar), [model_rate] * len(plan.cells),
+                            [settings] * len(plan.cells)))
     off = [sample_path(settings, t) for t, p in zip(plan.cells, processed) if abs(p.root_key - t.zone.root) > 1]
     if off:
         progress.warn(f"{len(off)} take(s) sound more than a semitone away from the note asked for (a gliding "

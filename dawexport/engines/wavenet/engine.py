@@ -69,7 +69,7 @@ FLOOR_DB = -120.0
 class WaveNetEngine(Engine):
     name = "wavenet"
     version = 1
-    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, native_rates=None,
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, native_rates=None,
                                 default_rate=16000)
     Settings = WaveNetSettings
     render_only = ("temperature", "velocity_range_db", "velocity_timbre", "attack_s", "sustain_db",

@@ -1,0 +1,120 @@
+"""Many instruments through Ray vs one after another; prints a markdown table.
+
+    python benchmarks/bench_cluster.py              # eight small conceptor specs (~2-3 minutes on 2 cores)
+    python benchmarks/bench_cluster.py --specs 4    # fewer
+
+1. Eight small specs (conceptor engine, distinct seeds, so nothing is shared between them) built serially in
+   this process (`build_many(specs)`), then, from empty caches, through a local Ray with two workers
+   (`build_many(specs, cluster="ray")`, the time to start Ray included). Both in the same run: the ratio is
+   the figure (goal >= 1.7x on this 2-core machine).
+2. Ray's overhead for one tiny build (a sampler spec): the Ray build (starting Ray included) minus the same
+   build here (goal <= 5 s).
+Both builds of a spec must write byte-identical folders; the script checks it and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dawexport.batch import build_many  # noqa: E402
+
+SOUNDS = ROOT / "instruments" / "sounds"
+
+
+def write_spec(folder: Path, name: str, engine: dict, **changes) -> Path:
+    for sound in ("cat_meow.flac", "flute.wav"):
+        if not (folder / sound).exists():
+            shutil.copy(SOUNDS / sound, folder / sound)
+    spec = {"name": name, "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"}, "engine": engine,
+            "blend": {"corners": ["cat", "flute"], "points_per_side": 2},
+            "keys": {"low": "C3", "high": "C5", "every": 4}, "velocity_layers": 2,
+            "note": {"length": 1.0, "release": 0.2}, "output": {"dir": f"out/{name}", "formats": ["sfz"]}}
+    spec.update(changes)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def conceptor_specs(folder: Path, count: int) -> list[Path]:
+    return [write_spec(folder, f"reservoir{i}", {"name": "conceptor", "seed": i, "settings": {
+        "reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}) for i in range(count)]
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the report's record of this run's times and memory."""
+    from dawexport.report import RUN_SPECIFIC
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() not in RUN_SPECIFIC}
+
+
+def timed_batch(folder: Path, specs: list[Path], **options) -> float:
+    start = time.perf_counter()
+    outcomes = build_many(specs, quiet=True, cache=folder / "cache", **options)
+    seconds = time.perf_counter() - start
+    failed = [o for o in outcomes if o.status != "built"]
+    if failed:
+        raise SystemExit(f"not built: {failed}")
+    return seconds
+
+
+def copy_specs(specs: list[Path], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True)
+    for path in specs[0].parent.iterdir():
+        if path.is_file():
+            shutil.copy(path, folder / path.name)
+    return [folder / p.name for p in specs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.pop("RAY_ADDRESS", None)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "specs").mkdir()
+        specs = conceptor_specs(tmp / "specs", args.specs)
+        here = copy_specs(specs, tmp / "here")
+        on_ray = copy_specs(specs, tmp / "ray")
+        serial = timed_batch(tmp / "here", here)
+        ray_s = timed_batch(tmp / "ray", on_ray, cluster="ray", num_cpus=args.workers)
+        same = all(hashes(tmp / "here" / "out" / p.stem) == hashes(tmp / "ray" / "out" / p.stem) for p in specs)
+        rows += [(f"{args.specs} conceptor specs, serially in one process", f"{serial:.1f} s", ""),
+                 (f"the same through Ray, {args.workers} workers (starting Ray included)", f"{ray_s:.1f} s", ""),
+                 ("speed-up", f"{serial / ray_s:.2f}×", "≥ 1.7×"),
+                 ("byte-identical folders", "yes" if same else "NO", "yes")]
+
+        (tmp / "tiny").mkdir()
+        tiny = write_spec(tmp / "tiny", "tiny", {"name": "sampler"}, keys={"low": "C4", "high": "D4", "every": 3},
+                          velocity_layers=1)
+        tiny_here = copy_specs([tiny], tmp / "tiny-here")
+        tiny_ray = copy_specs([tiny], tmp / "tiny-ray")
+        local_one = timed_batch(tmp / "tiny-here", tiny_here)
+        ray_one = timed_batch(tmp / "tiny-ray", tiny_ray, cluster="ray", num_cpus=args.workers)
+        rows += [("one tiny sampler build here", f"{local_one:.2f} s", ""),
+                 ("the same through Ray (starting Ray included)", f"{ray_one:.2f} s", ""),
+                 ("Ray's overhead", f"{ray_one - local_one:.2f} s", "≤ 5 s")]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} "
+          "at the end (other jobs share these cores)\n")
+    print("| measure | value | goal |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

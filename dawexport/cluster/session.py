@@ -1,0 +1,90 @@
+"""Connecting to Ray: an existing cluster (`ray://HOST:PORT`, `HOST:PORT` or $RAY_ADDRESS), or a local Ray
+started for this build and stopped after it.
+
+    >>> resolve_address("ray", environ={})            # nothing given: start Ray here
+    >>> resolve_address("ray", environ={"RAY_ADDRESS": "10.0.0.5:6379"})
+    '10.0.0.5:6379'
+    >>> resolve_address("ray://head:10001", environ={})
+    'ray://head:10001'
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from ..errors import DawexportError
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "auto", "local")
+
+
+class ClusterError(DawexportError):
+    """The cluster cannot be used: Ray missing, a bad address, no shared cache."""
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_address(cluster: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The Ray address to connect to, or None to start a local Ray: `--cluster ray` uses $RAY_ADDRESS when set."""
+    environ = os.environ if environ is None else environ
+    if cluster == "ray":
+        return environ.get("RAY_ADDRESS") or None
+    if cluster.startswith("ray://"):
+        return cluster
+    raise ClusterError(f"unknown cluster {cluster!r}", key="--cluster",
+                       fix="use --cluster ray (local Ray, or $RAY_ADDRESS) or --cluster ray://HOST:PORT")
+
+
+def _is_local(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    return host in LOCAL_HOSTS
+
+
+@contextmanager
+def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None = None,
+                progress=None) -> Iterator["RayStages"]:
+    """Connect to Ray (or start it), yield the pipeline stages that run on it, and disconnect at the end.
+
+    A remote cluster needs `cache` on storage that every node and this machine see (NFS, a cluster file
+    system): trained models, training checkpoints and renders live there, so a retried task resumes."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("Ray is not installed", key="--cluster",
+                           fix='pip install "dawexport[ray]" (or build without --cluster)') from None
+    from ..pipeline import CACHE_ENV
+    from .stages import RayStages
+
+    address = resolve_address(cluster)
+    if address is not None and not _is_local(address) and cache is None:
+        raise ClusterError(f"building on the cluster at {address} needs a cache on storage every node sees",
+                           key="--cache", fix="add --cache /path/every/node/mounts (e.g. an NFS share)")
+    env = {CACHE_ENV: str(Path(cache).resolve())} if cache is not None else {}
+    options = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=False,
+                   configure_logging=False)
+    if address is None:     # a Ray of our own on this machine, gone when the build ends
+        options.update(num_cpus=num_cpus, include_dashboard=False)
+    if ray.is_initialized():
+        raise ClusterError("Ray is already connected in this process", key="--cluster",
+                           fix="build from a fresh process")
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ClusterError(f"cannot connect to Ray at {address or 'a new local instance'}: {error}",
+                           key="--cluster", fix="start the cluster (ray start --head) or check the address")
+    try:
+        if progress is not None:
+            resources = ray.cluster_resources()
+            progress.stage("cluster", f"Ray {'at ' + address if address else 'started here'}: "
+                           f"{len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPU(s), "
+                           f"{resources.get('GPU', 0):g} GPU(s)")
+        yield RayStages(ray)
+    finally:
+        ray.shutdown()

@@ -1,0 +1,113 @@
+"""The pipeline's heavy stages as Ray tasks: one task per model fit, renders in shards, post-processing in
+chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish) and the caches.
+
+    >>> shards(10, take_size=2, parts=3)
+    [range(0, 4), range(4, 6), range(6, 10)]
+    >>> shards(3, take_size=1, parts=8)
+    [range(0, 1), range(1, 2), range(2, 3)]
+
+Results do not depend on the cluster: every request carries its own seed, an engine's renders are split into
+shards only when it renders each request to the same bytes whatever its batch (`batch_invariant`; otherwise
+a plan renders in one task), and the post-processing is the same pure function wherever it runs.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+from ..pipeline import Stages, fit_or_load, model_folder
+from ..progress import SILENT
+from . import tasks
+
+RETRIES = 3               # a task whose worker dies (or its node) runs again elsewhere, this many times
+GPU_PER_RENDER = 0.25     # render tasks of a GPU engine share a GPU four ways
+SHARDS_PER_CPU = 2        # enough tasks to keep every worker busy, few enough to keep the overhead low
+
+
+def shards(count: int, *, take_size: int, parts: int) -> list[range]:
+    """Split `count` requests into at most `parts` contiguous ranges that keep a take's channels together."""
+    takes = count // take_size
+    parts = max(1, min(parts, takes))
+    bounds = [round(i * takes / parts) * take_size for i in range(parts + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+class RayStages(Stages):
+    """`pipeline.Stages` whose fit, render and post-processing run on Ray; safe to share between threads."""
+
+    def __init__(self, ray):
+        resources = ray.cluster_resources()
+        object.__setattr__(self, "_state", {
+            "ray": ray, "cpus": max(1, int(resources.get("CPU", 1))), "gpus": float(resources.get("GPU", 0)),
+            "fits": {}, "lock": threading.Lock(), "models": weakref.WeakKeyDictionary(),
+            "fit": ray.remote(tasks.fit_model), "render": ray.remote(tasks.render_shard),
+            "chunk": ray.remote(tasks.process_chunk)})
+        super().__init__(fit=self._fit_remote, render=self._render_remote, map=self._map_remote)
+        warm = ray.remote(tasks.warm_up).options(num_cpus=1, name="warm_up")
+        self._state["warm"] = [warm.remote() for _ in range(self._state["cpus"])]   # not waited for
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def ray(self):
+        return self._state["ray"]
+
+    def _wants_gpu(self, engine) -> bool:
+        """A GPU engine asks for one when the cluster has any, unless its spec pins it to the CPU (or MPS)."""
+        return (engine.capabilities.gpu and self._state["gpus"] > 0
+                and not str(engine.device).startswith(("cpu", "mps")))
+
+    def _gather(self, refs: list, bar) -> list:
+        """Wait for every task (advancing `bar` by each one's weight) and return their results in order."""
+        ray = self.ray
+        weight = {ref: w for ref, w in refs}
+        pending = list(weight)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(weight[done[0]])
+        return ray.get([ref for ref, _ in refs])
+
+    # ------------------------------------------------------------ stages
+    def _fit_remote(self, engine, corpus, spec, progress=SILENT) -> bool:
+        key = engine.cache_key(corpus)
+        self._state["models"][engine] = (spec, key)      # what its render tasks load
+        if (model_folder(spec, engine, key) / "complete").exists():
+            return fit_or_load(engine, corpus, spec, progress)
+        gpu = self._wants_gpu(engine)
+        with self._state["lock"]:     # two specs of one batch that share a model train it once
+            ref = self._state["fits"].get(key)
+            if ref is None:
+                ref = self._state["fit"].options(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=RETRIES,
+                                                 retry_exceptions=False, name="fit_model").remote(spec, corpus)
+                self._state["fits"][key] = ref
+        progress.stage("train" if engine.capabilities.trainable else "model",
+                       f"{engine.name} in a Ray task ({'1 GPU' if gpu else '1 CPU'}); cache "
+                       f"{model_folder(spec, engine, key).parent.parent}")
+        trained = self.ray.get(ref)
+        fit_or_load(engine, corpus, spec)       # the worker saved it in the cache: load it here
+        return trained
+
+    def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
+        gpu = self._wants_gpu(engine)
+        parts = (shards(len(requests), take_size=len(plan.channels), parts=SHARDS_PER_CPU * self._state["cpus"])
+                 if engine.capabilities.batch_invariant else [range(len(requests))])
+        spec, key = self._state["models"][engine]
+        spec_ref = self.ray.put(spec)
+        task = self._state["render"].options(num_cpus=0 if gpu else 1, num_gpus=GPU_PER_RENDER if gpu else 0,
+                                             max_retries=RETRIES, retry_exceptions=False, name="render_shard")
+        refs = [(task.remote(spec_ref, key, plan.kind, requests[part.start:part.stop]), len(part))
+                for part in parts]
+        with progress.bar(total=len(requests), desc=f"render ({len(parts)} tasks)", unit="take") as bar:
+            rendered = self._gather(refs, bar)
+        return [take for shard in rendered for take in shard]
+
+    def _map_remote(self, fn, *iterables) -> list:
+        columns = [list(column) for column in iterables]
+        rows = len(columns[0]) if columns else 0
+        parts = shards(rows, take_size=1, parts=SHARDS_PER_CPU * self._state["cpus"])
+        task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
+                                            name="post_process")
+        refs = [(task.remote(fn, *[column[part.start:part.stop] for column in columns]), len(part))
+                for part in parts]
+        with SILENT.bar(total=rows) as bar:
+            chunks = self._gather(refs, bar)
+        return [item for chunk in chunks for item in chunk]

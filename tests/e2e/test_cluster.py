@@ -1,0 +1,120 @@
+"""Builds on a real two-node Ray cluster (loopback) write the same bytes as builds in one process, even when a
+worker is killed in the middle of rendering."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dawexport.batch import build_many
+from dawexport.cli import main
+from dawexport.cluster.stages import shards
+from support.specs import small_spec
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dawexport[ray]' (.ci/run installs it)")
+
+from support.ray_cluster import processes_titled, two_node_cluster  # noqa: E402
+
+CONCEPTOR = {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}
+# A few training steps, stopped by count (not by the clock) on one torch thread: the same bytes anywhere.
+DDSP = {"name": "ddsp", "sample_rate": 16000, "settings": {
+    "max_steps": 4, "max_minutes": None, "threads": 1, "augment_copies": 0, "hidden_size": 32, "batch_size": 2,
+    "checkpoint_every": 2, "validate_every": 2}}
+
+
+def write_specs(folder: Path) -> list[Path]:
+    """A sampler spec (its renders shard across tasks), a tiny ddsp spec (trained in a Ray task) and a
+    conceptor spec (trained, rendered in one task that lasts long enough to be killed). No Ableton files:
+    they record the folder's absolute path, so they differ between any two folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [small_spec(folder, "sampled", velocity_layers=2, output={"dir": "out/sampled",
+                                                                      "formats": ["sfz", "sf2", "bitwig"]}),
+            small_spec(folder, "neural", engine=DDSP, output={"dir": "out/neural", "formats": ["sfz"]}),
+            small_spec(folder, "reservoir", engine=CONCEPTOR, keys={"low": "C4", "high": "A4", "every": 3},
+                       output={"dir": "out/reservoir", "formats": ["sfz", "decent_sampler"]})]
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the report's record of this run's times and memory (`RUN_SPECIFIC`)."""
+    from dawexport.report import RUN_SPECIFIC
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() not in RUN_SPECIFIC}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with two_node_cluster() as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """Every spec built here, one after another, without Ray: the reference bytes."""
+    folder = tmp_path_factory.mktemp("local")
+    specs = write_specs(folder)
+    assert [o.status for o in build_many(specs, quiet=True)] == ["built"] * len(specs)
+    return {spec.stem: file_hashes(folder / "out" / spec.stem) for spec in specs}
+
+
+def test_shards_keep_each_take_whole_and_cover_every_request():
+    for count, size, parts in [(12, 2, 5), (7, 1, 3), (4, 2, 8), (0, 1, 4)]:
+        ranges = shards(count, take_size=size, parts=parts)
+        assert [i for r in ranges for i in r] == list(range(count))
+        assert all(r.start % size == 0 for r in ranges) and len(ranges) <= max(1, parts)
+
+
+def test_sampler_renders_the_same_bytes_in_any_batch(tmp_path):
+    from dawexport.engines import make_engine
+    from dawexport.pipeline import build_corpus
+    from dawexport.render.plan import make_plan
+    from dawexport.spec import load_spec
+    spec = load_spec(write_specs(tmp_path)[0])
+    engine = make_engine(spec)
+    corpus = build_corpus(spec, engine.sample_rate)
+    engine.fit(corpus, tmp_path, None)
+    assert engine.capabilities.batch_invariant
+    requests = make_plan(spec, corpus.channels).requests()
+    whole = engine.render(requests)
+    pieces = [take for part in shards(len(requests), take_size=2, parts=3)
+              for take in engine.render(requests[part.start:part.stop])]
+    assert len(whole) == len(pieces) == len(requests)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(whole, pieces))
+
+
+def test_two_nodes_build_what_one_process_builds(cluster, local, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAY_ADDRESS", cluster)
+    specs = write_specs(tmp_path)[:2]
+    code = main(["build", *map(str, specs), "--cluster", "ray", "--cache", str(tmp_path / "shared")])
+    table = capsys.readouterr().out
+    assert code == 0, table
+    assert table.splitlines()[-1] == "2 built, 0 reused, 0 failed"
+    for spec in specs:
+        assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem], spec.stem
+    assert len(list((tmp_path / "shared" / "models").iterdir())) == 2     # the cache every node sees
+
+
+def test_a_worker_killed_while_rendering_does_not_lose_the_build(cluster, local, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", cluster)
+    spec = write_specs(tmp_path)[2]
+    outcome: list = []
+    builder = threading.Thread(target=lambda: outcome.extend(
+        build_many([spec], quiet=True, cluster="ray", cache=tmp_path / "shared")))
+    builder.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and builder.is_alive() and time.monotonic() < deadline:
+        busy = processes_titled("ray::render_shard")
+        if busy:
+            killed = busy[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    builder.join(timeout=180)
+    assert killed is not None, "the render task finished before it could be killed"
+    assert [o.status for o in outcome] == ["built"], outcome
+    assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
