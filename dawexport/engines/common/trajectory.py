@@ -83,6 +83,11 @@ def _turn_points(lo: float, hi: float, distance: float, rng: np.random.Generator
             break
         travelled += (top - points[-1]) + (top - bottom)
         points += [top, bottom]
+    back = 0.5 * (distance - travelled - (hi - points[-1]))    # time left over: one shorter turn, anywhere
+    if back > 0.02 * span:
+        back = min(back, span)
+        top = rng.uniform(max(points[-1], lo + back), hi)
+        points += [top, top - back]
     points.append(hi)
     return np.asarray(points)
 
@@ -112,22 +117,22 @@ def time_map(segments: list[Segments], weights: list[float], held_frames: int, t
     `held_frames` frames. The corners share the note's timeline: its attack lasts the weight-mean of their
     attacks, and each corner maps it onto its own attack, sustain and release (a segment-aligned blend).
     `rng` picks the turns of the held part (a round robin passes its own); `speed` is the mean rate of
-    travel through the sustain, in source frames per note frame."""
+    travel through the sustain, in source frames per note frame (of the weight-mean sustain); all corners
+    take the same path through their own sustains."""
     w = np.asarray(weights, np.float64)
     w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / max(1, len(w)))
     attack = int(round(float(np.dot(w, [s.attack for s in segments]))))
-    attack = min(attack, held_frames)
-    t = np.arange(total_frames, dtype=np.float64)
-    state = rng.bit_generator.state if rng is not None else None
+    t = np.arange(min(attack, held_frames, total_frames), dtype=np.float64)   # a short note cuts the attack
+    held = max(0, min(held_frames, total_frames) - len(t))
+    sustain = float(np.dot(w, [s.sustain for s in segments]))
+    # one path through the sustain in shares of its length, which every corner follows through its own
+    path = _wander(0.0, 1.0, held, rng, speed / sustain if sustain > 0 else 1.0)
     maps = []
     for seg in segments:
-        if rng is not None:
-            rng.bit_generator.state = state                  # every corner takes the same path
         pos = np.empty(total_frames)
-        a = t[:min(attack, total_frames)]
+        a = t
         pos[:len(a)] = seg.onset + (a * seg.attack / attack if attack > 0 else 0.0)
-        held = max(0, min(held_frames, total_frames) - len(a))
-        pos[len(a):len(a) + held] = _wander(seg.attack_end, seg.release_start, held, rng, speed)
+        pos[len(a):len(a) + held] = seg.attack_end + path * seg.sustain
         after = total_frames - len(a) - held
         if after > 0:
             start = seg.release_start if held > 0 or attack > 0 else seg.onset
