@@ -134,11 +134,18 @@ def f0_frames(x: np.ndarray, sr: int) -> np.ndarray:
     return np.where(tr.voiced, tr.hz, 0.0)
 
 
+def held_pitch_cents(note: np.ndarray, key: int, hold_s: float) -> float:
+    """The held part's pitch (`estimate_pitch` of the note up to note-off, the measure the pipeline gives a
+    sample's root and fine tune by) in cents from the key: what the instrument leaves of the tuning."""
+    return float(100 * (estimate_pitch(note[:int(hold_s * SR)], SR).midi - key))
+
+
 def measure(source: np.ndarray, sr: int, root: int, sfz: Path, cc1: int) -> dict:
     hold = len(source) / sr
     note = play(sfz, root, cc1, hold)
     src_f0 = f0_frames(source, sr)
-    row = {"timbre": timbre_distance(source, sr, note, SR), "evolution": evolution_distance(source, sr, note, SR)}
+    row = {"timbre": timbre_distance(source, sr, note, SR), "evolution": evolution_distance(source, sr, note, SR),
+           "held_cents": held_pitch_cents(note, root, hold)}
     for shift in (-12, 12):
         other = play(sfz, root + shift, cc1, hold)
         row[f"formants{shift:+d}"] = formant_distance(source, src_f0, sr, other, f0_frames(other, SR), SR)
@@ -235,8 +242,9 @@ def main() -> int:
     print(f"ddsp settings: {settings or 'engine defaults'}; build seconds (incl. training, first of each "
           f"pair): " + ", ".join(f"{s}/{e} {v:.0f}" for (s, e), v in seconds.items()))
     print()
-    print("| sound | engine | key | timbre dB | evolution dB | formants −12 dB | formants +12 dB | goals met |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| sound | engine | key | timbre dB | evolution dB | formants −12 dB | formants +12 dB | held pitch, cents "
+          "| goals met |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         goals = ""
         if r["engine"] == "ddsp":
@@ -245,7 +253,7 @@ def main() -> int:
                       r["formants-12"] <= 0.5 * s["formants-12"], r["formants+12"] <= 0.5 * s["formants+12"]]
             goals = " ".join("✓" if c else "✗" for c in checks)
         print(f"| {r['sound']} | {r['engine']} | {r['key']} | {r['timbre']:.1f} | {r['evolution']:.1f} | "
-              f"{r['formants-12']:.1f} | {r['formants+12']:.1f} | {goals} |")
+              f"{r['formants-12']:.1f} | {r['formants+12']:.1f} | {r['held_cents']:+.1f} | {goals} |")
     print("\n(goals, in order: timbre ≤ max(1.5 × sampler, 2 dB); evolution ≤ max(1.5 × sampler, 3 dB); "
           "formants −12 and +12 ≤ 0.5 × sampler)")
     if args.json:

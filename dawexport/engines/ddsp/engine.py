@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...audio.analysis import FLOOR_DB, default_hop, midi_to_hz
+from ...audio.analysis import FLOOR_DB, central_cents, default_hop, midi_to_hz, pitch_weights
 from ...audio.spectral import log_mel_shape
 from ...errors import EngineError
 from ...progress import SILENT
@@ -295,8 +295,9 @@ class DDSPEngine(Engine):
         Every corner plays its own trajectory through its own time map (segment-aligned): its latents z(t),
         its loudness contour relative to its loudest frame and its pitch contour; the corners' loudness and
         pitch contours are mixed by weight, their latents go to the decoder one corner at a time (blend
-        'output') or mixed (blend 'latent'). In 'source' contour mode the held part's median pitch is put
-        on the key, so the exported sample's measured root and fine tune hold it in tune."""
+        'output') or mixed (blend 'latent'). In 'source' and 'vibrato' modes the held part's pitch, weighed as
+        `estimate_pitch` weighs it, is put on the key, so the exported sample's measured root and fine tune
+        hold it in tune."""
         kw = self.key_weights(request)
         group_of_key, reps = self._groups()
         gw = np.zeros(len(reps))
@@ -319,9 +320,13 @@ class DDSPEngine(Engine):
             tracks[g] = sample_track(self.key_tracks[i].numpy(), pos)
             cents += w * self._contour_cents(key, pos)
             rel_db += w * (sample_track(key.loudness, pos) - float(np.max(key.loudness)))
-        if self.settings.contour == "source":
-            start = min(held - 1, max(0, int(np.argmax(rel_db[:held] >= -10.0))))
-            cents -= float(np.median(cents[start:held]))
+        if self.settings.contour != "flat":
+            # the held part's one pitch, weighed as `estimate_pitch` weighs it (the pipeline's measure of a
+            # sample's root and fine tune), goes on the key
+            loud_held, t = rel_db[:held], np.arange(held) * frame_s
+            use = loud_held >= loud_held.max() - 20.0
+            w = pitch_weights(cents[:held][use], loud_held[use], t[use], 1.0, frame_s)
+            cents -= central_cents(cents[:held][use], w)
         f0 = np.minimum(midi_to_hz(request.note) * 2.0 ** (cents / 1200.0), 0.49 * self.sample_rate)
         tops = np.array([k.top_db for k in self.keys])
         top = 10 * np.log10(max(float(np.sum(kw * 10 ** (tops / 10))), 1e-12))
