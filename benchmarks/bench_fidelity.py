@@ -116,7 +116,7 @@ def instrument_spec(sound: str, pair: tuple[str, str], engine: str, files: dict,
             "blend": {"corners": list(pair), "points_per_side": 2},
             "keys": {"low": root - 12, "high": root + 12, "every": 12},
             "velocity_layers": 1, "round_robins": 1,
-            "note": {"length": round(seconds + 0.5, 2), "release": 0.5, "attack": 0.002},
+            "note": {"length": round(seconds, 3), "release": 0.5, "attack": 0.002},
             "stereo": "mono", "loop": "auto",
             "output": {"dir": str(out / f"{sound}_{engine}"), "sample_rate": SR, "bit_depth": "24",
                        "normalise": "even", "formats": ["sfz"]}}
@@ -225,7 +225,7 @@ def main() -> int:
         for engine in ("ddsp", "sampler"):
             for corner, sound in enumerate(pair):
                 x, sr = sources[sound]
-                length = max(len(sources[s][0]) / sources[s][1] for s in pair)
+                length = len(x) / sr               # the note is rendered as long as it is then held in sfizz
                 spec = instrument_spec(sound, pair, engine, files, roots[sound], length,
                                        settings if engine == "ddsp" else {}, work)
                 t0 = time.perf_counter()
