@@ -24,7 +24,6 @@ from dawexport.engines.common.persistence import load_tensors
 from dawexport.engines.common.training import CHECKPOINT
 from dawexport.engines.common.velocity import velocity_db
 from dawexport.engines.ddsp import DDSPEngine, DDSPSettings
-from dawexport.engines.ddsp.features import extend_contour
 from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_convolve, fft_sizes,
                                           filtered_noise, harmonic_amplitudes, harmonic_synth,
                                           multi_resolution_stft_loss, oscillator_phase)
@@ -234,13 +233,11 @@ def test_formant_keeping_pitch_shift_keeps_the_brightness_and_the_pitch():
             pytest.approx(100 * 12 * math.log2(ratio), abs=5)
 
 
-def test_velocity_envelope_and_contour_helpers():
+def test_velocity_and_envelope_helpers():
     levels = [velocity_db(v, 30.0) for v in (1, 40, 80, 127)]
     assert levels[0] == -30.0 and levels[-1] == 0.0 and all(b > a for a, b in zip(levels, levels[1:]))
     env = note_envelope(np.arange(100) * 0.01, duration_s=0.5, release_s=0.3, attack_s=0.05)
     assert env[0] == 0 and env[10] == 1 and env[49] == 1 and 0 < env[65] < 1 and env[85] == 0
-    c = extend_contour(np.array([0.0, 10.0, 20.0, 30.0, 40.0]), 12)
-    assert len(c) == 12 and list(c[:5]) == [0, 10, 20, 30, 40] and c[5] == 30.0
 
 
 # --------------------------------------------------------------------------- a tiny trained model

@@ -9,21 +9,26 @@ Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live
 `engine.render([RenderRequest((("cat", 0.5), ("flute", 0.5)), "L", 60, 100, 2.0, 0.4)])` plays it
 (tests/test_ddsp.py trains a tiny one in seconds).
 
-What it learns. Every (source, channel) of the corpus is a *key* with its own timbre latent z: the encoder
-maps each normalised log-mel frame to a latent and z is their mean over the key's voiced frames (so the
-latent the decoder trains with is exactly the corner latent it renders with). A GRU decoder turns (f0,
-A-weighted loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + harmonic distribution,
-harmonics above Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with
-a multi-resolution spectral loss at the model's own rate (16 to 48 kHz). The output level is anchored to the
-loudness asked for (the network learns a bounded correction and the timbre), so velocities outside the corpus's
-dynamic range still land at their level. Small corpora are augmented by pitch shifting (resampling, with the
-source's spectral envelope put back so low notes keep their top end) and time stretching (phase vocoder).
+What it learns. Every (source, channel) of the corpus is a *key*. The encoder maps each normalised log-mel
+frame to a timbre latent, so a recording becomes a trajectory z(t) (NSynth's temporal embedding); the decoder
+trains on the per-frame z of the audio it must produce, and a pitch-shifted training copy reads z(t) from the
+unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (f0, A-weighted
+loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + harmonic distribution, harmonics above
+Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with a multi-resolution
+spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
+attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
+correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
+spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
+loudness contour and pitch contour.
 
-How it plays. f0 is exactly the note (optionally with the source's vibrato/glide contour); velocity sets the
-target loudness (127 = the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on
-the engines' one velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
-quieter; the latent is the weight-blend of the corners' latents on the request's channel, which keeps the
-stereo image. All requests render in a few batched passes.
+How it plays. A note replays its corners' trajectories re-timed to its length (`common.trajectory`): attack as
+recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
+release after note-off; corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
+source, vibrato or flat; the held part's pitch on the key); velocity sets the level of the loudness contour (127
+= the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
+velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
+quieter. Corners blend in the decoder's output space (each corner's z(t) decoded, outputs mixed) or in latent
+space. Round robins take their own path through the sustain. All requests render in a few batched passes.
 """
 from __future__ import annotations
 
