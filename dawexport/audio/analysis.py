@@ -357,6 +357,34 @@ def _weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(v[order][min(np.searchsorted(cw, q * cw[-1]), len(v) - 1)])
 
 
+def pitch_weights(cents: np.ndarray, loudness_db: np.ndarray, times: np.ndarray,
+                  confidence: np.ndarray | float = 1.0, hop_s: float | None = None) -> np.ndarray:
+    """How much each frame counts towards a sound's one pitch: its amplitude times its confidence, down-weighted
+    where the 250 ms median-smoothed pitch glides (a glide of 300 cents/s counts half)."""
+    cents = np.asarray(cents, np.float64)
+    times = np.asarray(times, np.float64)
+    if hop_s is None:
+        hop_s = float(np.median(np.diff(times))) if len(times) > 1 else 0.01
+    size = max(1, int(round(0.25 / hop_s)) | 1)
+    smooth = ndimage.median_filter(cents, size=size, mode="nearest")
+    slope = np.gradient(smooth, times) if len(times) > 1 else np.zeros(len(cents))
+    return 10.0 ** (np.asarray(loudness_db, np.float64) / 20.0) * confidence / (1.0 + (slope / 300.0) ** 2)
+
+
+def central_cents(cents: np.ndarray, weights: np.ndarray) -> float:
+    """The weighted mean of the middle half (by weight) of per-frame pitches: the centre of a vibrato, and
+    scoops ignored. `estimate_pitch` and the engines that shape a pitch curve agree through this.
+
+        >>> central_cents(np.array([0.0, 10.0, 20.0, 30.0, 400.0]), np.ones(5))
+        20.0
+    """
+    cents = np.asarray(cents, np.float64)
+    w = np.asarray(weights, np.float64)
+    lo, hi = _weighted_quantile(cents, w, 0.25), _weighted_quantile(cents, w, 0.75)
+    mid = (cents >= lo) & (cents <= hi)
+    return float(np.sum(cents[mid] * w[mid]) / np.sum(w[mid]))
+
+
 def estimate_pitch(x, sr: int, *, fmin: float = 40.0, fmax: float = 2000.0) -> PitchEstimate:
     """One robust pitch for a sound (NaN, confidence 0 if unpitched; never raises on audio content).
 
@@ -383,14 +411,7 @@ def estimate_pitch(x, sr: int, *, fmin: float = 40.0, fmax: float = 2000.0) -> P
         return PitchEstimate(float("nan"), float("nan"), 0.0, vfrac)
     use &= loud >= loud[use].max() - 20.0
     cents = 100.0 * hz_to_midi(tr.hz[use])
-    hop_s = tr.hop / tr.sample_rate
-    size = max(1, int(round(0.25 / hop_s)) | 1)
-    smooth = ndimage.median_filter(cents, size=size, mode="nearest")
-    t = tr.times[use]
-    slope = np.gradient(smooth, t) if len(t) > 1 else np.zeros(1)
-    w = 10.0 ** (loud[use] / 20.0) * tr.confidence[use] / (1.0 + (slope / 300.0) ** 2)
-    lo, hi = _weighted_quantile(cents, w, 0.25), _weighted_quantile(cents, w, 0.75)
-    mid = (cents >= lo) & (cents <= hi)
-    midi = float(np.sum(cents[mid] * w[mid]) / np.sum(w[mid])) / 100.0
+    w = pitch_weights(cents, loud[use], tr.times[use], tr.confidence[use], tr.hop / tr.sample_rate)
+    midi = central_cents(cents, w) / 100.0
     conf = float(np.sum(tr.confidence[use] * w) / np.sum(w)) * min(1.0, vfrac / 0.5)
     return PitchEstimate(hz=midi_to_hz(midi), midi=midi, confidence=conf, voiced_fraction=vfrac)

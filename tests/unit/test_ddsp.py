@@ -15,7 +15,7 @@ import pytest
 
 import torch
 
-from dawexport.audio.analysis import PitchEstimate, estimate_pitch, f0_track, hz_to_midi, rms_db
+from dawexport.audio.analysis import PitchEstimate, estimate_pitch, f0_track, hz_to_midi, midi_to_hz, rms_db
 from dawexport.engines import engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
 from dawexport.audio.spectral import pitch_shift, restore_envelope, time_stretch
@@ -24,7 +24,6 @@ from dawexport.engines.common.persistence import load_tensors
 from dawexport.engines.common.training import CHECKPOINT
 from dawexport.engines.common.velocity import velocity_db
 from dawexport.engines.ddsp import DDSPEngine, DDSPSettings
-from dawexport.engines.ddsp.features import extend_contour
 from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_convolve, fft_sizes,
                                           filtered_noise, harmonic_amplitudes, harmonic_synth,
                                           multi_resolution_stft_loss, oscillator_phase)
@@ -112,7 +111,7 @@ def test_registered_with_its_capabilities():
 def test_settings_have_small_defaults_and_refuse_nonsense():
     s = DDSPSettings()
     assert s.latent_size == 16 and 128 <= s.hidden_size <= 256 and 64 <= s.n_harmonics <= 100
-    assert s.noise_bands == 65 and s.contour == "flat" and s.reverb is False
+    assert s.noise_bands == 65 and s.contour == "source" and s.reverb is False
     assert s.max_steps == 2000 and s.max_minutes is None and s.threads == 2     # a step stop: reproducible
     with pytest.raises(ValueError):
         DDSPSettings(hidden=12)                            # unknown key
@@ -234,13 +233,11 @@ def test_formant_keeping_pitch_shift_keeps_the_brightness_and_the_pitch():
             pytest.approx(100 * 12 * math.log2(ratio), abs=5)
 
 
-def test_velocity_envelope_and_contour_helpers():
+def test_velocity_and_envelope_helpers():
     levels = [velocity_db(v, 30.0) for v in (1, 40, 80, 127)]
     assert levels[0] == -30.0 and levels[-1] == 0.0 and all(b > a for a, b in zip(levels, levels[1:]))
     env = note_envelope(np.arange(100) * 0.01, duration_s=0.5, release_s=0.3, attack_s=0.05)
     assert env[0] == 0 and env[10] == 1 and env[49] == 1 and 0 < env[65] < 1 and env[85] == 0
-    c = extend_contour(np.array([0.0, 10.0, 20.0, 30.0, 40.0]), 12)
-    assert len(c) == 12 and list(c[:5]) == [0, 10, 20, 30, 40] and c[5] == 30.0
 
 
 # --------------------------------------------------------------------------- a tiny trained model
@@ -355,7 +352,7 @@ def test_source_contour_brings_the_vibrato(trained):
     engine = DDSPEngine(DDSPSettings(**{**TINY, "contour": "source"}), sample_rate=SR)
     engine.load(folder / "model")
     vib, = engine.render([request({"bright": 1.0}, note=64, duration=1.5, release=0.0)])
-    flat_engine = DDSPEngine(DDSPSettings(**TINY), sample_rate=SR)
+    flat_engine = DDSPEngine(DDSPSettings(**{**TINY, "contour": "flat"}), sample_rate=SR)
     flat_engine.load(folder / "model")
     flat, = flat_engine.render([request({"bright": 1.0}, note=64, duration=1.5, release=0.0)])
 
@@ -515,3 +512,70 @@ def test_build_plays_in_sfizz(tmp_path):
     assert levels[1] > levels[0] + 1.0, levels
     again = build(path, quiet=True, force=True)          # the trained model is cached: no second training
     assert not again.trained
+
+
+# --------------------------------------------------------------------------- trajectories and contours
+
+def loaded(folder, **settings):
+    engine = DDSPEngine(DDSPSettings(**{**TINY, **settings}), sample_rate=SR, device="cpu")
+    engine.load(folder / "model")
+    return engine
+
+
+def frames_of(engine, req):
+    return int(round((req.duration_s + req.release_s) * SR)) // engine.hop + 2
+
+
+@pytest.mark.parametrize("mode", ["flat", "source", "vibrato"])
+def test_every_contour_mode_keeps_the_held_part_in_tune(trained, mode):
+    _, _, folder = trained
+    engine = loaded(folder, contour=mode)
+    # give 'bright' a meow-like contour: a 150-cent rise and fall with a 30-cent vibrato on it
+    for key in engine.keys:
+        if key.source == "bright":
+            n = len(key.contour)
+            u = np.linspace(0, 1, n)
+            key.contour = (150 * np.sin(np.pi * u) + 30 * np.sin(2 * np.pi * 5 * u * n * engine.hop / SR)
+                           ).astype(np.float32)
+    req = request({"bright": 1.0}, note=64, duration=1.5, release=0.2)
+    f0, *_ = engine._controls_for(req, frames_of(engine, req))
+    held_cents = 1200 * np.log2(f0[10:int(1.5 * SR / engine.hop)] / midi_to_hz(64))
+    assert abs(np.median(held_cents)) < 5
+    spread = np.ptp(held_cents)
+    assert (spread == 0) if mode == "flat" else (spread > 40)
+    if mode == "source":
+        assert spread > 150                                  # the glide itself is kept
+    take, = engine.render([req])
+    held = take[int(0.05 * SR):int(1.5 * SR)]
+    tr = f0_track(held, SR, fmin=150, fmax=800)
+    played = np.nanmedian(100 * hz_to_midi(tr.hz[tr.voiced]))
+    assert abs(played - 6400) < 5                            # the held part is on the key ...
+    assert abs(100 * estimate_pitch(take, SR).midi - played) < 5   # ... and a sample's measured root says so
+
+
+def test_a_note_keeps_the_attack_holds_any_length_without_a_jump_and_releases(trained):
+    _, _, folder = trained
+    engine = loaded(folder)
+    short, long = request({"dark": 1.0}, duration=0.3, release=0.3), request({"dark": 1.0}, duration=4.0,
+                                                                            release=0.3)
+    f_short, l_short, _, z_short, _ = engine._controls_for(short, frames_of(engine, short))
+    f_long, l_long, _, z_long, _ = engine._controls_for(long, frames_of(engine, long))
+    attack = 8                                              # ~0.13 s: the source's rise
+    np.testing.assert_allclose(l_short[:attack], l_long[:attack], atol=1e-6)
+    np.testing.assert_allclose(z_short[:, :attack], z_long[:, :attack], atol=1e-6)
+    held = slice(attack, int(4.0 * SR / engine.hop))
+    assert np.abs(np.diff(l_long[held])).max() < 0.5           # dB per 16 ms frame: no jump
+    assert np.abs(np.diff(z_long[0, held], axis=0)).max() < np.abs(z_long[0, held]).max()
+    take, = engine.render([long])
+    env = [rms_db(take[i:i + 800]) for i in range(1600, int(4.0 * SR) - 800, 800)]
+    assert np.abs(np.diff(env)).max() < 3.0
+    assert rms_db(take[-400:]) < rms_db(take[SR:2 * SR]) - 40      # the release dies away
+
+
+def test_round_robins_take_another_path_through_the_sustain(trained):
+    _, _, folder = trained
+    engine = loaded(folder)
+    a, b = (request({"dark": 1.0}, duration=2.0, variation=v) for v in (0, 1))
+    _, la, _, za, _ = engine._controls_for(a, frames_of(engine, a))
+    _, lb, _, zb, _ = engine._controls_for(b, frames_of(engine, b))
+    assert np.abs(za - zb).max() > 1e-3 and abs(rms_db(la) - rms_db(lb)) < 1.0

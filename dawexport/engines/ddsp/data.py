@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Corpus
 from ..common.seeding import SILENT_PEAK, stable_seed
+from ..common.trajectory import sample_track
 from .features import clip_features, pooling_weights, warp_track
 from .settings import DDSPSettings
 
@@ -29,6 +30,7 @@ class Example:
     audio: np.ndarray        # float32, frames * hop samples
     f0_hz: np.ndarray        # float32 (frames,)
     loudness: np.ndarray     # float32 (frames,)
+    mel: np.ndarray          # float32 (frames, n_mels): what the encoder reads for this example's z(t)
 
     @property
     def frames(self) -> int:
@@ -47,6 +49,12 @@ class KeyInfo:
     weights: np.ndarray      # (frames,)
     digest: str = ""         # of the key's audio: channels with identical audio share training and noise
     alias: int = -1          # index of the first key with the same audio (itself when it is the first)
+    loudness: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))  # first take, dB per frame
+
+    @property
+    def take_mel(self) -> np.ndarray:
+        """The first take's mel frames, the ones its latent trajectory z(t) is read from."""
+        return self.mel[:len(self.loudness)]
 
 
 def _audio_digest(clips) -> str:
@@ -80,7 +88,7 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
             keys.append(replace(keys[seen[digest]], source=source, channel=channel, alias=seen[digest]))
             continue
         seen[digest] = k
-        mels, weights, contours, tops, pitches = [], [], [], [], []
+        mels, weights, contours, tops, pitches, louds = [], [], [], [], [], []
         silent = all(float(np.max(np.abs(c.audio))) < SILENT_PEAK for c in clips)
         for clip in clips:
             x = np.asarray(clip.audio, dtype=np.float32)
@@ -88,14 +96,17 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
                 continue
             fallback = clip.pitch.hz if np.isfinite(clip.pitch.hz) else 261.6256
             feat = clip_features(x, sample_rate, hop, settings.fmin, settings.fmax, fallback)
-            mels.append(log_mel_shape(x, sample_rate, hop, settings.n_mels))
+            mel = log_mel_shape(x, sample_rate, hop, settings.n_mels)
+            mels.append(mel)
+            louds.append(feat.loudness_db[:len(mel)].astype(np.float32))
             weights.append(pooling_weights(feat))
             tops.append(float(feat.loudness_db.max()))
             midi = clip.pitch.midi if np.isfinite(clip.pitch.midi) else float(hz_to_midi(fallback))
             pitches.append(midi)
             contours.append((100.0 * (hz_to_midi(feat.f0_hz) - midi)).astype(np.float32))
             audio, n = _frame_aligned(x, hop)
-            ex = Example(k, audio, feat.f0_hz[:n].astype(np.float32), feat.loudness_db[:n].astype(np.float32))
+            ex = Example(k, audio, feat.f0_hz[:n].astype(np.float32), feat.loudness_db[:n].astype(np.float32),
+                         _fit_frames(mel, n))
             examples.append(ex)
             plain.append(ex)
             if settings.augment:
@@ -112,13 +123,16 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
                     if f0_y.max() * 1.0 >= 0.5 * sample_rate:
                         continue
                     loud_y = loudness_db(ya[:len(y)], sample_rate, hop=hop)[:n_y]
-                    examples.append(Example(k, ya, f0_y.astype(np.float32), loud_y.astype(np.float32)))
+                    # z(t) of a shifted copy is read from the *unshifted* source at the same moment: the decoder
+                    # learns to put a source's timbre on other pitches, as it must when a note is rendered
+                    mel_y = sample_track(mel, np.arange(n_y) * ratio / stretch).astype(np.float32)
+                    examples.append(Example(k, ya, f0_y.astype(np.float32), loud_y.astype(np.float32), mel_y))
         if silent or not mels:
             keys.append(KeyInfo(source, channel, True, FLOOR_DB, float("nan"), np.zeros(1, np.float32),
                                 np.zeros((1, settings.n_mels), np.float32), np.zeros(1), digest, k))
             continue
         keys.append(KeyInfo(source, channel, False, max(tops), float(np.mean(pitches)), contours[0],
-                            np.concatenate(mels), np.concatenate(weights), digest, k))
+                            np.concatenate(mels), np.concatenate(weights), digest, k, louds[0]))
     if not examples:
         raise EngineError("the ddsp engine found no audible clip to learn from", key="sources",
                           fix="check that the sources are not silent")
@@ -128,21 +142,31 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
     return keys, examples, plain
 
 
+def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
+    """A (frames, ...) track cut or extended (last frame held) to n frames."""
+    track = np.asarray(track, np.float32)
+    if len(track) >= n:
+        return track[:n]
+    return np.concatenate([track, np.repeat(track[-1:], n - len(track), axis=0)])
+
+
 def _crop(ex: Example, offset: int, n_frames: int, hop: int):
     f0 = ex.f0_hz[offset:offset + n_frames]
     loud = ex.loudness[offset:offset + n_frames]
+    mel = ex.mel[offset:offset + n_frames]
     audio = ex.audio[offset * hop:(offset + n_frames) * hop]
     if len(f0) < n_frames:
         pad = n_frames - len(f0)
         f0 = np.concatenate([f0, np.full(pad, f0[-1], np.float32)])
         loud = np.concatenate([loud, np.full(pad, FLOOR_DB, np.float32)])
+        mel = _fit_frames(mel, n_frames)
         audio = np.concatenate([audio, np.zeros(n_frames * hop - len(audio), np.float32)])
-    return audio, f0, loud
+    return audio, f0, loud, mel
 
 
 def make_batch(examples: list[Example], picks: list[tuple[int, int]], n_frames: int, hop: int,
                white: np.ndarray) -> dict[str, np.ndarray]:
     rows = [_crop(examples[i], o, n_frames, hop) for i, o in picks]
     return {"audio": np.stack([r[0] for r in rows]), "f0": np.stack([r[1] for r in rows]),
-            "loud": np.stack([r[2] for r in rows]),
+            "loud": np.stack([r[2] for r in rows]), "mel": np.stack([r[3] for r in rows]),
             "key": np.array([examples[i].key for i, _ in picks], dtype=np.int64), "white": white}

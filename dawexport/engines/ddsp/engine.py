@@ -9,33 +9,40 @@ Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live
 `engine.render([RenderRequest((("cat", 0.5), ("flute", 0.5)), "L", 60, 100, 2.0, 0.4)])` plays it
 (tests/test_ddsp.py trains a tiny one in seconds).
 
-What it learns. Every (source, channel) of the corpus is a *key* with its own timbre latent z: the encoder
-maps each normalised log-mel frame to a latent and z is their mean over the key's voiced frames (so the
-latent the decoder trains with is exactly the corner latent it renders with). A GRU decoder turns (f0,
-A-weighted loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + harmonic distribution,
-harmonics above Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with
-a multi-resolution spectral loss at the model's own rate (16 to 48 kHz). The output level is anchored to the
-loudness asked for (the network learns a bounded correction and the timbre), so velocities outside the corpus's
-dynamic range still land at their level. Small corpora are augmented by pitch shifting (resampling, with the
-source's spectral envelope put back so low notes keep their top end) and time stretching (phase vocoder).
+What it learns. Every (source, channel) of the corpus is a *key*. The encoder maps each normalised log-mel
+frame to a timbre latent, so a recording becomes a trajectory z(t) (NSynth's temporal embedding); the decoder
+trains on the per-frame z of the audio it must produce, and a pitch-shifted training copy reads z(t) from the
+unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (f0, A-weighted
+loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + harmonic distribution, harmonics above
+Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with a multi-resolution
+spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
+attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
+correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
+spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
+loudness contour and pitch contour.
 
-How it plays. f0 is exactly the note (optionally with the source's vibrato/glide contour); velocity sets the
-target loudness (127 = the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on
-the engines' one velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
-quieter; the latent is the weight-blend of the corners' latents on the request's channel, which keeps the
-stereo image. All requests render in a few batched passes.
+How it plays. A note replays its corners' trajectories re-timed to its length (`common.trajectory`): attack as
+recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
+release after note-off; corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
+source, vibrato or flat; the held part's pitch on the key); velocity sets the level of the loudness contour (127
+= the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
+velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
+quieter. Corners blend in the decoder's output space (each corner's z(t) decoded, outputs mixed) or in latent
+space. Round robins take their own path through the sustain. All requests render in a few batched passes.
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from ...audio.analysis import FLOOR_DB, default_hop, midi_to_hz
+from ...audio.analysis import FLOOR_DB, central_cents, default_hop, midi_to_hz, pitch_weights
+from ...audio.spectral import log_mel_shape
 from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Capabilities, Corpus, Engine, RenderRequest
@@ -44,9 +51,10 @@ from ..common.persistence import load_module_state, read_torch_model, save_state
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
+from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
-from .features import clip_features, extend_contour
+from .features import clip_features
 from .model import DDSP, DDSPConfig, fft_sizes, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
@@ -85,7 +93,7 @@ def render_blocks(lengths: Sequence[int], key_weights: Sequence[np.ndarray], hop
 
 class DDSPEngine(Engine):
     name = "ddsp"
-    version = 1
+    version = 2                       # 2: latent trajectories z(t) and loudness contours per key
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
@@ -98,7 +106,8 @@ class DDSPEngine(Engine):
         self.hop = default_hop(sample_rate)
         self.model: DDSP | None = None
         self.keys: list[KeyInfo] = []
-        self.key_latents: torch.Tensor | None = None
+        self.key_latents: torch.Tensor | None = None       # (keys, latent): each key's mean latent
+        self.key_tracks: list[torch.Tensor] = []           # (frames, latent) per key: its first take's z(t)
         self.train_result: TrainResult | None = None
 
     # ------------------------------------------------------------------ building
@@ -136,7 +145,7 @@ class DDSPEngine(Engine):
 
         def batch_fn(step: int, rng: np.random.Generator):
             idx = rng.choice(len(examples), size=s.batch_size, p=probs)
-            offsets = [int(rng.integers(0, lengths[i])) for i in idx]
+            offsets = [0 if rng.random() < s.attack_crops else int(rng.integers(0, lengths[i])) for i in idx]
             white = rng.standard_normal((s.batch_size, n_frames, 2 * hop), dtype=np.float32)
             return make_batch(examples, list(zip(idx.tolist(), offsets)), n_frames, hop, white)
 
@@ -152,13 +161,9 @@ class DDSPEngine(Engine):
         key_mel, key_w = self._key_tensors(keys)
         sizes = fft_sizes(self.sample_rate)
         n_keys = len(keys)
-        cache: dict = {}
 
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
-            device = batch["f0"].device
-            if cache.get("device") != device:
-                cache.update(device=device, mel=key_mel.to(device), w=key_w.to(device))
-            z = model.encoder(cache["mel"], cache["w"])[batch["key"]]
+            z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
             return multi_resolution_stft_loss(audio, batch["audio"], sizes)
@@ -173,7 +178,9 @@ class DDSPEngine(Engine):
         model = model.cpu().eval()
         with torch.no_grad():
             latents = model.encoder(key_mel, key_w)[[k.alias for k in keys]]
+            tracks = [model.encoder.frames(torch.from_numpy(np.ascontiguousarray(k.take_mel))) for k in keys]
         self.model, self.keys, self.key_latents = model, keys, latents
+        self.key_tracks = [t.float() for t in tracks]
 
     @staticmethod
     def _key_tensors(keys: list[KeyInfo]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,6 +200,8 @@ class DDSPEngine(Engine):
         tensors["key_latents"] = self.key_latents
         for i, k in enumerate(self.keys):
             tensors[f"contour/{i}"] = torch.from_numpy(np.asarray(k.contour, np.float32))
+            tensors[f"loudness/{i}"] = torch.from_numpy(np.asarray(k.loudness, np.float32))
+            tensors[f"trajectory/{i}"] = self.key_tracks[i].contiguous()
         meta.update(hop=self.hop, keys=[{"source": k.source, "channel": k.channel, "silent": k.silent,
                                          "top_db": k.top_db if math.isfinite(k.top_db) else None,
                                          "pitch_midi": k.pitch_midi if math.isfinite(k.pitch_midi) else None,
@@ -205,17 +214,22 @@ class DDSPEngine(Engine):
                             FLOOR_DB if k["top_db"] is None else float(k["top_db"]),
                             float("nan") if k["pitch_midi"] is None else float(k["pitch_midi"]),
                             tensors[f"contour/{i}"].numpy(), np.zeros((0, config.n_mels), np.float32),
-                            np.zeros(0), str(k["digest"])) for i, k in enumerate(meta["keys"])]
-            return keys, tensors["key_latents"].float()
+                            np.zeros(0), str(k["digest"]), -1, tensors[f"loudness/{i}"].numpy())
+                    for i, k in enumerate(meta["keys"])]
+            tracks = [tensors[f"trajectory/{i}"].float() for i in range(len(keys))]
+            return keys, tensors["key_latents"].float(), tracks
 
-        config, (keys, latents), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig, read)
+        config, (keys, latents, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
+                                                                          read)
         fix = "delete that folder and build again"
         model = DDSP(config)
         load_module_state(model, weights, file=file)
-        if latents.shape != (len(keys), config.latent):
+        if latents.shape != (len(keys), config.latent) or any(
+                t.dim() != 2 or t.shape[1] != config.latent or len(t) != len(k.loudness)
+                for t, k in zip(tracks, keys)):
             raise EngineError("model file's latents do not match its keys", file=file, fix=fix)
         self.hop = config.hop
-        self.model, self.keys, self.key_latents = model.eval(), keys, latents
+        self.model, self.keys, self.key_latents, self.key_tracks = model.eval(), keys, latents, tracks
 
     # ------------------------------------------------------------------ rendering
 
@@ -243,34 +257,94 @@ class DDSPEngine(Engine):
         total = w.sum()
         return w / total if total > 0 else w
 
-    def _controls_for(self, request: RenderRequest, n_frames: int):
-        """(f0 Hz, loudness dB, key weights, audible) per frame for one request."""
-        kw = self.key_weights(request)
-        frame_s = self.hop / self.sample_rate
-        cents = np.zeros(n_frames)
-        if self.settings.contour == "source":
-            for i in np.flatnonzero(kw):
-                cents += kw[i] * extend_contour(self.keys[i].contour.astype(np.float64), n_frames)
-        f0 = midi_to_hz(request.note) * 2.0 ** (cents / 1200.0)
-        f0 = np.minimum(f0, 0.49 * self.sample_rate)
-        audible = kw.sum() > 0
-        tops = np.array([k.top_db for k in self.keys])
-        top = 10 * np.log10(max(float(np.sum(kw * 10 ** (tops / 10))), 1e-12)) if audible else FLOOR_DB
-        env = note_envelope(np.arange(n_frames) * frame_s, request.duration_s, request.release_s,
-                             self.settings.attack_s)
-        loud = top + velocity_db(request.velocity, self.settings.velocity_range_db) \
-            + 20 * np.log10(np.maximum(env, 1e-4))
-        return f0, loud, kw, audible
-
-    def _merge_identical_keys(self, kw: torch.Tensor, latents: torch.Tensor):
-        """Key weights (B, K) → weights over distinct latents (keys with the same audio share one decoder run)."""
+    def _groups(self) -> tuple[list[int], list[int]]:
+        """(group of each key, first key of each group): keys with the same audio share one decoder run."""
         first: dict[str, int] = {}
-        group = [first.setdefault(k.digest or f"#{i}", i) for i, k in enumerate(self.keys)]
-        used = sorted(set(group))
-        merged = kw.new_zeros(kw.shape[0], len(used))
-        for i, g in enumerate(group):
-            merged[:, used.index(g)] += kw[:, i]
-        return merged, latents[used]
+        group_of_key = [first.setdefault(k.digest or f"#{i}", i) for i, k in enumerate(self.keys)]
+        reps = sorted(set(group_of_key))
+        return [reps.index(g) for g in group_of_key], reps
+
+    def note_path(self, request: RenderRequest, n_frames: int, corners: Sequence[int], weights: Sequence[float]
+                  ) -> list[np.ndarray]:
+        """Time maps (source frame per note frame) of the corners (key indices) for a request: the attack as
+        recorded, the held part wandering through the sustain, the release after note-off (see
+        `common.trajectory`). Each round robin takes its own path and a slightly different attack."""
+        frame_s = self.hop / self.sample_rate
+        held = int(round(request.duration_s / frame_s))
+        rng = np.random.default_rng(stable_seed("ddsp-path", self.seed, request.variation, request.note,
+                                                round(request.duration_s, 6)))
+        stretch = 1.0
+        if request.variation > 0 and self.settings.round_robin_timing > 0:
+            stretch = 1.0 + rng.uniform(-1, 1) * self.settings.round_robin_timing
+        segments = []
+        for i in corners:
+            seg = find_segments(self.keys[i].loudness)
+            if stretch != 1.0:          # a take that opens a little faster or slower (onset kept, more or less attack)
+                end = int(np.clip(round(seg.onset + seg.attack * stretch), seg.onset, seg.release_start))
+                seg = replace(seg, attack_end=end)
+            segments.append(seg)
+        return time_map(segments, list(weights), held, n_frames, rng)
+
+    def _contour_cents(self, key: KeyInfo, positions: np.ndarray) -> np.ndarray:
+        contour = np.asarray(key.contour, np.float64)
+        if self.settings.contour == "flat" or len(contour) == 0:
+            return np.zeros(len(positions))
+        if self.settings.contour == "vibrato":
+            width = max(1, int(round(self.settings.vibrato_s * self.sample_rate / self.hop)))
+            contour = contour - smooth(contour, width)
+        return sample_track(contour, positions)
+
+    def _controls_for(self, request: RenderRequest, n_frames: int):
+        """(f0 Hz, loudness dB, group weights (G,), latent tracks (G, F, latent), audible) for one request.
+
+        Every corner plays its own trajectory through its own time map (segment-aligned): its latents z(t),
+        its loudness contour relative to its loudest frame and its pitch contour; the corners' loudness and
+        pitch contours are mixed by weight, their latents go to the decoder one corner at a time (blend
+        'output') or mixed (blend 'latent'). In 'source' and 'vibrato' modes the held part's pitch, weighed as
+        `estimate_pitch` weighs it, is put on the key, so the exported sample's measured root and fine tune
+        hold it in tune."""
+        kw = self.key_weights(request)
+        group_of_key, reps = self._groups()
+        gw = np.zeros(len(reps))
+        for i, w in enumerate(kw):
+            gw[group_of_key[i]] += w
+        latent = self.key_latents.shape[1]
+        tracks = np.zeros((len(reps), n_frames, latent), np.float32)
+        audible = kw.sum() > 0
+        frame_s = self.hop / self.sample_rate
+        held = min(n_frames, max(1, int(round(request.duration_s / frame_s))))
+        if not audible:
+            return (np.full(n_frames, midi_to_hz(request.note)), np.full(n_frames, FLOOR_DB), gw, tracks, False)
+        corners = [reps[g] for g in np.flatnonzero(gw)]
+        weights = [gw[g] for g in np.flatnonzero(gw)]
+        maps = self.note_path(request, n_frames, corners, weights)
+        cents = np.zeros(n_frames)
+        rel_db = np.zeros(n_frames)
+        for g, i, w, pos in zip(np.flatnonzero(gw), corners, weights, maps):
+            key = self.keys[i]
+            tracks[g] = sample_track(self.key_tracks[i].numpy(), pos)
+            cents += w * self._contour_cents(key, pos)
+            rel_db += w * (sample_track(key.loudness, pos) - float(np.max(key.loudness)))
+        if self.settings.contour != "flat":
+            # the held part's one pitch, weighed as `estimate_pitch` weighs it (the pipeline's measure of a
+            # sample's root and fine tune), goes on the key
+            loud_held, t = rel_db[:held], np.arange(held) * frame_s
+            use = loud_held >= loud_held.max() - 20.0
+            w = pitch_weights(cents[:held][use], loud_held[use], t[use], 1.0, frame_s)
+            cents -= central_cents(cents[:held][use], w)
+        f0 = np.minimum(midi_to_hz(request.note) * 2.0 ** (cents / 1200.0), 0.49 * self.sample_rate)
+        tops = np.array([k.top_db for k in self.keys])
+        top = 10 * np.log10(max(float(np.sum(kw * 10 ** (tops / 10))), 1e-12))
+        # the note's own envelope bounds the source's: a click-free rise, and silence by the end of the release
+        # (the fall starts once the source's own release has mostly played, or half-way through the release)
+        own_release = frame_s * sum(w * find_segments(self.keys[i].loudness).release
+                                    for i, w in zip(corners, weights)) / max(sum(weights), 1e-9)
+        wait = min(own_release, 0.5 * request.release_s)
+        env = note_envelope(np.arange(n_frames) * frame_s, request.duration_s + wait, request.release_s - wait,
+                            self.settings.attack_s)
+        loud = top + velocity_db(request.velocity, self.settings.velocity_range_db) + rel_db \
+            + 20 * np.log10(np.maximum(env, 1e-4))
+        return f0, np.maximum(loud, FLOOR_DB), gw, tracks, True
 
     def _room_weights(self, kw: torch.Tensor) -> torch.Tensor:
         """Key weights with each key's weight moved to the first key with the same audio (whose room trained)."""
@@ -301,7 +375,6 @@ class DDSPEngine(Engine):
         if device.type == "mps":
             device = torch.device("cpu")     # the table gathers are faster on the CPU than through MPS
         model.to(device).eval()
-        latents = self.key_latents.to(device)
         lengths = [max(1, int(round((r.duration_s + r.release_s) * self.sample_rate))) for r in requests]
         hop = self.hop
         per_take = [self._controls_for(r, n // hop + 2) for r, n in zip(requests, lengths)]
@@ -316,17 +389,19 @@ class DDSPEngine(Engine):
                 n_frames = len(rows[0][0])
                 f0 = torch.tensor(np.stack([r[0] for r in rows]), dtype=torch.float32, device=device)
                 loud = torch.tensor(np.stack([r[1] for r in rows]), dtype=torch.float32, device=device)
-                kw = torch.tensor(np.stack([r[2] for r in rows]), dtype=torch.float32, device=device)
+                gw = torch.tensor(np.stack([r[2] for r in rows]), dtype=torch.float32, device=device)
+                z = torch.from_numpy(np.stack([r[3] for r in rows])).to(device)          # (B, G, F, latent)
+                kw = torch.tensor(np.stack([self.key_weights(requests[i]) for i in filled]), dtype=torch.float32,
+                                  device=device)
                 white = torch.stack([
                     torch.randn(n_frames, 2 * hop, generator=torch.Generator().manual_seed(
-                        self._noise_seed(requests[i], per_take[i][2])))
+                        self._noise_seed(requests[i], self.key_weights(requests[i]))))
                     for i in filled]).to(device)
                 with torch.no_grad():
                     if self.settings.blend == "output":
-                        merged, corner_latents = self._merge_identical_keys(kw, latents)
-                        controls = model.controls_blend(f0, loud, corner_latents, merged)
+                        controls = model.controls_blend(f0, loud, z, gw)
                     else:
-                        controls = model.controls(f0, loud, kw @ latents)
+                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1))
                     audio = model.synthesize(controls, white, self._room_weights(kw) if model.reverb is not None
                                              else None)
                 audio = audio.cpu().numpy()
@@ -334,7 +409,7 @@ class DDSPEngine(Engine):
                     if i is None:
                         continue
                     take = audio[row, :lengths[i]].astype(np.float32, copy=True)
-                    if not rows[row][3]:
+                    if not rows[row][4]:
                         take[:] = 0.0
                     out[i] = tail_fade(take, self.sample_rate, requests[i].release_s)
                 bar.update(len(chunk))
@@ -345,7 +420,7 @@ class DDSPEngine(Engine):
     # ------------------------------------------------------------------ analysis helpers
 
     def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
-        """Play a recording's own f0 and loudness through the model with its key's latent (for quality checks)."""
+        """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""
         if self.model is None:
             raise EngineError("the ddsp engine has no model; call fit() or load() first")
         x = np.asarray(audio, dtype=np.float32)
@@ -353,11 +428,14 @@ class DDSPEngine(Engine):
         kw = self.key_weights(RenderRequest(((source, 1.0),), channel, 60, 127, 1.0, 0.0))
         n = len(feat.f0_hz)
         g = torch.Generator().manual_seed(seed)
+        mel = log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels)
+        mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, n - len(mel)), axis=0)])[:n]
         with torch.no_grad():
             model = self.model.cpu()
+            z = model.encoder.frames(torch.from_numpy(mel)[None])
             kwt = torch.tensor(kw[None], dtype=torch.float32)
             y = model(torch.tensor(feat.f0_hz[None], dtype=torch.float32),
-                      torch.tensor(feat.loudness_db[None], dtype=torch.float32), kwt @ self.key_latents,
+                      torch.tensor(feat.loudness_db[None], dtype=torch.float32), z,
                       torch.randn(1, n, 2 * self.hop, generator=g),
                       self._room_weights(kwt) if model.reverb is not None else None)
         return y[0, :len(x)].numpy()

@@ -1,5 +1,5 @@
 """What the ddsp engine measures on a clip, on its frame grid: f0 (filled), voicing, loudness, the frames
-that define a timbre, and the pitch contour a note can borrow.
+that define a timbre and the track warping of augmented copies.
 
     >>> fill_unvoiced(np.array([np.nan, 100.0, np.nan, 400.0, np.nan]), 261.6).round(1).tolist()
     [100.0, 100.0, 200.0, 400.0, 400.0]
@@ -51,16 +51,3 @@ def warp_track(values: np.ndarray, time_scale: float, n_out: int) -> np.ndarray:
     src = np.arange(n_out) * time_scale
     return np.interp(src, np.arange(len(values)), values)
 
-
-def extend_contour(cents: np.ndarray, n_frames: int) -> np.ndarray:
-    """A source contour, continued past its end by mirroring its second half back and forth."""
-    if len(cents) == 0:
-        return np.zeros(n_frames)
-    if len(cents) >= n_frames:
-        return cents[:n_frames]
-    tail = cents[len(cents) // 2:]
-    if len(tail) < 2:
-        return np.concatenate([cents, np.full(n_frames - len(cents), cents[-1])])
-    cycle = np.concatenate([tail[::-1][1:], tail[1:]])
-    reps = int(np.ceil((n_frames - len(cents)) / len(cycle)))
-    return np.concatenate([cents, np.tile(cycle, reps)])[:n_frames]

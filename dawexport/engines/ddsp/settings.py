@@ -30,7 +30,14 @@ class DDSPSettings(TrainingSettings):
     time_stretch: float = Field(1.25, ge=1.0, le=2.0, description="stretches drawn from 1/x..x")
     keep_formants: bool = Field(True, description="pitch-shifted copies keep the source's spectral envelope "
                                 "(else tape-speed: formants move with the pitch)")
-    contour: Literal["flat", "source"] = "flat"
+    contour: Literal["flat", "source", "vibrato"] = Field(
+        "source", description="the pitch a note follows: 'source' the source's f0 curve with its held part "
+        "on the key (a meow bends at every key), 'vibrato' only its fine deviations, 'flat' the bare key")
+    vibrato_s: float = Field(0.25, gt=0.0, le=2.0, description="deviations faster than this count as vibrato")
+    round_robin_timing: float = Field(0.1, ge=0.0, le=0.5, description="round robins stretch the attack by "
+                                      "up to ± this share and take their own path through the sustain")
+    attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
+                                "clip's beginning, so attacks are learned")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
