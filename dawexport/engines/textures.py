@@ -12,8 +12,9 @@ textures whose two sides differ like the source's.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -21,7 +22,7 @@ from scipy.signal import butter, sosfiltfilt
 
 from ..errors import EngineError
 from ..progress import SILENT
-from .base import Corpus, TrainingSettings
+from .base import Corpus, Engine, RenderRequest, TextureRequest, TrainingSettings
 
 SILENT_PEAK = 10.0 ** (-80.0 / 20.0)
 
@@ -127,3 +128,49 @@ def preview_hook(workdir: Path, sample_rate: int, generate: Callable[..., list],
 
 
 __all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "preview_hook", "training_audio"]
+
+
+class TextureEngine(Engine):
+    """What the texture engines share: they refuse notes, and render textures longest first in batches of
+    `settings.render_batch`, each texture seeded by its own (channel, variation) key, never by its batch.
+    Subclasses implement `_generate(model, keys, n) -> list of arrays of n samples`."""
+    model = None
+
+    def _preview(self, model, count: int, frames: int, step: int) -> list[np.ndarray]:
+        """Preview clips during training (on the CPU, then the model goes back to its device)."""
+        device = next(model.parameters()).device
+        model.cpu()
+        try:
+            return self._generate(model, [(f"preview-{step}", k) for k in range(count)], frames)
+        finally:
+            model.to(device)
+
+    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
+        raise EngineError(f"the {self.name} engine makes textures, not notes", key="engine.name",
+                          fix="give the spec a texture: section, or use a pitched engine (ddsp, sampler)")
+
+    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
+        if self.model is None:
+            raise EngineError(f"the {self.name} engine has no model; call fit() or load() first")
+        progress = progress or SILENT
+        requests = list(requests)
+        lengths = [max(1, int(round(r.duration_s * self.sample_rate))) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        size = self.settings.render_batch
+        out: list[np.ndarray | None] = [None] * len(requests)
+        t0 = time.monotonic()
+        bar = progress.bar(total=sum(lengths), desc=f"{self.name} generate", unit="sample")
+        try:
+            for start in range(0, len(order), size):
+                chunk = order[start:start + size]
+                keys = [(requests[i].channel, requests[i].variation) for i in chunk]
+                audio = self._generate(self.model, keys, lengths[chunk[0]])
+                for j, i in enumerate(chunk):
+                    out[i] = audio[j][:lengths[i]]
+                bar.update(sum(lengths[i] for i in chunk))
+        finally:
+            bar.close()
+        seconds = time.monotonic() - t0
+        progress.info(f"{self.name}: {len(requests)} texture(s), {sum(lengths):,} samples in {seconds:.1f} s "
+                      f"({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.2f}× real time, aggregate)")
+        return out  # type: ignore[return-value]

@@ -12,8 +12,6 @@ with the model's own predictions, the latent drawn at `temperature`.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +19,11 @@ import torch
 
 from ...errors import EngineError
 from ...progress import SILENT
-from ..base import Capabilities, Corpus, Engine, RenderRequest, TextureRequest
+from ..base import Capabilities, Corpus
 from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
 from ..common.training import TrainConfig, Trainer, TrainResult
-from ..textures import RENDER_ONLY, preview_hook, training_audio
+from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
 from .frames import BlockCodec
 from .model import LSTMVAE, LSTMVAEConfig
 from .settings import LSTMVAESettings
@@ -34,7 +32,7 @@ MODEL_NAME = "lstm_vae"
 PRIME_POOL_FRAMES = 4096
 
 
-class LSTMVAEEngine(Engine):
+class LSTMVAEEngine(TextureEngine):
     name = "lstm_vae"
     version = 1
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
@@ -105,14 +103,6 @@ class LSTMVAEEngine(Engine):
         silent = self.codec.encode(np.zeros(self.settings.block_size * 2))[1]
         return ((silent - self.mean) / self.std).astype(np.float32)
 
-    def _preview(self, model: LSTMVAE, count: int, frames: int, step: int) -> list[np.ndarray]:
-        device = next(model.parameters()).device
-        model.cpu()
-        try:
-            return self._generate(model, [(f"preview-{step}", k) for k in range(count)], frames)
-        finally:
-            model.to(device)
-
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
@@ -135,31 +125,6 @@ class LSTMVAEEngine(Engine):
         self.model, self.mean, self.std, self.prime_pool = model.eval(), mean, std, pool
 
     # ------------------------------------------------------------------ generation
-
-    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
-        raise EngineError("the lstm_vae engine makes textures, not notes", key="engine.name",
-                          fix="give the spec a texture: section, or use a pitched engine (ddsp, sampler)")
-
-    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
-        if self.model is None:
-            raise EngineError("the lstm_vae engine has no model; call fit() or load() first")
-        progress = progress or SILENT
-        requests = list(requests)
-        lengths = [max(1, int(round(r.duration_s * self.sample_rate))) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
-        size = self.settings.render_batch
-        out: list[np.ndarray | None] = [None] * len(requests)
-        t0 = time.monotonic()
-        for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            audio = self._generate(self.model, [(requests[i].channel, requests[i].variation) for i in chunk],
-                                   lengths[chunk[0]])
-            for j, i in enumerate(chunk):
-                out[i] = audio[j][:lengths[i]]
-        seconds = time.monotonic() - t0
-        progress.info(f"lstm_vae: {len(requests)} texture(s), {sum(lengths) / self.sample_rate:.1f} s of audio "
-                      f"in {seconds:.1f} s ({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.0f}× real time)")
-        return out  # type: ignore[return-value]
 
     def _generate(self, model: LSTMVAE, keys: list[tuple], n: int) -> list[np.ndarray]:
         """One texture per key, n samples each: primed with source blocks, then the model's own blocks."""

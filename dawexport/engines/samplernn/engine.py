@@ -12,20 +12,17 @@ same whichever batch it is in), at `temperature`.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...errors import EngineError
 from ...progress import SILENT
-from ..base import Capabilities, Corpus, Engine, RenderRequest, TextureRequest
+from ..base import Capabilities, Corpus
 from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
 from ..common.training import TrainConfig, Trainer, TrainResult
-from ..textures import RENDER_ONLY, preview_hook, training_audio
+from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
 from ..wavenet.model import mu_law_decode
 from .data import quantise, random_crops, validation_crops
 from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, parameter_count
@@ -35,7 +32,7 @@ MODEL_NAME = "samplernn"
 PRIME_POOL_S = 20.0          # seconds of the sources kept with the model to prime generation
 
 
-class SampleRNNEngine(Engine):
+class SampleRNNEngine(TextureEngine):
     name = "samplernn"
     version = 1
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
@@ -82,14 +79,6 @@ class SampleRNNEngine(Engine):
         self.train_result = trainer.run()
         self.model = model.cpu().eval()
 
-    def _preview(self, model: SampleRNN, count: int, frames: int, step: int) -> list[np.ndarray]:
-        device = next(model.parameters()).device
-        model.cpu()
-        try:
-            return self._generate(model, [(f"preview-{step}", k) for k in range(count)], frames)
-        finally:
-            model.to(device)
-
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
@@ -106,36 +95,6 @@ class SampleRNNEngine(Engine):
         self.model, self.prime_pool = model.eval(), pool
 
     # ------------------------------------------------------------------ generation
-
-    def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
-        raise EngineError("the samplernn engine makes textures, not notes", key="engine.name",
-                          fix="give the spec a texture: section, or use a pitched engine (ddsp, sampler)")
-
-    def render_textures(self, requests: Sequence[TextureRequest], progress=None) -> list[np.ndarray]:
-        if self.model is None:
-            raise EngineError("the samplernn engine has no model; call fit() or load() first")
-        progress = progress or SILENT
-        requests = list(requests)
-        lengths = [max(1, int(round(r.duration_s * self.sample_rate))) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
-        size = self.settings.render_batch
-        out: list[np.ndarray | None] = [None] * len(requests)
-        t0 = time.monotonic()
-        bar = progress.bar(total=sum(lengths), desc="samplernn generate", unit="sample")
-        try:
-            for start in range(0, len(order), size):
-                chunk = order[start:start + size]
-                keys = [(requests[i].channel, requests[i].variation) for i in chunk]
-                audio = self._generate(self.model, keys, lengths[chunk[0]])
-                for j, i in enumerate(chunk):
-                    out[i] = audio[j][:lengths[i]]
-                bar.update(sum(lengths[i] for i in chunk))
-        finally:
-            bar.close()
-        seconds = time.monotonic() - t0
-        progress.info(f"samplernn: {len(requests)} texture(s), {sum(lengths):,} samples in {seconds:.1f} s "
-                      f"({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.2f}× real time, aggregate)")
-        return out  # type: ignore[return-value]
 
     def _generate(self, model: SampleRNN, keys: list[tuple], n: int) -> list[np.ndarray]:
         """One stream per key (anything hashable with the seed): primed from the pool, sampled from its own
