@@ -112,7 +112,7 @@ def test_settings_have_small_defaults_and_refuse_nonsense():
     s = DDSPSettings()
     assert s.latent_size == 16 and 128 <= s.hidden_size <= 256 and 64 <= s.n_harmonics <= 100
     assert s.noise_bands == 65 and s.contour == "source" and s.reverb is False
-    assert s.max_steps == 2000 and s.max_minutes is None and s.threads == 2     # a step stop: reproducible
+    assert s.max_steps == 1200 and s.max_minutes is None and s.threads == 2     # a step stop: reproducible
     with pytest.raises(ValueError):
         DDSPSettings(hidden=12)                            # unknown key
     with pytest.raises(ValueError, match="table_size"):
