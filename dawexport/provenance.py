@@ -7,7 +7,7 @@
     >>> sorted(record)
     ['dawexport', 'engine', 'libraries', 'reproducible', 'sources']
     >>> record["engine"]["settings"]["max_steps"], record["sources"]["cat"][0]["file"]
-    (2000, 'sounds/cat_meow.flac')
+    (1200, 'sounds/cat_meow.flac')
 
 Everything here is a pure function of the spec, the sources' bytes, the engine (with what its training
 reached) and the library versions, never of the clock or the machine's name, so two builds of one spec on one
