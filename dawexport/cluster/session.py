@@ -9,6 +9,7 @@ started for this build and stopped after it.
 """
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,22 +70,51 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
     env = {CACHE_ENV: str(Path(cache).resolve())} if cache is not None else {}
     options = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=False,
                    configure_logging=False)
-    if address is None:     # a Ray of our own on this machine, gone when the build ends
-        options.update(num_cpus=num_cpus, include_dashboard=False)
+    if address is None:     # a Ray of our own on this machine, gone when the build ends ("local": never
+        # another Ray that happens to run here; RAY_ADDRESS=auto joins that one)
+        options.update(address="local", num_cpus=num_cpus, include_dashboard=False)
+    else:
+        options.update(address=address)
     if ray.is_initialized():
         raise ClusterError("Ray is already connected in this process", key="--cluster",
                            fix="build from a fresh process")
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ClusterError(f"cannot connect to Ray at {address or 'a new local instance'}: {error}",
-                           key="--cluster", fix="start the cluster (ray start --head) or check the address")
-    try:
+
+    def connect() -> None:
+        try:
+            with _quiet_sigterm_warning():
+                ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise ClusterError(f"cannot connect to Ray at {address or 'a new local instance'}: {error}",
+                               key="--cluster", fix="start the cluster (ray start --head) or check the address")
         if progress is not None:
             resources = ray.cluster_resources()
             progress.stage("cluster", f"Ray {'at ' + address if address else 'started here'}: "
                            f"{len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPU(s), "
                            f"{resources.get('GPU', 0):g} GPU(s)")
-        yield RayStages(ray)
+
+    stages = RayStages(ray, connect)      # Ray starts in a thread while the driver reads the sources
+    try:
+        yield stages
     finally:
-        ray.shutdown()
+        stages.wait_started()
+        try:
+            ray.shutdown()
+        finally:
+            stages.release()
+
+
+class _SigtermWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_sigterm_warning() -> Iterator[None]:
+    """Ray warns that a driver started off the main thread sets no SIGTERM handler; the main thread keeps
+    Python's own (the build's Staging cleans up either way)."""
+    logger, quiet = logging.getLogger("ray._private.worker"), _SigtermWarning()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import Callable
 
 from ..pipeline import Stages, fit_or_load, model_folder
 from ..progress import SILENT
@@ -35,16 +36,49 @@ def shards(count: int, *, take_size: int, parts: int) -> list[range]:
 class RayStages(Stages):
     """`pipeline.Stages` whose fit, render and post-processing run on Ray; safe to share between threads."""
 
-    def __init__(self, ray):
-        resources = ray.cluster_resources()
-        object.__setattr__(self, "_state", {
-            "ray": ray, "cpus": max(1, int(resources.get("CPU", 1))), "gpus": float(resources.get("GPU", 0)),
-            "fits": {}, "lock": threading.Lock(), "models": weakref.WeakKeyDictionary(),
-            "fit": ray.remote(tasks.fit_model), "render": ray.remote(tasks.render_shard),
-            "chunk": ray.remote(tasks.process_chunk)})
+    def __init__(self, ray, connect: Callable[[], None] | None = None):
+        """`connect` (ray.init) runs in a thread of its own, so Ray starts while the driver reads the sources
+        and plans; each stage waits for it (None: Ray is already connected)."""
+        object.__setattr__(self, "_state", {"ray": ray, "fits": {}, "lock": threading.Lock(),
+                                            "models": weakref.WeakKeyDictionary(), "error": None,
+                                            "started": threading.Event(), "released": threading.Event()})
         super().__init__(fit=self._fit_remote, render=self._render_remote, map=self._map_remote)
-        warm = ray.remote(tasks.warm_up).options(num_cpus=1, name="warm_up")
-        self._state["warm"] = [warm.remote() for _ in range(self._state["cpus"])]   # not waited for
+        starting = threading.Thread(target=self._start, args=(connect,), name="ray-start", daemon=True)
+        self._state["starting"] = starting
+        starting.start()
+
+    def _start(self, connect) -> None:
+        state, ray = self._state, self._state["ray"]
+        try:
+            if connect is not None:
+                connect()
+            resources = ray.cluster_resources()
+            state.update(cpus=max(1, int(resources.get("CPU", 1))), gpus=float(resources.get("GPU", 0)),
+                         fit=ray.remote(tasks.fit_model), render=ray.remote(tasks.render_shard),
+                         chunk=ray.remote(tasks.process_chunk))
+            warm = ray.remote(tasks.warm_up).options(num_cpus=1, name="warm_up")
+            state["warm"] = [warm.remote() for _ in range(state["cpus"])]     # not waited for
+        except BaseException as error:     # noqa: BLE001 — every stage raises it
+            state["error"] = error
+        finally:
+            state["started"].set()
+        # Ray's daemons die with the thread that started them (PR_SET_PDEATHSIG): it lives until release().
+        state["released"].wait()
+
+    def wait_started(self) -> None:
+        """Wait until Ray is up (or has failed to start)."""
+        self._state["started"].wait()
+
+    def release(self) -> None:
+        """End the start-up thread; call it after ray.shutdown()."""
+        self._state["released"].set()
+        self._state["starting"].join()
+
+    def ready(self) -> None:
+        """Wait for Ray; raises what kept it from starting (a ClusterError naming the address)."""
+        self.wait_started()
+        if self._state["error"] is not None:
+            raise self._state["error"]
 
     # ------------------------------------------------------------ helpers
     @property
@@ -70,8 +104,9 @@ class RayStages(Stages):
     def _fit_remote(self, engine, corpus, spec, progress=SILENT) -> bool:
         key = engine.cache_key(corpus)
         self._state["models"][engine] = (spec, key)      # what its render tasks load
-        if (model_folder(spec, engine, key) / "complete").exists():
-            return fit_or_load(engine, corpus, spec, progress)
+        if (model_folder(spec, engine, key) / "complete").exists() or not engine.capabilities.trainable:
+            return fit_or_load(engine, corpus, spec, progress)     # cached, or nothing to train: here
+        self.ready()
         gpu = self._wants_gpu(engine)
         with self._state["lock"]:     # two specs of one batch that share a model train it once
             ref = self._state["fits"].get(key)
@@ -87,6 +122,7 @@ class RayStages(Stages):
         return trained
 
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
+        self.ready()
         gpu = self._wants_gpu(engine)
         parts = (shards(len(requests), take_size=len(plan.channels), parts=SHARDS_PER_CPU * self._state["cpus"])
                  if engine.capabilities.batch_invariant else [range(len(requests))])
@@ -101,6 +137,7 @@ class RayStages(Stages):
         return [take for shard in rendered for take in shard]
 
     def _map_remote(self, fn, *iterables) -> list:
+        self.ready()
         columns = [list(column) for column in iterables]
         rows = len(columns[0]) if columns else 0
         parts = shards(rows, take_size=1, parts=SHARDS_PER_CPU * self._state["cpus"])
