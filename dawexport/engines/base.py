@@ -39,9 +39,10 @@ class Capabilities:
     (`render_textures`): what a texture instrument needs. Callers check these flags, never the engine's type.
     `gpu`: it trains and renders on a GPU when it has one (a cluster then asks for one GPU per fit and a
     fraction of one per render task). `batch_invariant`: a request renders to the same bytes whatever else
-    is in its batch, so a cluster may split a plan's requests into shards (a reservoir's chaos or a batched
-    GRU amplifies the last-bit differences of batched matrix products, so the learning engines render a
-    plan in one task)."""
+    is in its batch, so a cluster may split a plan's requests into shards. A matrix product's last bits can
+    depend on how many rows it multiplies, and a reservoir's chaos or a GRU amplifies them, so an engine sets
+    it only when its takes never see their batch: the sampler, and ddsp, which renders in blocks whose row
+    count depends on the note's length alone (`ddsp.engine.render_blocks`)."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True

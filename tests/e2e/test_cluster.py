@@ -1,8 +1,9 @@
 """Builds on a real two-node Ray cluster (loopback) write the same bytes as builds in one process, even when a
-worker is killed in the middle of rendering."""
+worker is killed in the middle of training or of rendering."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import threading
@@ -23,8 +24,9 @@ from support.ray_cluster import processes_titled, two_node_cluster  # noqa: E402
 
 CONCEPTOR = {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}
 # A few training steps, stopped by count (not by the clock) on one torch thread: the same bytes anywhere.
+# A checkpoint every 2 steps: a worker killed after the first one leaves 8 steps for the retry to resume.
 DDSP = {"name": "ddsp", "sample_rate": 16000, "settings": {
-    "max_steps": 4, "max_minutes": None, "threads": 1, "augment_copies": 0, "hidden_size": 32, "batch_size": 2,
+    "max_steps": 10, "max_minutes": None, "threads": 1, "augment_copies": 0, "hidden_size": 32, "batch_size": 2,
     "checkpoint_every": 2, "validate_every": 2}}
 
 
@@ -106,15 +108,39 @@ def test_a_worker_killed_while_rendering_does_not_lose_the_build(cluster, local,
     builder = threading.Thread(target=lambda: outcome.extend(
         build_many([spec], quiet=True, cluster="ray", cache=tmp_path / "shared")))
     builder.start()
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and builder.is_alive() and time.monotonic() < deadline:
-        busy = processes_titled("ray::render_shard")
-        if busy:
-            killed = busy[0]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.02)
+    killed = _kill_when("ray::render_shard", lambda: True, builder)
     builder.join(timeout=180)
     assert killed is not None, "the render task finished before it could be killed"
     assert [o.status for o in outcome] == ["built"], outcome
     assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
+
+
+def _kill_when(title: str, ready, builder: threading.Thread, timeout: float = 120) -> int | None:
+    """SIGKILL the first process titled `title` once `ready()` holds; its pid, or None if the build ended first."""
+    deadline = time.monotonic() + timeout
+    while builder.is_alive() and time.monotonic() < deadline:
+        busy = processes_titled(title)
+        if busy and ready():
+            os.kill(busy[0], signal.SIGKILL)
+            return busy[0]
+        time.sleep(0.02)
+    return None
+
+
+def test_a_worker_killed_while_training_resumes_from_its_checkpoint(cluster, local, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", cluster)
+    spec = write_specs(tmp_path)[1]
+    shared = tmp_path / "shared"
+    outcome: list = []
+    builder = threading.Thread(target=lambda: outcome.extend(
+        build_many([spec], quiet=True, cluster="ray", cache=shared)))
+    builder.start()
+    killed = _kill_when("ray::fit_model", lambda: any(shared.glob("training/ddsp-*/checkpoint.safetensors")),
+                        builder)
+    builder.join(timeout=240)
+    assert killed is not None, "the fit finished before a checkpoint could be seen"
+    assert [o.status for o in outcome] == ["built"], outcome
+    assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
+    [meta] = shared.glob("models/ddsp-*/ddsp.json")
+    training = json.loads(meta.read_text())["training"]
+    assert training["resumed_from"] >= 2 and training["step"] == 10, training    # the retry resumed

@@ -90,8 +90,9 @@ def _stop(marker: str) -> None:
 
 
 @contextmanager
-def two_node_cluster(cpus_per_node: int = 1):
-    """Start a head and a second node on 127.0.0.1 (each `cpus_per_node` CPUs); yield the head's address."""
+def two_node_cluster(cpus_per_node: int = 1, nodes: int = 2):
+    """Start a head and a second node on 127.0.0.1 (each `cpus_per_node` CPUs); yield the head's address.
+    `nodes=1`: the head alone (a Ray left running on this machine, as `ray start --head` leaves one)."""
     temp = Path(tempfile.mkdtemp(prefix="dxray", dir="/tmp"))   # short: Ray's socket paths have a length limit
     port = free_port()
     # Loopback only, so no token: the same mode for both nodes and the driver, whatever ~/.ray holds.
@@ -104,7 +105,8 @@ def two_node_cluster(cpus_per_node: int = 1):
     try:
         _ray("start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp),
              *common, env=env)
-        _ray("start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(temp), *common, env=env)
+        for _ in range(nodes - 1):
+            _ray("start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(temp), *common, env=env)
         yield f"127.0.0.1:{port}"
     finally:
         _stop(str(temp))

@@ -94,7 +94,7 @@ def render_blocks(lengths: Sequence[int], key_weights: Sequence[np.ndarray], hop
 class DDSPEngine(Engine):
     name = "ddsp"
     version = 2                       # 2: latent trajectories z(t) and loudness contours per key
-    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True,
+    capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
 
