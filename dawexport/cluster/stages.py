@@ -1,5 +1,6 @@
 """The pipeline's heavy stages as Ray tasks: one task per model fit, renders in shards, post-processing in
-chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish) and the caches.
+chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish), the caches, and the
+fits with nothing to train (a sampler's, a cached model's): a task would only move the same files.
 
     >>> shards(10, take_size=2, parts=3)
     [range(0, 4), range(4, 6), range(6, 10)]
