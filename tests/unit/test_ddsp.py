@@ -106,6 +106,7 @@ def test_registered_with_its_capabilities():
     caps = cls.capabilities
     assert caps.pitched and caps.blendable and caps.trainable
     assert caps.native_rates == (16000, 22050, 32000, 44100, 48000) and caps.default_rate == 44100
+    assert caps.batch_invariant      # render_blocks: a cluster may shard its renders (test_reproducible proves it)
 
 
 def test_settings_have_small_defaults_and_refuse_nonsense():
