@@ -22,6 +22,7 @@ from ...progress import SILENT
 from ..base import Capabilities, Corpus
 from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
+from ..common.torch_utils import cpu_threads
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
 from .frames import BlockCodec
@@ -138,7 +139,8 @@ class LSTMVAEEngine(TextureEngine):
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - prime_len + 1)))
             primes[j] = self.prime_pool[offset:offset + prime_len]
             noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
-        feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature).numpy()
+        with cpu_threads(1):          # a step is a few (batch × hidden) matmuls: threads only wait on each other
+            feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature).numpy()
         feats = np.concatenate([primes, feats], axis=1)
         feats *= self.std
         feats += self.mean

@@ -42,12 +42,13 @@ class BlockCodec:
 
     def frames(self, x: np.ndarray) -> np.ndarray:
         """Windowed blocks (..., frames, block) of x (..., samples), padded by a block on both sides."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        x = x if x.dtype == np.float32 else x.astype(np.float64)
         pad = [(0, 0)] * (x.ndim - 1) + [(self.block, self.block)]
         x = np.pad(x, pad)
         count = (x.shape[-1] - self.block) // self.hop + 1
         view = np.lib.stride_tricks.sliding_window_view(x, self.block, axis=-1)
-        return view[..., ::self.hop, :][..., :count, :] * self.window
+        return view[..., ::self.hop, :][..., :count, :] * self.window.astype(x.dtype)
 
     def overlap_add(self, blocks: np.ndarray, length: int | None = None) -> np.ndarray:
         """Inverse of `frames`: (..., frames, block) blocks, already windowed for synthesis → (..., samples)."""
@@ -86,47 +87,85 @@ class BlockCodec:
             blocks = sfft.idct(c, type=2, norm="ortho", axis=-1)
             blocks *= self.window.astype(np.float32)
             return self.overlap_add(blocks, length)
-        mag = np.maximum(np.exp(f) - np.float32(MAG_EPS), np.float32(0.0))
-        spec = mag * np.exp(1j * self.initial_phase(mag))
-        count = mag.shape[-2]
+        return self._decode_fft(f, length)
+
+    def _decode_fft(self, f: np.ndarray, length: int | None, group: int = 16) -> np.ndarray:
+        """Magnitudes exp(f) with peak-locked phases, then `iters` Griffin-Lim passes (float32 throughout),
+        `group` sounds at a time (the arrays of a group stay nearer the cache)."""
+        lead, (frames, bins) = f.shape[:-2], f.shape[-2:]
+        f = f.reshape(-1, frames, bins)
+        if len(f) > group:
+            y = np.concatenate([self._decode_fft(f[i:i + group], length) for i in range(0, len(f), group)])
+            return y.reshape(lead + (-1,))
+        mag = np.exp(f)
+        mag -= np.float32(MAG_EPS)
+        np.maximum(mag, np.float32(0.0), out=mag)
+        spec = np.empty(mag.shape, dtype=np.complex64)
+        unshift = (np.pi * np.arange(bins) % (2 * np.pi)).astype(np.float32)    # undoes the fftshift
+        for t0, phase in self._phase_blocks(f):
+            phase += unshift
+            t1 = t0 + phase.shape[1]
+            spec.real[:, t0:t1] = mag[:, t0:t1] * np.cos(phase)
+            spec.imag[:, t0:t1] = mag[:, t0:t1] * np.sin(phase)
+        window = self.window.astype(np.float32)
         for _ in range(self.iters):
-            y = self._istft(spec)
-            again = sfft.rfft(np.fft.fftshift(self.frames(y)[..., :count, :], axes=-1), axis=-1)
-            spec = again * (mag / np.maximum(np.abs(again), 1e-12))
-        y = self._istft(spec)
+            y = self._istft(spec, window)
+            spec = sfft.rfft(self.frames(y)[..., :frames, :], axis=-1)
+            scale = np.abs(spec)
+            np.maximum(scale, np.float32(1e-12), out=scale)
+            np.divide(mag, scale, out=scale)
+            spec *= scale
+        y = self._istft(spec, window).reshape(lead + (-1,))
         return y if length is None else y[..., :length]
 
-    def _istft(self, spec: np.ndarray) -> np.ndarray:
-        blocks = np.fft.ifftshift(sfft.irfft(spec, n=self.block, axis=-1), axes=-1) * self.window
+    def _istft(self, spec: np.ndarray, window: np.ndarray) -> np.ndarray:
+        blocks = sfft.irfft(spec, n=self.block, axis=-1)
+        blocks *= window
         return self.overlap_add(blocks)
 
-    def initial_phase(self, mag: np.ndarray) -> np.ndarray:
-        """Peak-locked phase advance for magnitudes (..., frames, bins): every spectral peak moves by its own
-        (parabolically interpolated) frequency and the bins around it share its phase; a frame without
-        peaks advances each bin at its centre frequency."""
-        mag = np.asarray(mag, dtype=np.float64)
-        lead, (frames, bins) = mag.shape[:-2], mag.shape[-2:]
-        mag = mag.reshape(-1, frames, bins)
-        k = np.arange(bins)
-        m = np.log(mag + MAG_EPS)
-        is_peak = np.zeros_like(m, dtype=bool)
-        is_peak[..., 1:-1] = ((m[..., 1:-1] > m[..., :-2]) & (m[..., 1:-1] >= m[..., 2:])
-                              & (mag[..., 1:-1] > 1e-3 * mag.max(axis=-1, keepdims=True)))
-        delta = np.zeros_like(m)
-        a, b, c = m[..., :-2], m[..., 1:-1], m[..., 2:]
-        curve = a - 2 * b + c
-        delta[..., 1:-1] = np.clip(0.5 * (a - c) / np.where(np.abs(curve) > 1e-12, curve, -1e-12), -0.5, 0.5)
-        # each bin follows its nearest peak (the left one on a tie); a frame without peaks, its own centre
-        left = np.maximum.accumulate(np.where(is_peak, k, -1), axis=-1)
-        right = np.minimum.accumulate(np.where(is_peak, k, bins)[..., ::-1], axis=-1)[..., ::-1]
-        use_right = (left < 0) | ((right < bins) & (right - k < k - left))
-        owner = np.where(use_right, right, left)
-        owner = np.where(is_peak.any(axis=-1, keepdims=True), np.clip(owner, 0, bins - 1), k)
-        step = 2 * np.pi * self.hop / self.block
-        advance = step * (owner + np.take_along_axis(delta, owner, axis=-1))
-        phase = np.zeros_like(m)
-        previous = np.zeros(m.shape[::2])
-        for t in range(frames):
-            previous = np.take_along_axis(previous, owner[:, t], axis=-1) + advance[:, t]
-            phase[:, t] = previous
-        return np.mod(phase, 2 * np.pi).reshape(lead + (frames, bins))
+    def initial_phase(self, features: np.ndarray) -> np.ndarray:
+        """Peak-locked phase advance (float32) for log magnitudes (..., frames, bins) of zero-phase frames:
+        every spectral peak moves by its own (parabolically interpolated) frequency and the bins around it
+        (nearest peak; the left one on a tie) share its phase; a frame without peaks advances each bin at
+        its centre frequency."""
+        f = np.asarray(features, dtype=np.float32)
+        lead, (frames, bins) = f.shape[:-2], f.shape[-2:]
+        parts = [phase for _, phase in self._phase_blocks(f.reshape(-1, frames, bins))]
+        return np.concatenate(parts, axis=1).reshape(lead + (frames, bins))
+
+    def _phase_blocks(self, f: np.ndarray, size: int = 32):
+        """`initial_phase` of f (sounds, frames, bins), `size` frames at a time (so every pass stays in the
+        cache): yields (first frame, phases (sounds, size, bins)). Worked in a (frames, bins, sounds) layout
+        so that every pass runs along contiguous memory and the recursion is one gather per frame."""
+        rows, frames, bins = f.shape
+        k = np.arange(bins, dtype=np.int32)[:, None]
+        kf = k.astype(np.float32)
+        flat = np.arange(rows, dtype=np.int32)
+        step = np.float32(2 * np.pi * self.hop / self.block)
+        floor_db = np.float32(np.log(1e-3))
+        previous = np.zeros((bins, rows), dtype=np.float32)
+        for t0 in range(0, frames, size):
+            m = np.ascontiguousarray(f[:, t0:t0 + size].transpose(1, 2, 0))      # (n, bins, sounds)
+            a, b, c = m[:, :-2], m[:, 1:-1], m[:, 2:]
+            is_peak = np.zeros(m.shape, dtype=bool)
+            is_peak[:, 1:-1] = (b > a) & (b >= c) & (b > m.max(axis=1, keepdims=True) + floor_db)
+            curve = a - 2 * b + c
+            np.minimum(curve, np.float32(-1e-12), out=curve)      # at a peak the parabola opens downwards
+            advance = np.zeros(m.shape, dtype=np.float32)
+            advance[:, 1:-1] = np.clip(np.float32(0.5) * (a - c) / curve, -0.5, 0.5)
+            advance *= is_peak
+            advance += kf
+            advance *= step                                       # per bin: its peak's advance per hop
+            left = np.maximum.accumulate(np.where(is_peak, k, -1), axis=1)
+            right = np.minimum.accumulate(np.where(is_peak, k, bins)[:, ::-1], axis=1)[:, ::-1]
+            owner = np.where((left < 0) | ((right < bins) & (right - k < k - left)), right, left)
+            owner = np.where(is_peak.any(axis=1, keepdims=True), owner, k)
+            owner *= rows
+            owner += flat                                         # flat index of the owner in its frame
+            phase = np.empty(m.shape, dtype=np.float32)
+            for t in range(len(m)):
+                previous += advance[t]
+                previous = np.take(previous, owner[t])
+                np.mod(previous, np.float32(2 * np.pi), out=previous)
+                phase[t] = previous
+            yield t0, phase.transpose(2, 0, 1)

@@ -63,14 +63,50 @@ class LSTMVAE(nn.Module):
     def generate(self, prime: torch.Tensor, steps: int, noise: torch.Tensor | None,
                  temperature: float = 1.0) -> torch.Tensor:
         """Run over `prime` (B, P, features), then feed each predicted frame back `steps` times.
-        `noise` (steps, B, latent) standard normal; None or temperature 0 takes the latent's mean."""
-        mu, logvar, state = self.step(prime)
-        mu, logvar = mu[:, -1], logvar[:, -1]
-        out = []
+        `noise` (steps, B, latent) standard normal; None or temperature 0 takes the latent's mean.
+
+        The loop never leaves the hidden size: a predicted frame is `out(a)` and the next step reads
+        `inp(frame)`, so `inp ∘ out` is one (hidden × hidden) matrix; the frames themselves come from one
+        batched matmul over every step at the end. Each step is then a few small matmuls (see `_feedback`).
+        """
+        mu, logvar, (h, c) = self.step(prime)
+        out = self._feedback(mu[:, -1], logvar[:, -1], h, c, steps, noise, temperature)
+        return torch.nn.functional.linear(out, self.out.weight, self.out.bias)
+
+    def _feedback(self, mu, logvar, h, c, steps, noise, temperature) -> torch.Tensor:
+        """The generation loop in the hidden size: (B, steps, hidden) pre-output activations `a`."""
+        cfg = self.config
+        b, hid = mu.shape[0], cfg.hidden
+        # inp(out(a)) = a @ (W_inp W_out)^T + (W_inp b_out + b_inp)
+        loop_w = (self.inp.weight @ self.out.weight).t().contiguous()
+        loop_b = self.inp.weight @ self.out.bias + self.inp.bias
+        layers = []
+        for k in range(cfg.layers):
+            w = torch.cat([getattr(self.lstm, f"weight_ih_l{k}"), getattr(self.lstm, f"weight_hh_l{k}")], 1)
+            layers.append((w.t().contiguous(),
+                           getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")))
+        head_w = torch.cat([self.mu.weight, self.logvar.weight]).t().contiguous()
+        head_b = torch.cat([self.mu.bias, self.logvar.bias])
+        dec_w, dec_b = self.dec.weight.t().contiguous(), self.dec.bias
+        hs, cs = list(h.unbind(0)), list(c.unbind(0))
+        sample = noise is not None and temperature > 0
+        acts = torch.empty(b, steps, hid)
+        both = torch.empty(b, 2 * hid)
+        gates = torch.empty(b, 4 * hid)
+        head = torch.empty(b, 2 * cfg.latent)
         for t in range(steps):
-            z = mu if noise is None or temperature <= 0 else mu + temperature * noise[t] * torch.exp(0.5 * logvar)
-            frame = self.decode(z)
-            out.append(frame)
-            mu, logvar, state = self.step(frame[:, None], state)
-            mu, logvar = mu[:, 0], logvar[:, 0]
-        return torch.stack(out, dim=1)
+            z = mu + (temperature * noise[t]) * torch.exp(0.5 * logvar) if sample else mu
+            a = torch.addmm(dec_b, z, dec_w).tanh_()
+            acts[:, t] = a
+            torch.addmm(loop_b, a, loop_w, out=both[:, :hid]).tanh_()
+            for k, (w, bias) in enumerate(layers):
+                if k:
+                    both[:, :hid] = hs[k - 1]
+                both[:, hid:] = hs[k]
+                torch.addmm(bias, both, w, out=gates)
+                i, f, g, o = gates.chunk(4, 1)
+                cs[k] = torch.sigmoid(f) * cs[k] + torch.sigmoid(i) * torch.tanh(g)
+                hs[k] = torch.sigmoid(o) * torch.tanh(cs[k])
+            torch.addmm(head_b, hs[-1], head_w, out=head)
+            mu, logvar = head[:, :cfg.latent].clone(), head[:, cfg.latent:].clamp(-12.0, 6.0)
+        return acts

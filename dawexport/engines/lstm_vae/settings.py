@@ -19,7 +19,7 @@ class LSTMVAESettings(TextureSettings):
     kl_weight: float = Field(1e-3, ge=0, le=10)
     seq_frames: int = Field(64, ge=2, le=4096, description="frames per training example")
     prime_frames: int = Field(8, ge=1, le=256, description="frames of the sources that start each texture")
-    griffin_lim_iters: int = Field(2, ge=0, le=200, description="fft: phase refinement after the peak-locked "
+    griffin_lim_iters: int = Field(1, ge=0, le=200, description="fft: phase refinement after the peak-locked "
                                                                "phase advance")
     max_steps: int = Field(3000, ge=1)
     batch_size: int = Field(16, ge=1, le=256)
