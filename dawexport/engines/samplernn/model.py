@@ -116,55 +116,75 @@ class SampleRNN(nn.Module):
     @torch.no_grad()
     def generate(self, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None, temperature: float = 1.0,
                  callback=None) -> torch.Tensor:
-        """Continue `prime` (B, top) classes by n samples for B streams at once → (B, n) classes.
+        """Continue `prime` (B, top) classes by n samples for B streams at once → (B, n) classes, on the
+        model's device (CPU or CUDA: the same code).
 
         `uniforms` (n, B) in [0, 1) pick each sample from the softmax (inverse CDF); with temperature 0
         (or uniforms None) the likeliest class is taken.
+
+        Per sample the loop runs the MLP's two matmuls and a handful of fused steps on preallocated
+        buffers: the embeddings × first layer are one lookup table summed by `embedding_bag`, the first
+        layer's bias rides in the frame tier's conditioning (added once per frame), 1/temperature is
+        folded into the output layer, and the class is drawn by inverse CDF on unnormalised exponentials.
         """
         cfg = self.config
+        dev = self.out.weight.device
         sizes, top, bottom = cfg.frame_sizes, cfg.top, cfg.frame_sizes[-1]
         b = prime.shape[0]
-        q = torch.empty(b, top + n, dtype=torch.long)
-        q[:, :top] = prime
-        x = torch.empty(b, top + n)
-        x[:, :top] = dequantize(prime)
+        q = torch.empty(b, top + n, dtype=torch.long, device=dev)
+        q[:, :top] = prime.to(dev)
         # embedding ∘ first layer as one table per input position: (bottom·256, mlp_dim)
         w = self.inp.weight.reshape(cfg.mlp_dim, bottom, cfg.embed)
         tables = torch.einsum("ce,dpe->pcd", self.embed.weight, w).reshape(bottom * CLASSES, cfg.mlp_dim)
-        offsets = torch.arange(bottom) * CLASSES
+        offsets = torch.arange(bottom, device=dev) * CLASSES
+        sample = uniforms is not None and temperature > 0
+        scale = 1.0 / temperature if sample else 1.0
+        w_hidden, b_hidden = self.hidden.weight.t().contiguous(), self.hidden.bias
+        w_out, b_out = (self.out.weight * scale).t().contiguous(), self.out.bias * scale
+        if sample:
+            uniforms = uniforms.to(dev, torch.float32)
         hidden: list[torch.Tensor | None] = [None] * len(sizes)
         conds: list[torch.Tensor | None] = [None] * len(sizes)
-        w_hidden, b_hidden = self.hidden.weight.t().contiguous(), self.hidden.bias
-        w_out, b_out = self.out.weight.t().contiguous(), self.out.bias
-        sample = uniforms is not None and temperature > 0
-        inv_t = 1.0 / temperature if temperature > 0 else 1.0
-        h1 = torch.empty(b, cfg.mlp_dim)
-        h2 = torch.empty(b, cfg.mlp_dim)
-        logits = torch.empty(b, CLASSES)
+        tiers = [(k, tier, tier.frame) for k, tier in enumerate(self.tiers)]
+        last = len(tiers) - 1
+        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)
+        bags = torch.arange(0, b * bottom, bottom, device=dev)           # one bag of `bottom` rows per stream
+        flat_idx = idx.view(-1)
+        if sample:
+            uniforms = uniforms[:, :, None].contiguous()
+        h1 = torch.empty(b, cfg.mlp_dim, device=dev)
+        h2 = torch.empty(b, cfg.mlp_dim, device=dev)
+        logits = torch.empty(b, CLASSES, device=dev)
+        top_logit = torch.empty(b, 1, device=dev)
+        cdf = torch.empty(b, CLASSES, device=dev)
+        threshold = torch.empty(b, 1, device=dev)
+        c = torch.empty(b, 1, dtype=torch.long, device=dev)
         for t in range(n):
             pos = top + t
-            for k, tier in enumerate(self.tiers):
-                f = tier.frame
+            for k, tier, f in tiers:
                 if t % f:
                     continue
-                inp = tier.inp(x[:, pos - f:pos])
+                inp = tier.inp(dequantize(q[:, pos - f:pos]))
                 if k:
-                    upper = self.tiers[k - 1].frame
+                    upper = tiers[k - 1][2]
                     inp = inp + conds[k - 1][:, (t % upper) // f]
-                out, hidden[k] = tier.gru(inp[:, None], hidden[k])
-                conds[k] = tier.up(out[:, 0]).reshape(b, tier.ratio, tier.out_dim)
-            idx = q[:, pos - bottom:pos] + offsets
-            torch.add(tables[idx].sum(1), conds[-1][:, t % bottom], out=h1)
-            h1.add_(self.inp.bias).relu_()
+                hidden[k] = torch.gru_cell(inp, hidden[k] if hidden[k] is not None else torch.zeros_like(inp),
+                                           tier.gru.weight_ih_l0, tier.gru.weight_hh_l0,
+                                           tier.gru.bias_ih_l0, tier.gru.bias_hh_l0)
+                cond = tier.up(hidden[k]).reshape(b, tier.ratio, tier.out_dim)
+                conds[k] = cond + self.inp.bias if k == last else cond
+            torch.add(q[:, pos - bottom:pos], offsets, out=idx)
+            torch.add(F.embedding_bag(flat_idx, tables, bags, mode="sum"), conds[-1][:, t % bottom], out=h1).relu_()
             torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
             torch.addmm(b_out, h2, w_out, out=logits)
             if sample:
-                cdf = torch.softmax(logits.mul_(inv_t), dim=1).cumsum_(1)
-                c = torch.searchsorted(cdf, (uniforms[t] * cdf[:, -1])[:, None]).clamp_(max=CLASSES - 1)[:, 0]
+                torch.amax(logits, 1, keepdim=True, out=top_logit)
+                torch.cumsum(logits.sub_(top_logit).exp_(), 1, out=cdf)
+                torch.mul(cdf[:, -1:], uniforms[t], out=threshold)
+                torch.searchsorted(cdf, threshold, out=c).clamp_(max=CLASSES - 1)
+                q[:, pos:pos + 1] = c
             else:
-                c = logits.argmax(1)
-            q[:, pos] = c
-            x[:, pos] = dequantize(c)
+                q[:, pos] = logits.argmax(1)
             if callback is not None and (t + 1) % 4096 == 0:
                 callback(t + 1)
         return q[:, top:]
