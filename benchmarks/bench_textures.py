@@ -166,7 +166,8 @@ def train_and_curate(engine_name: str, sound: str, minutes: float | None, candid
     return {"engine": engine_name, "sound": sound, "train_s": train_s, "steps": result.step if result else None,
             "stopped_by": result.stopped_by if result else None, "render_s": render_s,
             "keep_share": curation.keep_share, "labels": curation.counts(),
-            "rejected": {r: sum(c.rejected == r for c in curation.candidates) for r in ("silence", "noise", "stuck")},
+            "rejected": {r: sum(c.rejected == r for c in curation.candidates)
+                         for r in ("silence", "noise", "far", "stuck")},
             "kept_distance_db": float(np.mean(distances)) if distances else None,
             "noise_distance_db": float(np.mean(noise)) if noise else None}
 
@@ -234,7 +235,7 @@ def main() -> int:
         budget = f"{args.minutes:g} min" if args.minutes else "the default budget"
         print(f"\n**Curator** ({args.candidates} candidates of {args.seconds:g} s after training for {budget} "
               f"on one sound; distance: time-averaged log-mel mean |dB| to the sound, level removed)\n")
-        print("| engine | sound | steps (stopped by) | passed | labels | rejected (silence/noise/stuck) | "
+        print("| engine | sound | steps (stopped by) | passed | labels | rejected (silence/noise/far/stuck) | "
               "kept: distance | white noise: distance | ratio |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in runs:
@@ -242,7 +243,7 @@ def main() -> int:
             rej = r["rejected"]
             print(f"| {r['engine']} | {r['sound']} | {r['steps']} ({r['stopped_by']}) | {100 * r['keep_share']:.0f} % | "
                   + ", ".join(f"{k} {v}" for k, v in r["labels"].items())
-                  + f" | {rej['silence']}/{rej['noise']}/{rej['stuck']} | "
+                  + f" | {rej['silence']}/{rej['noise']}/{rej['far']}/{rej['stuck']} | "
                   + (f"{r['kept_distance_db']:.1f} dB | {r['noise_distance_db']:.1f} dB | {ratio:.2f} |"
                      if ratio is not None else "— | — | — |"))
 

@@ -15,7 +15,8 @@ All measures come from one STFT (about 46 ms frames, hop a quarter of that) of t
 - `flux` / `flux_tail`: mean absolute frame-to-frame change of the 64-band log-mel spectrum (dB) over the
   sounding frames, over the whole sound and over its last half (a frozen spectrum is output that got stuck);
 - `source_distance`: mean |dB| between the time-averaged 64-band log-mel spectra (40 Hz–16 kHz, frames
-  within 20 dB of the loudest, level removed) of the sound and a reference (the sources).
+  within 20 dB of the loudest, level removed) of the sound and a reference (the sources); the curator
+  compares it with white noise's distance (`white_noise_profile_db`).
 """
 from __future__ import annotations
 
@@ -86,6 +87,17 @@ def mel_profile_db(x, sample_rate: int) -> np.ndarray:
     loud = 10 * np.log10(ms + 1e-20) >= 10 * np.log10(ms.max() + 1e-20) - 20.0
     mel = power[loud] @ _mel_filterbank(sample_rate, fft_size(sample_rate)).T
     return 10 * np.log10(mel.mean(axis=0) + 1e-12)
+
+
+def white_noise_profile_db(sample_rate: int) -> np.ndarray:
+    """`mel_profile_db` of white noise (any level), from the filterbank alone: a flat power spectrum puts
+    into each band the sum of its weights. What "as far from the sources as noise" is measured against.
+
+    >>> noise = np.random.default_rng(0).standard_normal(4 * 16000)
+    >>> profile_distance_db(white_noise_profile_db(16000), mel_profile_db(noise, 16000)) < 0.5
+    True
+    """
+    return 10 * np.log10(_mel_filterbank(sample_rate, fft_size(sample_rate)).sum(axis=1) + 1e-12)
 
 
 def profile_distance_db(a: np.ndarray, b: np.ndarray) -> float:

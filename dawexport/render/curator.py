@@ -15,7 +15,9 @@ Labels (first match wins; see `label_of`):
 - `tonal`: a clear pitch (confidence ≥ 0.6) and few onsets (fewer than 2 a second);
 - `drone`: a slowly moving, sustained sound (spectral flux under 1 dB a frame, few onsets);
 - `gnarly`: the rest: a moving spectrum with transients, neither noise nor silence (the good stuff).
-Rejected: silence, noise, and stuck output (the spectrum frozen over the last half, or gone silent there).
+Rejected: silence, noise, output farther from the sources' spectrum than white noise at equal level is
+(`far`: whatever its label, it sounds less like the sources than hiss would), and stuck output (the spectrum
+frozen over the last half, or gone silent there).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.features import TextureFeatures, texture_features
+from ..audio.features import TextureFeatures, profile_distance_db, texture_features, white_noise_profile_db
 
 LABELS = ("rhythmic", "gnarly", "tonal", "drone", "noise", "silence")     # also the pads' order on the keys
 REJECTED_LABELS = ("silence", "noise")
@@ -56,7 +58,7 @@ class Candidate:
     index: int                      # position in the list given to `curate`
     features: TextureFeatures
     label: str
-    rejected: str | None            # why it was rejected ("silence", "noise", "stuck"), or None
+    rejected: str | None            # why it was rejected ("silence", "noise", "far", "stuck"), or None
 
     def description(self) -> str:
         return f"{self.label} texture ({self.features.summary()})"
@@ -78,10 +80,21 @@ class Curation:
                 if any(c.label == label for c in self.candidates)}
 
 
-def judge(features: TextureFeatures) -> Candidate:
+def judge(features: TextureFeatures, noise_distance: float | None = None) -> Candidate:
+    """Label and verdict; `noise_distance`: white noise's distance to the sources (None: not checked)."""
     label = label_of(features)
-    rejected = label if label in REJECTED_LABELS else ("stuck" if is_stuck(features) else None)
+    if label in REJECTED_LABELS:
+        rejected = label
+    elif noise_distance is not None and features.source_distance >= noise_distance:
+        rejected = "far"
+    else:
+        rejected = "stuck" if is_stuck(features) else None
     return Candidate(-1, features, label, rejected)
+
+
+def noise_distance_db(reference: np.ndarray, sample_rate: int) -> float:
+    """How far white noise (at any level) lies from the sources' profile."""
+    return profile_distance_db(white_noise_profile_db(sample_rate), reference)
 
 
 def _vectors(candidates: list[Candidate]) -> np.ndarray:
@@ -118,12 +131,14 @@ def curate(textures: list[np.ndarray], sample_rate: int, count: int, reference: 
     """Label every texture (mono), reject the poor ones and keep `count`, as different as possible.
 
     `channels` (optional, per texture its channel arrays): a texture with a silent channel is rejected
-    as silence. When fewer than `count` pass, the least bad rejected ones fill the gap (stuck before noise,
+    as silence. With a `reference`, a texture at least as far from it as white noise is rejected (`far`).
+    When fewer than `count` pass, the least bad rejected ones fill the gap (stuck, then far, then noise,
     never silence) and `filled` says how many; when even that is short, fewer are kept.
     """
     candidates = []
+    noise = noise_distance_db(reference, sample_rate) if reference is not None else None
     for i, x in enumerate(textures):
-        judged = judge(texture_features(x, sample_rate, reference))
+        judged = judge(texture_features(x, sample_rate, reference), noise)
         if channels is not None and judged.rejected != "silence" and any(
                 float(np.sqrt(np.mean(np.square(ch, dtype=np.float64)))) < 1e-3 for ch in channels[i]):
             judged = Candidate(-1, judged.features, judged.label, "silence")
@@ -132,8 +147,9 @@ def curate(textures: list[np.ndarray], sample_rate: int, count: int, reference: 
     kept = most_different(good, count)
     filled = 0
     if len(kept) < count:
-        spare = sorted((c for c in candidates if c.rejected in ("stuck", "noise")),
-                       key=lambda c: (c.rejected != "stuck", np.nan_to_num(c.features.source_distance, nan=1e9)))
+        badness = {"stuck": 0, "far": 1, "noise": 2}
+        spare = sorted((c for c in candidates if c.rejected in badness),
+                       key=lambda c: (badness[c.rejected], np.nan_to_num(c.features.source_distance, nan=1e9)))
         extra = spare[:count - len(kept)]
         kept, filled = kept + extra, len(extra)
     order = {label: k for k, label in enumerate(LABELS)}
@@ -141,4 +157,5 @@ def curate(textures: list[np.ndarray], sample_rate: int, count: int, reference: 
     return Curation(tuple(candidates), tuple(kept), filled)
 
 
-__all__ = ["Candidate", "Curation", "LABELS", "curate", "is_stuck", "judge", "label_of", "most_different"]
+__all__ = ["Candidate", "Curation", "LABELS", "curate", "is_stuck", "judge", "label_of", "most_different",
+           "noise_distance_db"]

@@ -96,7 +96,7 @@ def choose_textures(spec, engine, corpus, model_key: str, cache_dir: Path, progr
                           fix="train longer (engine.settings.max_minutes, max_steps), raise texture.candidates, "
                               "or lower texture.count")
     if curation.filled:
-        progress.info(f"curator: {curation.filled} kept texture(s) did not pass (stuck or noise) and fill the "
+        progress.info(f"curator: {curation.filled} kept texture(s) did not pass (stuck, far from the sources, or noise) and fill the "
                       f"count; train longer or raise texture.candidates for better ones")
     return curation, audio
 

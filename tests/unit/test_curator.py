@@ -9,7 +9,7 @@ import pytest
 from support import REPO
 
 from dawexport.audio.features import local_flatness, mel_profile_db, texture_features
-from dawexport.render.curator import curate, is_stuck, judge, label_of
+from dawexport.render.curator import curate, is_stuck, judge, label_of, noise_distance_db
 
 SR = 16000
 
@@ -63,12 +63,24 @@ def test_curator_keeps_the_count_as_different_as_possible():
     babble = signals["gnarly"]
     near_copies = [np.roll(babble, int(rng.integers(SR))) * rng.uniform(0.8, 1.0) for _ in range(4)]
     candidates = near_copies + [signals["rhythmic"], signals["tonal"], signals["noise"], signals["silence"]]
-    curation = curate(candidates, SR, count=3, reference=mel_profile_db(babble, SR))
+    curation = curate(candidates, SR, count=3)          # no sources to be near to (or far from): labels only
     kept = {c.index for c in curation.kept}
     assert len(kept) == 3 and {4, 5} <= kept                  # the click train and the tone, and one babble
     assert not kept & {6, 7}                                  # never the noise or the silence
     assert curation.filled == 0
     assert [c.label for c in curation.kept] == ["rhythmic", "gnarly", "tonal"]      # grouped in key order
+
+
+def test_curator_rejects_what_lies_farther_from_the_sources_than_white_noise():
+    signals = known_signals()
+    babble = mel_profile_db(signals["gnarly"], SR)
+    noise_distance = noise_distance_db(babble, SR)
+    tone = texture_features(signals["tonal"], SR, babble)            # a tone, when the sources are speech
+    assert tone.source_distance > noise_distance and judge(tone, noise_distance).rejected == "far"
+    assert judge(texture_features(signals["gnarly"], SR, babble), noise_distance).rejected is None
+    curation = curate([signals["tonal"], signals["gnarly"]], SR, count=2, reference=babble)
+    assert [c.rejected for c in curation.candidates] == ["far", None]
+    assert [c.index for c in curation.kept] == [1, 0] and curation.filled == 1   # far fills in, last
 
 
 def test_local_flatness_ignores_the_colour_of_noise():
