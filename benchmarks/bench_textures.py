@@ -113,6 +113,7 @@ def lstm_vae_speed(domain: str, textures: int, seconds: float) -> dict:
     engine.prime_pool = rng.standard_normal((512, codec.size)).astype(np.float32)
     engine.mean = np.full(codec.size, -4.0 if domain == "fft" else 0.0, np.float32)
     engine.std = np.full(codec.size, 1.0 if domain == "fft" else 0.05, np.float32)
+    engine.spread = np.full(codec.size, 0.5, np.float32)
     n = int(seconds * engine.sample_rate)
     t0, c0 = time.perf_counter(), time.process_time()
     engine._generate(engine.model, [("bench", k) for k in range(textures)], n)

@@ -330,9 +330,8 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     textures = None
     if spec.texture is not None:      # the curator's kept candidates are the pads
         from .render.plan import make_texture_plan
-        from .render.textures import choose_textures, kept_monos, texture_takes
-        curation, candidates = choose_textures(spec, engine, corpus, engine.render_key(corpus),
-                                               cache_root(spec) / "renders", progress)
+        from .render.textures import kept_monos, texture_takes
+        curation, candidates = _textures_or_retrain(engine, corpus, spec, progress, trained, stages)
         plan = make_texture_plan(spec, corpus.channels, curation.kept)
         takes = texture_takes(plan, candidates)
         textures = kept_monos(curation, candidates)
@@ -381,6 +380,25 @@ def _render_or_retrain(engine, corpus, plan, spec, progress, trained: bool, stag
         _discard(_model_dir(engine, corpus, spec), f"cached {engine.name} model", error, progress)
         stages.fit(engine, corpus, spec, progress)
         return render_takes(engine, plan, engine.render_key(corpus), spec, progress, stages.render)
+
+
+def _textures_or_retrain(engine, corpus, spec, progress, trained: bool, stages: Stages = HERE):
+    """Generate and curate texture candidates; a cached model that generates NaN or fails to generate is
+    corrupt (as in `_render_or_retrain`): discard it, train again and generate once more. Too few usable
+    textures is the model's quality, not corruption: that error stands."""
+    from .render.textures import TooFewTextures, choose_textures
+
+    def choose():
+        return choose_textures(spec, engine, corpus, engine.render_key(corpus), cache_root(spec) / "renders",
+                               progress)
+    try:
+        return choose()
+    except EngineError as error:
+        if trained or isinstance(error, TooFewTextures):
+            raise
+        _discard(_model_dir(engine, corpus, spec), f"cached {engine.name} model", error, progress)
+        stages.fit(engine, corpus, spec, progress)
+        return choose()
 
 
 def _spec_identity(spec: InstrumentSpec) -> str | None:

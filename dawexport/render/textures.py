@@ -27,6 +27,14 @@ from ..progress import SILENT
 from .curator import Curation, curate
 
 
+class TooFewTextures(EngineError):
+    """The curator found fewer usable textures than texture.count (a model's quality, not a corrupt file)."""
+
+
+class NonFiniteTextures(EngineError):
+    """The model generated NaN or infinite samples: a corrupt (or diverged) model."""
+
+
 def generated_length_s(texture) -> float:
     return texture.length + (texture.crossfade if texture.loop else 0.0)
 
@@ -43,14 +51,20 @@ def generate_candidates(engine, channels: tuple[str, ...], texture, first: int, 
         try:
             with np.load(cache, allow_pickle=False) as data:
                 takes = [data[f"t{i}"] for i in range(len(requests))]
+            if not all(t.ndim == 1 and np.all(np.isfinite(t)) for t in takes):
+                raise ValueError("a candidate is not a finite signal")
             progress.stage("textures", f"cached {count} candidates")
-        except (OSError, KeyError, ValueError):
-            progress.info(f"discarding an unreadable render cache entry ({cache.name}); generating again")
+        except Exception:  # noqa: BLE001 - zipfile, zlib, EOF, OS and format errors alike: derived data
+            progress.info(f"warning: discarding an unreadable render cache entry ({cache.name}); generating again")
+            takes = None
             cache.unlink(missing_ok=True)
     if takes is None:
         progress.stage("textures", f"generating {count} candidates × {len(channels)} channel(s) of "
                        f"{generated_length_s(texture):.2f} s at {engine.sample_rate} Hz")
         takes = engine.render_textures(requests, progress)
+        if not all(np.all(np.isfinite(t)) for t in takes):
+            raise NonFiniteTextures(f"the {engine.name} model generated NaN or infinite samples",
+                                    fix="train again with a lower engine.settings.lr, or another seed")
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(cache.stem + ".partial.npz")
         np.savez(partial, **{f"t{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(takes)})
@@ -90,7 +104,7 @@ def choose_textures(spec, engine, corpus, model_key: str, cache_dir: Path, progr
         if passed >= texture.count:
             break
     if len(curation.kept) < texture.count:
-        raise EngineError(f"the model made only {len(curation.kept)} usable textures of "
+        raise TooFewTextures(f"the model made only {len(curation.kept)} usable textures of "
                           f"{len(curation.candidates)} candidates (the rest were silent), but texture.count is "
                           f"{texture.count}", key="texture.count",
                           fix="train longer (engine.settings.max_minutes, max_steps), raise texture.candidates, "

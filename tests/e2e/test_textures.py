@@ -97,3 +97,30 @@ def test_texture_wavetable_comes_from_tonal_textures(built):
     table, _ = read_serum_wav(folder / "wavetables" / f"{folder.name}_tones.wav")
     assert table.shape == (8, 2048)
     assert np.all(np.abs(table).max(axis=1) > 0.1)
+
+
+def test_a_cached_texture_model_that_generates_nan_is_discarded_and_trained_again(tmp_path, capsys, monkeypatch):
+    """A model that loads (its checksum holds: it diverged before it was saved, say) but generates NaN."""
+    from dawexport.cli import main
+    from dawexport.engines.samplernn import SampleRNNEngine
+    spec = tiny_spec(tmp_path, "samplernn")
+    build(spec, quiet=True)
+    for cache in (tmp_path / "out" / ".dawexport-cache" / "renders").glob("textures-*"):
+        cache.unlink()
+    real_generate, real_fit, calls = SampleRNNEngine._generate, SampleRNNEngine.fit, []
+
+    def generate(self, model, keys, n):
+        audio = real_generate(self, model, keys, n)
+        return [np.full_like(a, np.nan) for a in audio] if not calls else audio
+
+    def fit(self, corpus, workdir, progress):
+        calls.append(workdir)
+        return real_fit(self, corpus, workdir, progress)
+
+    monkeypatch.setattr(SampleRNNEngine, "_generate", generate)
+    monkeypatch.setattr(SampleRNNEngine, "fit", fit)
+    assert main(["build", str(spec), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "generated NaN" in err and "discarding it" in err and len(calls) == 1
+    for wav in (tmp_path / "out" / "tex_samplernn" / "samples").glob("*.wav"):
+        assert np.all(np.isfinite(sf.read(wav)[0]))

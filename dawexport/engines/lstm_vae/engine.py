@@ -35,17 +35,18 @@ PRIME_POOL_FRAMES = 4096
 
 class LSTMVAEEngine(TextureEngine):
     name = "lstm_vae"
-    version = 1
+    version = 2
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
                                 default_rate=22050)
     Settings = LSTMVAESettings
-    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters")
+    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters", "frame_noise")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
         self.model: LSTMVAE | None = None
         self.mean = self.std = None
         self.prime_pool: np.ndarray | None = None       # standardised features of the sources
+        self.spread: np.ndarray | None = None           # per feature: what the predictions miss (standardised)
         self.train_result: TrainResult | None = None
 
     @property
@@ -99,6 +100,9 @@ class LSTMVAEEngine(TextureEngine):
                       f"{trainer.device.type} for up to {s.max_steps} steps / {s.max_minutes} min")
         self.train_result = trainer.run()
         self.model = model.cpu().eval()
+        rng = np.random.default_rng(stable_seed("lstm_vae spread", self.seed))
+        torch.manual_seed(self.seed)
+        self.spread = self.model.residual_spread([batch_fn(0, rng) for _ in range(8)]).numpy().astype(np.float32)
 
     def _silence_features(self) -> np.ndarray:
         silent = self.codec.encode(np.zeros(self.settings.block_size * 2))[1]
@@ -111,19 +115,21 @@ class LSTMVAEEngine(TextureEngine):
         tensors["mean"] = torch.from_numpy(self.mean)
         tensors["std"] = torch.from_numpy(self.std)
         tensors["prime_pool"] = torch.from_numpy(np.ascontiguousarray(self.prime_pool))
+        tensors["spread"] = torch.from_numpy(self.spread)
         save_state(Path(directory), MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        config, (mean, std, pool), weights, file = read_torch_model(
+        config, (mean, std, pool, spread), weights, file = read_torch_model(
             self, directory, MODEL_NAME, LSTMVAEConfig,
             lambda tensors, meta, config: (tensors["mean"].numpy(), tensors["std"].numpy(),
-                                           tensors["prime_pool"].numpy()))
-        if mean.shape != (config.features,) or pool.ndim != 2 or pool.shape[1] != config.features:
+                                           tensors["prime_pool"].numpy(), tensors["spread"].numpy()))
+        if (mean.shape != (config.features,) or spread.shape != (config.features,) or pool.ndim != 2
+                or pool.shape[1] != config.features):
             raise EngineError("model file's statistics do not match its model", file=file,
                               fix="delete that folder and build again")
         model = LSTMVAE(config)
         load_module_state(model, weights, file=file)
-        self.model, self.mean, self.std, self.prime_pool = model.eval(), mean, std, pool
+        self.model, self.mean, self.std, self.prime_pool, self.spread = model.eval(), mean, std, pool, spread
 
     # ------------------------------------------------------------------ generation
 
@@ -134,13 +140,19 @@ class LSTMVAEEngine(TextureEngine):
         steps = max(1, -(-n // codec.hop) + codec.block // codec.hop)
         primes = np.empty((len(keys), prime_len, codec.size), dtype=np.float32)
         noise = np.empty((steps, len(keys), model.config.latent), dtype=np.float32)
+        spread = None if self.spread is None or s.frame_noise <= 0 else self.spread * np.float32(s.frame_noise)
+        frame_noise = None if spread is None else np.empty((len(keys), steps, codec.size), dtype=np.float32)
         for j, key in enumerate(keys):
             rng = np.random.default_rng(stable_seed("lstm_vae", self.seed, key))
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - prime_len + 1)))
             primes[j] = self.prime_pool[offset:offset + prime_len]
             noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
+            if frame_noise is not None:
+                frame_noise[j] = rng.standard_normal((steps, codec.size), dtype=np.float32)
+                frame_noise[j] *= spread
         with cpu_threads(1):          # a step is a few (batch × hidden) matmuls: threads only wait on each other
-            feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature).numpy()
+            feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature,
+                                   None if frame_noise is None else torch.from_numpy(frame_noise)).numpy()
         feats = np.concatenate([primes, feats], axis=1)
         feats *= self.std
         feats += self.mean

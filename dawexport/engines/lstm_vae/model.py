@@ -60,20 +60,41 @@ class LSTMVAE(nn.Module):
         return mse + self.config.kl_weight * kl
 
     @torch.no_grad()
+    def residual_spread(self, batches) -> torch.Tensor:
+        """Per feature, the RMS of what the model's next-frame prediction misses on `batches` of frames
+        (B, T + 1, features): the spread generation adds back, so that a generated frame is a draw, not the
+        average of every frame that could follow (an average of DCT coefficients whose signs vary is
+        near zero: a hiss far from the sources' spectrum)."""
+        total, count = None, 0
+        for frames in batches:
+            frames = torch.as_tensor(frames)
+            x, target = frames[:, :-1], frames[:, 1:]
+            mu, logvar, _ = self.step(x)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            err = (target - self.decode(z)).square().sum(dim=(0, 1))
+            total = err if total is None else total + err
+            count += target.shape[0] * target.shape[1]
+        return (total / max(count, 1)).sqrt()
+
+    @torch.no_grad()
     def generate(self, prime: torch.Tensor, steps: int, noise: torch.Tensor | None,
-                 temperature: float = 1.0) -> torch.Tensor:
+                 temperature: float = 1.0, frame_noise: torch.Tensor | None = None) -> torch.Tensor:
         """Run over `prime` (B, P, features), then feed each predicted frame back `steps` times.
         `noise` (steps, B, latent) standard normal; None or temperature 0 takes the latent's mean.
+        `frame_noise` (B, steps, features), if given, is added to each predicted frame (the one fed back
+        and the one returned): the residual spread × standard normal draws.
 
         The loop never leaves the hidden size: a predicted frame is `out(a)` and the next step reads
         `inp(frame)`, so `inp ∘ out` is one (hidden × hidden) matrix; the frames themselves come from one
         batched matmul over every step at the end. Each step is then a few small matmuls (see `_feedback`).
         """
         mu, logvar, (h, c) = self.step(prime)
-        out = self._feedback(mu[:, -1], logvar[:, -1], h, c, steps, noise, temperature)
-        return torch.nn.functional.linear(out, self.out.weight, self.out.bias)
+        pushed = None if frame_noise is None else F.linear(frame_noise, self.inp.weight)    # inp's share of it
+        out = F.linear(self._feedback(mu[:, -1], logvar[:, -1], h, c, steps, noise, temperature, pushed),
+                       self.out.weight, self.out.bias)
+        return out if frame_noise is None else out.add_(frame_noise)
 
-    def _feedback(self, mu, logvar, h, c, steps, noise, temperature) -> torch.Tensor:
+    def _feedback(self, mu, logvar, h, c, steps, noise, temperature, pushed=None) -> torch.Tensor:
         """The generation loop in the hidden size: (B, steps, hidden) pre-output activations `a`."""
         cfg = self.config
         b, hid = mu.shape[0], cfg.hidden
@@ -98,7 +119,10 @@ class LSTMVAE(nn.Module):
             z = mu + (temperature * noise[t]) * torch.exp(0.5 * logvar) if sample else mu
             a = torch.addmm(dec_b, z, dec_w).tanh_()
             acts[:, t] = a
-            torch.addmm(loop_b, a, loop_w, out=both[:, :hid]).tanh_()
+            torch.addmm(loop_b, a, loop_w, out=both[:, :hid])
+            if pushed is not None:
+                both[:, :hid] += pushed[:, t]
+            both[:, :hid].tanh_()
             for k, (w, bias) in enumerate(layers):
                 if k:
                     both[:, :hid] = hs[k - 1]

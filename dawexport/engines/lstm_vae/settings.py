@@ -19,6 +19,9 @@ class LSTMVAESettings(TextureSettings):
     kl_weight: float = Field(1e-3, ge=0, le=10)
     seq_frames: int = Field(64, ge=2, le=4096, description="frames per training example")
     prime_frames: int = Field(8, ge=1, le=256, description="frames of the sources that start each texture")
+    frame_noise: float = Field(1.0, ge=0, le=4, description="spread added to each generated frame, × what the "
+                                                           "model's predictions missed in training (0: the "
+                                                           "average frame; dct needs it)")
     griffin_lim_iters: int = Field(1, ge=0, le=200, description="fft: phase refinement after the peak-locked "
                                                                "phase advance")
     max_steps: int = Field(3000, ge=1)
