@@ -27,6 +27,28 @@ def test_samplernn_generation_matches_the_trained_forward_pass(frames):
     assert torch.equal(logits.argmax(-1), generated)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_vae_generation_in_the_hidden_size_matches_feeding_frames_back(layers):
+    """The generator never forms a frame inside its loop (inp ∘ out folded); it must compute what feeding
+    each predicted frame (plus its frame noise) back through the model computes."""
+    from dawexport.engines.lstm_vae.model import LSTMVAE, LSTMVAEConfig
+    torch.manual_seed(0)
+    model = LSTMVAE(LSTMVAEConfig(features=33, hidden=16, latent=4, layers=layers)).eval()
+    prime, noise, extra = torch.randn(3, 5, 33), torch.randn(12, 3, 4), 0.3 * torch.randn(3, 12, 33)
+    with torch.no_grad():
+        mu, logvar, state = model.step(prime)
+        mu, logvar, frames = mu[:, -1], logvar[:, -1], []
+        for t in range(12):
+            frame = model.decode(mu + 0.8 * noise[t] * torch.exp(0.5 * logvar)) + extra[:, t]
+            frames.append(frame)
+            mu, logvar, state = model.step(frame[:, None], state)
+            mu, logvar = mu[:, 0], logvar[:, 0]
+    fast = model.generate(prime, 12, noise, 0.8, extra)
+    torch.testing.assert_close(fast, torch.stack(frames, 1), atol=1e-5, rtol=1e-4)
+    spread = model.residual_spread([torch.randn(2, 9, 33)])
+    assert spread.shape == (33,) and bool((spread > 0).all())
+
+
 def test_block_codec_dct_is_exact_and_fft_phases_do_not_smear():
     t = np.arange(SR) / SR
     x = 0.4 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 661 * t)
