@@ -21,6 +21,7 @@ from ...progress import SILENT
 from ..base import Capabilities, Corpus
 from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
+from ..common.torch_utils import pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
 from ..wavenet.model import mu_law_decode
@@ -106,9 +107,12 @@ class SampleRNNEngine(TextureEngine):
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - top)))
             primes.append(_padded(self.prime_pool[offset:offset + top], top))
             uniforms[:, j] = rng.random(n, dtype=np.float32)
-        q = model.generate(torch.from_numpy(np.stack(primes)), n, torch.from_numpy(uniforms),
+        device = pick_device(self.device)
+        device = device if device.type == "cuda" else torch.device("cpu")     # the per-sample loop: CUDA or CPU
+        model.to(device)
+        q = model.generate(torch.from_numpy(np.stack(primes)).to(device), n, torch.from_numpy(uniforms).to(device),
                            self.settings.temperature)
-        return list(mu_law_decode(q.numpy()))
+        return list(mu_law_decode(q.cpu().numpy()))
 
 
 def _padded(x: np.ndarray, n: int) -> np.ndarray:
