@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from dawexport.audio.analysis import PitchEstimate
+from dawexport.audio.analysis import PitchEstimate, estimate_pitch
 from dawexport.engines import ENGINES, engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
 from dawexport.engines.wavenet import WaveNetEngine, WaveNetSettings
@@ -34,7 +34,11 @@ from dawexport.errors import EngineError
 
 REPO = Path(__file__).resolve().parents[2]
 SR = 16000
-TINY_NET = dict(width=24, stacks=1, layers=6, encoder_width=16, encoder_layers=3, encoder_cycle=3, hop=128)
+TINY_NET = dict(width=24, stacks=1, layers=6, encoder_width=16, encoder_layers=3, encoder_cycle=3, hop=128,
+                guide="none")
+TINY_GUIDE = dict(guide="ddsp", guide_steps=60, guide_settings=dict(
+    latent_size=4, hidden_size=24, n_harmonics=16, noise_bands=9, n_mels=16, table_size=256, batch_size=4,
+    crop_s=0.2, augment_copies=2, checkpoint_every=1000, validate_every=1000, lr=5e-3))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -107,17 +111,24 @@ def test_encoder_latent_rate_is_sample_rate_over_hop():
 
 # --------------------------------------------------------------------------- fast generation
 
-def test_fast_generation_equals_teacher_forced_logits():
-    model = random_model()
+GUIDES = {"latent only": {}, "guided": dict(guide_features=3),
+          "guided, prior": dict(guide_features=3, guide_prior=True)}
+
+
+@pytest.mark.parametrize("guide", sorted(GUIDES))
+def test_fast_generation_equals_teacher_forced_logits(guide):
+    model = random_model(**GUIDES[guide])
     b, t = 3, 700                                              # 11 latent frames, several receptive fields
     hop = model.config.hop
     q = torch.randint(0, 256, (b, t), generator=torch.Generator().manual_seed(1))
     z = torch.randn(b, -(-t // hop), 16)
     cond = model.conditioning(z, torch.tensor([48.0, 60.5, 77.0]))
+    wave = 0.5 * torch.randn(t, b, generator=torch.Generator().manual_seed(5)) if GUIDES[guide] else None
+    ahead = torch.nn.functional.pad(wave.t(), (0, 1)) if wave is not None else None     # (B, T + 1)
     with torch.no_grad():
-        teacher = model.decoder(shift_right(q), cond)          # (B, 256, T)
+        teacher = model.decoder(shift_right(q), cond, ahead)   # (B, 256, T)
     gen = FastGenerator(model.decoder, batch=b)
-    _, fast = gen.generate(cond, t, forced=q.t(), return_logits=True)
+    _, fast = gen.generate(cond, t, guide=wave, forced=q.t(), return_logits=True)
     fast = fast.permute(2, 1, 0)
     scale = float(teacher.abs().max())
     assert scale > 1.0
@@ -125,10 +136,10 @@ def test_fast_generation_equals_teacher_forced_logits():
 
     # sampled generation: teacher-forcing its own output gives back the logits it sampled from
     uniforms = torch.rand(t, b, generator=torch.Generator().manual_seed(2))
-    sampled = gen.generate(cond, t, uniforms)
+    sampled = gen.generate(cond, t, uniforms, guide=wave)
     with torch.no_grad():
-        again = model.decoder(shift_right(sampled.t()), cond)
-    _, fast_again = gen.generate(cond, t, forced=sampled, return_logits=True)
+        again = model.decoder(shift_right(sampled.t()), cond, ahead)
+    _, fast_again = gen.generate(cond, t, guide=wave, forced=sampled, return_logits=True)
     assert torch.allclose(fast_again.permute(2, 1, 0), again, atol=1e-4 * scale, rtol=1e-4)
     cdf = torch.softmax(again.double(), dim=1).cumsum(1)                      # (B, 256, T)
     redraw = (cdf < uniforms.t()[:, None, :].double()).sum(1).clamp(max=255)
@@ -136,15 +147,19 @@ def test_fast_generation_equals_teacher_forced_logits():
     assert len(torch.unique(sampled)) > 10                                    # it really sampled
 
 
-def test_fast_generation_matches_the_full_convolution_sampler():
-    model = random_model(3, stacks=1, layers=4, hop=32)
+@pytest.mark.parametrize("guide", sorted(GUIDES))
+def test_fast_generation_matches_the_full_convolution_sampler(guide):
+    model = random_model(3, stacks=1, layers=4, hop=32, **GUIDES[guide])
     cond = model.conditioning(torch.randn(2, 8, 16), torch.tensor([60.0, 64.0]))
+    wave = 0.3 * torch.randn(200, 2, generator=torch.Generator().manual_seed(6)) if GUIDES[guide] else None
     uniforms = torch.rand(200, 2, generator=torch.Generator().manual_seed(4))
-    fast = FastGenerator(model.decoder, batch=2).generate(cond, 200, uniforms)
-    slow = naive_generate(model.decoder, cond, 200, uniforms)
+    fast = FastGenerator(model.decoder, batch=2).generate(cond, 200, uniforms, guide=wave)
+    slow = naive_generate(model.decoder, cond, 200, uniforms, guide=wave)
     assert torch.equal(fast, slow)
-    greedy = FastGenerator(model.decoder, batch=2, temperature=0).generate(cond, 100)
-    assert torch.equal(greedy, naive_generate(model.decoder, cond, 100, temperature=0))
+    greedy = FastGenerator(model.decoder, batch=2, temperature=0).generate(
+        cond, 100, guide=wave[:100] if wave is not None else None)
+    assert torch.equal(greedy, naive_generate(model.decoder, cond, 100, temperature=0,
+                                              guide=wave[:100] if wave is not None else None))
 
 
 def test_queue_memory_per_voice():
@@ -262,6 +277,70 @@ def test_pitch_conditioning_mode_renders(blend_engine):
     other.load(work / "model-cond")
     [take] = other.render([RenderRequest((("a", 1.0),), "mono", 60, 127, 0.1, 0.05)])
     assert take.shape == (int(0.15 * SR),) and np.all(np.isfinite(take))
+
+
+# --------------------------------------------------------------------------- the guide (issue 16)
+
+class FixedGuide:
+    """Stands in for the ddsp guide: plays one given waveform for every request."""
+
+    def __init__(self, wave: np.ndarray):
+        self.wave = wave
+
+    def render(self, requests, progress=None):
+        return [self.wave[:int(round((r.duration_s + r.release_s) * SR))] for r in requests]
+
+
+@pytest.fixture(scope="module")
+def guided_engine(tmp_path_factory):
+    """A tiny WaveNet refining a tiny ddsp guide, both trained briefly on one pitched tone."""
+    work = tmp_path_factory.mktemp("wavenet-guided")
+    engine = WaveNetEngine(tiny_settings(**TINY_GUIDE, max_steps=150, crop_samples=1024, gain_augment_db=18.0),
+                           sample_rate=SR,
+                           seed=0, device="cpu")
+    engine.fit(corpus_of(tone=(periodic(40, 0.8), 67.0)), work / "train", None)
+    return engine, work
+
+
+def test_a_guided_model_follows_its_guide_and_the_guide_steers_it(guided_engine):
+    engine, _ = guided_engine
+    assert engine.model.config.guide_features == 3 and engine.training["guide"]["steps"] == 60
+    request = RenderRequest((("tone", 1.0),), "mono", 64, 127, 0.5, 0.1)
+    [take] = engine.render([request])
+    [guide] = engine.guide.render([request])
+    assert take.shape == guide.shape == (int(0.6 * SR),) and np.all(np.isfinite(take))
+    held = slice(1000, 7000)
+    assert np.sqrt(np.mean(take[held] ** 2)) > 0.1 * np.sqrt(np.mean(guide[held] ** 2))   # it plays
+    assert np.max(np.abs(take[-40:])) < 1e-3                                # the release ends in silence
+
+    # the guide drives it: tones at MIDI 64 and 71 (never trained on) play 64 and 71, silence plays silence
+    t = np.arange(SR) / SR
+    trained, heard = engine.guide, {}
+    try:
+        for midi in (64, 71):
+            engine.guide = FixedGuide((0.2 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t)).astype(np.float32))
+            [heard[midi]] = engine.render([request])
+        engine.guide = FixedGuide(np.zeros(SR, np.float32))
+        [hushed] = engine.render([request])
+    finally:
+        engine.guide = trained
+    for midi, steered in heard.items():
+        assert abs(estimate_pitch(steered, SR).midi - midi) < 0.25, midi
+    assert np.sqrt(np.mean(hushed[held] ** 2)) < 0.1 * np.sqrt(np.mean(heard[64][held] ** 2))
+
+
+def test_a_guided_model_saves_its_guide_beside_it(guided_engine):
+    engine, work = guided_engine
+    engine.save(work / "model")
+    assert (work / "model" / "ddsp.safetensors").exists()
+    again = WaveNetEngine(engine.settings, sample_rate=SR, seed=0, device="cpu")
+    again.load(work / "model")
+    request = RenderRequest((("tone", 1.0),), "mono", 70, 90, 0.2, 0.05)
+    assert np.array_equal(engine.render([request])[0], again.render([request])[0])
+    (work / "model" / "ddsp.safetensors").unlink()
+    with pytest.raises(EngineError):
+        WaveNetEngine(engine.settings, sample_rate=SR, seed=0, device="cpu").load(work / "model")
+    engine.save(work / "model")
 
 
 # --------------------------------------------------------------------------- end to end

@@ -93,3 +93,17 @@ def crop(example: Example, offset: int, length: int) -> np.ndarray:
     if hi > lo:
         out[lo - offset:hi - offset] = example.audio[lo:hi]
     return out
+
+
+def noisy_guides(rows: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Training guides: each row (B, T) with white noise `snr_db` (B, 1) below its RMS, so the WaveNet learns
+    to refine an imperfect version of what it must play, not to copy it.
+
+        >>> rows = np.ones((1, 4000), np.float32)
+        >>> g = noisy_guides(rows, np.array([[20.0]]), np.random.default_rng(0))
+        >>> round(float(np.std(g - rows)), 2), g.dtype
+        (0.1, dtype('float32'))
+    """
+    rms = np.sqrt(np.mean(np.square(rows, dtype=np.float64), axis=1, keepdims=True))
+    sigma = rms * 10.0 ** (-np.asarray(snr_db, dtype=np.float64) / 20.0)
+    return (rows + sigma * rng.standard_normal(rows.shape)).astype(np.float32)

@@ -56,9 +56,10 @@ from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..common.velocity import velocity_db
-from .data import SourceClip, crop, make_examples, source_clips
+from .data import SourceClip, crop, make_examples, noisy_guides, source_clips
 from .generator import FastGenerator
 from .latents import frame_loudness_db, held_latents, loudness_direction, release_mix
+from ..ddsp import DDSPEngine
 from .model import WaveNetAutoencoder, WaveNetConfig, mu_law_decode
 from .settings import WaveNetSettings
 
@@ -68,12 +69,13 @@ FLOOR_DB = -120.0
 
 class WaveNetEngine(Engine):
     name = "wavenet"
-    version = 1
+    version = 2                       # 2: guided by the ddsp engine's render (guide_features, guide prior)
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, native_rates=None,
                                 default_rate=16000)
     Settings = WaveNetSettings
     render_only = ("temperature", "velocity_range_db", "velocity_timbre", "attack_s", "sustain_db",
                    "crossfade_s", "render_batch")
+    Guide = DDSPEngine
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -82,6 +84,7 @@ class WaveNetEngine(Engine):
         self.silence_latent: np.ndarray | None = None
         self.velocity_direction: np.ndarray | None = None
         self.train_result: TrainResult | None = None
+        self.guide: DDSPEngine | None = None
         self._encoded: dict = {}
 
     # ------------------------------------------------------------------ building
@@ -91,7 +94,15 @@ class WaveNetEngine(Engine):
         return WaveNetConfig(sample_rate=self.sample_rate, hop=s.hop, latent=s.latent_size, width=s.width,
                              skip=s.skip_width or s.width, stacks=s.stacks, layers=s.layers,
                              enc_width=s.encoder_width, enc_layers=s.encoder_layers, enc_cycle=s.encoder_cycle,
-                             pitch_features=16 if s.pitch_conditioning else 0)
+                             pitch_features=16 if s.pitch_conditioning else 0,
+                             guide_features=3 if s.guide == "ddsp" else 0,
+                             guide_prior=s.guide == "ddsp" and s.guide_prior)
+
+    def guide_engine(self) -> DDSPEngine:
+        """The ddsp engine whose render of each note the WaveNet refines (same rate, seed, device, threads)."""
+        s = self.settings
+        settings = DDSPEngine.Settings(**{"threads": s.threads, **s.guide_settings, "max_steps": s.guide_steps})
+        return DDSPEngine(settings, sample_rate=self.sample_rate, seed=self.seed, device=self.device)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_settings(self.settings, seed=self.seed, device=self.device)
@@ -104,10 +115,17 @@ class WaveNetEngine(Engine):
         clips = source_clips(corpus, s.unpitched_root)
         train, plain = make_examples(clips, s, self.sample_rate, progress)
         progress.info(f"wavenet: prepared the corpus in {time.monotonic() - t0:.1f} s")
+        guide = None
+        if s.guide == "ddsp":
+            progress.info(f"wavenet: training its guide, the ddsp engine at {self.sample_rate} Hz "
+                          f"({s.guide_steps} steps)")
+            guide = self.guide_engine()
+            guide.fit(corpus, Path(workdir) / "guide", progress)
         torch.manual_seed(self.seed)
         model = WaveNetAutoencoder(self.model_config())
         length = s.crop_samples
         pitched = s.pitch_conditioning
+        guided = guide is not None
 
         def batch_fn(step: int, rng: np.random.Generator):
             idx = rng.integers(0, len(train), size=s.batch_size)
@@ -117,20 +135,30 @@ class WaveNetEngine(Engine):
                 # crops may start before the note (so onsets from silence are learned) or run past its end
                 offset = int(rng.integers(-length // 2, max(1, len(ex.audio) - length // 2)))
                 gain = 10.0 ** (-rng.uniform(0.0, s.gain_augment_db) / 20.0)
-                rows.append(crop(ex, offset, length) * np.float32(gain))
+                rows.append(crop(ex, offset, length + 1) * np.float32(gain))
                 pitch.append(ex.midi)
-            return {"audio": np.stack(rows), "pitch": np.asarray(pitch, dtype=np.float32)}
+            batch = {"audio": np.stack(rows)[:, :length], "pitch": np.asarray(pitch, dtype=np.float32)}
+            if guided:
+                snr = rng.uniform(s.guide_snr_db, s.guide_snr_db + 20.0, size=(len(rows), 1))
+                batch["guide"] = noisy_guides(np.stack(rows), snr, rng)
+            return batch
 
+        val_rng = np.random.default_rng(stable_seed("wavenet-validation", self.seed))
         val_rows, val_pitch = [], []
         for ex in plain:
             for offset in (-length // 4, max(0, (len(ex.audio) - length) // 2)):
-                val_rows.append(crop(ex, offset, length))
+                val_rows.append(crop(ex, offset, length + 1))
                 val_pitch.append(ex.midi)
-        val_batches = [{"audio": np.stack(val_rows[i:i + 8]), "pitch": np.asarray(val_pitch[i:i + 8], np.float32)}
-                       for i in range(0, len(val_rows), 8)]
+        val_batches = []
+        for i in range(0, len(val_rows), 8):
+            rows = np.stack(val_rows[i:i + 8])
+            batch = {"audio": rows[:, :length], "pitch": np.asarray(val_pitch[i:i + 8], np.float32)}
+            if guided:
+                batch["guide"] = noisy_guides(rows, np.full((len(rows), 1), s.guide_snr_db + 10.0), val_rng)
+            val_batches.append(batch)
 
         def loss_fn(model: WaveNetAutoencoder, batch) -> torch.Tensor:
-            return model.loss(batch["audio"], batch["pitch"] if pitched else None)
+            return model.loss(batch["audio"], batch["pitch"] if pitched else None, batch.get("guide"))
 
         trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=loss_fn,
                           val_batches=val_batches, workdir=Path(workdir), progress=progress,
@@ -143,7 +171,10 @@ class WaveNetEngine(Engine):
         with cpu_threads(s.threads):
             self.train_result = trainer.run()
         self.training = self.train_result.record()
+        if guide is not None:
+            self.training = {**self.training, "guide": guide.training}
         self.model = model.cpu().eval()
+        self.guide = guide
         self.clips = clips
         self._encoded = {}
         self._analyse()
@@ -176,6 +207,8 @@ class WaveNetEngine(Engine):
         meta["clips"] = [{"source": c.source, "channel": c.channel, "recording": c.recording, "midi": c.midi,
                           "silent": c.silent} for c in self.clips]
         save_state(directory, MODEL_NAME, tensors, meta)
+        if self.guide is not None:
+            self.guide.save(directory)              # ddsp.safetensors beside wavenet.safetensors
 
     def load(self, directory: Path) -> None:
         def read(tensors, meta, config):
@@ -190,7 +223,11 @@ class WaveNetEngine(Engine):
         load_module_state(model, weights, file=file)
         if silence.shape != (config.latent,) or direction.shape != (config.latent,):
             raise EngineError("model file's latent statistics do not match its model", file=file, fix=fix)
-        self.model, self.clips = model.eval(), clips
+        guide = None
+        if config.guide_features:
+            guide = self.guide_engine()
+            guide.load(directory)
+        self.model, self.clips, self.guide = model.eval(), clips, guide
         self.silence_latent, self.velocity_direction = silence, direction
         self._encoded = {}
 
@@ -275,6 +312,11 @@ class WaveNetEngine(Engine):
         total_steps = sum(lengths[b[0]] for b in batches)
         progress.info(f"wavenet: decoding {len(requests)} voice(s) in {len(batches)} batch(es), "
                       f"{sum(lengths) / self.sample_rate:.1f} s of audio at {self.sample_rate} Hz on {device.type}")
+        guides = None
+        if model.config.guide_features:
+            if self.guide is None:
+                raise EngineError("the wavenet model has lost its ddsp guide; delete its folder and build again")
+            guides = self.guide.render(requests, progress)
         out: list[np.ndarray | None] = [None] * len(requests)
         bar = progress.bar(total=total_steps, desc="wavenet render", unit="step")
         t0 = time.monotonic()
@@ -290,13 +332,21 @@ class WaveNetEngine(Engine):
                     rng = np.random.default_rng(stable_seed("wavenet-sampling", self.seed, r.channel, r.note,
                                                             r.velocity, r.variation))
                     uniforms[:, j] = rng.random(n, dtype=np.float32)
-                classes = self._decode(model, torch.cat(cond), n, torch.from_numpy(uniforms), device, bar)
+                guide = None
+                if guides is not None:
+                    guide = np.zeros((n, len(chunk)), dtype=np.float32)
+                    for j, i in enumerate(chunk):
+                        m = min(n, len(guides[i]))
+                        guide[:m, j] = guides[i][:m]
+                    guide = torch.from_numpy(guide)
+                classes = self._decode(model, torch.cat(cond), n, torch.from_numpy(uniforms), device, bar, guide)
                 audio = mu_law_decode(classes.cpu().numpy().T)          # (B, n)
                 for j, i in enumerate(chunk):
                     r = requests[i]
-                    gain = 10.0 ** (velocity_db(r.velocity, s.velocity_range_db) / 20.0)
-                    take = audio[j, :lengths[i]] * np.float32(gain)
-                    take *= release_envelope(lengths[i], self.sample_rate, r.duration_s, r.release_s)
+                    take = audio[j, :lengths[i]].copy()
+                    if guides is None:      # a guided take has the guide's level, envelope and release
+                        take *= np.float32(10.0 ** (velocity_db(r.velocity, s.velocity_range_db) / 20.0))
+                        take *= release_envelope(lengths[i], self.sample_rate, r.duration_s, r.release_s)
                     if sum(w for _, w in r.weights if w > 0) <= 0:
                         take[:] = 0.0
                     out[i] = tail_fade(take.astype(np.float32), self.sample_rate, r.release_s)
@@ -308,7 +358,7 @@ class WaveNetEngine(Engine):
         return out  # type: ignore[return-value]
 
     def _decode(self, model: WaveNetAutoencoder, cond: torch.Tensor, n: int, uniforms: torch.Tensor,
-                device: torch.device, bar) -> torch.Tensor:
+                device: torch.device, bar, guide: torch.Tensor | None = None) -> torch.Tensor:
         """Decode one batch: on the CPU, split over `threads` Python threads with one torch thread each
         (independent voices, no per-op thread barrier: robust on a busy machine)."""
         b = cond.shape[0]
@@ -329,6 +379,7 @@ class WaveNetEngine(Engine):
                 gen = FastGenerator(decoder, batch=parts[j].stop - parts[j].start, device=device,
                                     temperature=temperature)
                 results[j] = gen.generate(cond[parts[j]], n, uniforms[:, parts[j]] if temperature > 0 else None,
+                                          guide=guide[:, parts[j]] if guide is not None else None,
                                           callback=report if j == 0 else None)
             except BaseException as error:          # re-raised in the calling thread
                 errors.append(error)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
-from .model import CLASSES, SILENCE_CLASS, Decoder
+from .model import CLASSES, SILENCE_CLASS, Decoder, guide_features, guide_prior, mu_law_encode
 
 
 class FastGenerator:
@@ -56,6 +57,10 @@ class FastGenerator:
             self.w_out2_raw = decoder.out2.weight.detach().to(dev)[..., 0].t().contiguous()     # (S, 256)
             self.b_out2_raw = decoder.out2.bias.detach().to(dev)[None, :].contiguous()          # (1, 256)
             self.embed_t = decoder.embed.weight.detach().to(dev).t().contiguous()      # (C, 256)
+            # the guide's per-sample projection (n·2C, k), gate half scaled like the conditioning
+            self.w_guide = ((decoder.guide.weight.detach().to(dev)[..., 0] * scale[:, None]).contiguous()
+                            if decoder.guide is not None else None)
+            self.prior_scale = float(decoder.prior_scale) if decoder.prior_scale is not None else None
         self.set_temperature(temperature)
         # state and scratch (channels-first: column j is voice j)
         self.queues = [torch.zeros(2 * d + 1, c, b, device=dev) for d in self.dilations]
@@ -77,6 +82,9 @@ class FastGenerator:
         self.half = torch.tensor(0.5, device=dev)
         self.cond_now = torch.empty(n * 2 * c, b, device=dev)
         self.cond_layers = list(self.cond_now.view(n, 2 * c, b).unbind(0))
+        # guided: the frame's conditioning lives apart and each step adds the guide's projection to it
+        self.cond_frame = torch.empty(n * 2 * c, b, device=dev) if self.w_guide is not None else self.cond_now
+        self.prior_now = torch.empty(b, CLASSES, device=dev) if self.prior_scale is not None else None
         self.t = 0
 
     def set_temperature(self, temperature: float) -> None:
@@ -85,6 +93,9 @@ class FastGenerator:
         scale = 1.0 / self.temperature if self.temperature > 0 else 1.0
         self.w_out2 = (self.w_out2_raw * scale).contiguous()
         self.b_out2 = (self.b_out2_raw * scale).contiguous()
+        # the guide prior, one row per guide class (the temperature folded in too)
+        self.prior_rows = (self.prior_scale * scale * guide_prior(torch.arange(CLASSES, device=self.device))
+                           ).contiguous() if self.prior_scale is not None else None
 
     def reset(self) -> None:
         for q in self.queues:
@@ -96,11 +107,15 @@ class FastGenerator:
 
     def _set_frame(self, cond_frame: torch.Tensor) -> None:
         """cond_frame (cond_size, B): every layer's conditioning for the coming hop."""
-        torch.addmm(self.b_cond, self.w_cond, cond_frame, out=self.cond_now)
+        torch.addmm(self.b_cond, self.w_cond, cond_frame, out=self.cond_frame)
 
-    def _step(self, prev: torch.Tensor) -> torch.Tensor:
-        """One sample for every voice: prev (B,) int64 classes → logits (B, 256) (in self.logits)."""
+    def _step(self, prev: torch.Tensor, guide_now: torch.Tensor | None = None,
+              guide_class: torch.Tensor | None = None) -> torch.Tensor:
+        """One sample for every voice: prev (B,) int64 classes → logits (B, 256) (in self.logits); a guided
+        decoder also takes the guide's features at this sample (k, B) and its class (B,)."""
         t = self.t
+        if guide_now is not None:
+            torch.addmm(self.cond_frame, self.w_guide, guide_now, out=self.cond_now)
         dil = self.dilations
         n = len(dil)
         slots = [self.slots[i][t % (2 * dil[i] + 1)] for i in range(n)]
@@ -123,6 +138,9 @@ class FastGenerator:
         torch.addmm(self.b_out1, self.w_out1, self.h1, out=self.h2)
         self.h2.relu_()
         torch.addmm(self.b_out2, self.h2.t(), self.w_out2, out=self.logits)
+        if guide_class is not None and self.prior_rows is not None:
+            torch.index_select(self.prior_rows, 0, guide_class, out=self.prior_now)
+            self.logits.add_(self.prior_now)
         self.t = t + 1
         return self.logits
 
@@ -141,12 +159,12 @@ class FastGenerator:
 
     @torch.no_grad()
     def generate(self, cond: torch.Tensor, n_samples: int, uniforms: torch.Tensor | None = None, *,
-                 forced: torch.Tensor | None = None, return_logits: bool = False,
+                 guide: torch.Tensor | None = None, forced: torch.Tensor | None = None, return_logits: bool = False,
                  callback: Callable[[int], None] | None = None):
         """Generate n_samples for every voice.
 
         cond (B, F, cond_size) per latent frame (F·hop >= n_samples); uniforms (n_samples, B) in [0, 1)
-        drive the sampling (None = argmax). `forced` (n_samples, B) feeds given classes instead of the
+        drive the sampling (None = argmax); a guided decoder takes its guide waveform (n_samples, B). `forced` (n_samples, B) feeds given classes instead of the
         sampled ones (teacher forcing through the fast path, for checks). Returns (n_samples, B) int64
         classes, and (n_samples, 256, B) logits (divided by the temperature) when return_logits.
         `callback(t)` runs once per hop.
@@ -166,6 +184,13 @@ class FastGenerator:
             uniforms = uniforms.to(self.device, torch.float32).reshape(n_samples, b, 1)
         elif self.temperature > 0 and forced is None:
             raise ValueError("sampling with a temperature needs uniforms (or set temperature 0)")
+        feats = classes = None
+        if self.w_guide is not None:
+            if guide is None or tuple(guide.shape) != (n_samples, b):
+                raise ValueError(f"a guided decoder needs its guide waveform ({n_samples}, {b})")
+            g = guide.to(self.device, torch.float32).t()                                # (B, n)
+            feats = guide_features(g, self.config.guide_features).permute(2, 1, 0).contiguous()   # (n, k, B)
+            classes = mu_law_encode(g).t().contiguous()                                 # (n, B)
         out = torch.empty(n_samples, b, dtype=torch.long, device=self.device)
         logits_out = torch.empty(n_samples, CLASSES, b, device=self.device) if return_logits else None
         prev = torch.full((b,), SILENCE_CLASS, dtype=torch.long, device=self.device)
@@ -174,7 +199,8 @@ class FastGenerator:
                 self._set_frame(cond_t[t // hop])
                 if callback is not None and t:
                     callback(t)
-            logits = self._step(prev)
+            logits = self._step(prev, feats[t] if feats is not None else None,
+                                classes[t] if classes is not None else None)
             if logits_out is not None:
                 logits_out[t].copy_(logits.t())
             if forced is not None:
@@ -191,7 +217,7 @@ class FastGenerator:
 
 @torch.no_grad()
 def naive_generate(decoder: Decoder, cond: torch.Tensor, n_samples: int, uniforms: torch.Tensor | None = None,
-                   temperature: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, guide: torch.Tensor | None = None) -> torch.Tensor:
     """Reference sampler that re-runs the full convolution over the receptive field for every sample
     (how WaveNet sampling works without queues). Same sampling rule as FastGenerator; for benchmarks."""
     cfg = decoder.config
@@ -199,6 +225,7 @@ def naive_generate(decoder: Decoder, cond: torch.Tensor, n_samples: int, uniform
     rf = cfg.receptive_field
     hop = cfg.hop
     history = torch.full((b, n_samples + 1), SILENCE_CLASS, dtype=torch.long)
+    padded_guide = F.pad(guide.t().float(), (0, 1)) if guide is not None else None          # (B, n + 1)
     for t in range(n_samples):
         start = max(0, t + 1 - rf)
         # inputs for positions start … t, aligned so position p has frame p // hop: pad to a frame boundary
@@ -206,7 +233,8 @@ def naive_generate(decoder: Decoder, cond: torch.Tensor, n_samples: int, uniform
         first = start - lead
         inputs = history[:, first:t + 1]
         frames = cond[:, first // hop:]
-        logits = decoder(inputs, frames)[..., -1]                 # (B, 256); positions before `start`
+        g = padded_guide[:, first:t + 2] if padded_guide is not None else None
+        logits = decoder(inputs, frames, g)[..., -1]              # (B, 256); positions before `start`
         logits = logits / temperature if temperature > 0 else logits  # only add context (≤ rf history)
         if temperature <= 0 or uniforms is None:
             nxt = logits.argmax(-1)

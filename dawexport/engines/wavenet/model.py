@@ -21,6 +21,13 @@ tanh(f) · sigmoid(g); a 1×1 of the gate's output goes to the skip sum and anot
 The head is ReLU → 1×1 → ReLU → 1×1 → 256 logits over 8-bit mu-law classes. The latent is upsampled by
 repetition (NSynth's choice), so the conditioning is constant over each hop.
 
+The guide (`guide_features` > 0): a second conditioning signal at the audio rate, a guide waveform the network
+refines (the engine's is the ddsp engine's render of the same note; in training, the target itself with noise
+injected). Its mu-law companded samples at t - 1, t and t + 1 (it is known in advance, so the decoder may look
+one sample ahead) are projected by a 1×1 into every layer's gate, like the latent. The guide's class also
+centres a prior on the logits (`guide_prior`): a learned scale times -((k - class(g_t)) / 8)² is added to
+logit k, so an untrained network already predicts "near the guide" and learns the residual around it.
+
 Fast generation (`FastGenerator`) keeps, for every layer, a ring of its last 2·d + 1 inputs (the queues of
 fast WaveNet generation) and runs one step for the whole batch with, per layer: one `index_select` that
 gathers the three taps, one `addmm` that applies the fused (3·C → 2·C) tap weights on top of the frame's
@@ -93,6 +100,8 @@ class WaveNetConfig:
     enc_layers: int = 10           # encoder residual layers (NSynth: 30)
     enc_cycle: int = 10            # encoder dilations cycle 1 … 2^(enc_cycle - 1)
     pitch_features: int = 16       # 0 = no pitch conditioning
+    guide_features: int = 0        # 0 = no guide waveform; 3 = its samples at t - 1, t, t + 1
+    guide_prior: bool = False      # logits centred on the guide's class (the network learns the residual)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -120,7 +129,8 @@ class WaveNetConfig:
         per_layer = 2 * (3 * c * 2 * c) + 2 * c * s
         residual = (n - 1) * 2 * c * c
         head = 2 * s * s + 2 * s * CLASSES
-        return n * per_layer + residual + head
+        guide = 2 * self.guide_features * n * 2 * c
+        return n * per_layer + residual + head + guide
 
 
 def pitch_features(midi, n: int) -> torch.Tensor:
@@ -136,6 +146,29 @@ def pitch_features(midi, n: int) -> torch.Tensor:
     if n % 2:
         feats = torch.cat([feats, (midi[..., None] - 64.0) / 64.0], dim=-1)
     return feats
+
+
+def guide_features(guide, n: int) -> torch.Tensor:
+    """(B, T) guide waveform → (B, n, T) features: its mu-law companded samples at t - 1, t, t + 1 (n = 3;
+    zeros outside the waveform).
+
+        >>> guide_features(torch.tensor([[0.0, 1.0, -1.0]]), 3)[0].tolist()
+        [[0.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, -1.0, 0.0]]
+    """
+    if n != 3:
+        raise ValueError("guide features are the samples at t - 1, t and t + 1 (guide_features: 3)")
+    g = mu_law_compand(torch.as_tensor(guide, dtype=torch.float32))
+    padded = F.pad(g, (1, 1))
+    return torch.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], dim=1)
+
+
+PRIOR_WIDTH = 8.0            # classes: the guide prior's scale (a quadratic well -((k - q) / 8)²)
+
+
+def guide_prior(guide_class: torch.Tensor) -> torch.Tensor:
+    """(…) int64 guide classes → (…, 256) unscaled prior -((k - q) / PRIOR_WIDTH)² over the classes k."""
+    k = torch.arange(CLASSES, dtype=torch.float32, device=guide_class.device)
+    return -((k - guide_class[..., None].float()) / PRIOR_WIDTH) ** 2
 
 
 # --------------------------------------------------------------------------- encoder
@@ -185,10 +218,13 @@ class Decoder(nn.Module):
         self.skip_bias = nn.Parameter(torch.zeros(s))
         self.out1 = nn.Conv1d(s, s, 1)
         self.out2 = nn.Conv1d(s, CLASSES, 1)
+        self.guide = nn.Conv1d(config.guide_features, n * 2 * c, 1, bias=False) if config.guide_features else None
+        self.prior_scale = nn.Parameter(torch.ones(())) if config.guide_prior else None
 
-    def forward(self, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, cond: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         """inputs (B, T) int64: the previous sample's class at every step (see `shift_right`);
-        cond (B, F, cond_size) per latent frame with F·hop >= T → logits (B, 256, T)."""
+        cond (B, F, cond_size) per latent frame with F·hop >= T; guide (B, T + k) waveform, k ≥ 1 samples
+        beyond the last input's position (the look-ahead), for a guided model → logits (B, 256, T)."""
         hop = self.config.hop
         b, t = inputs.shape
         frames = -(-t // hop)
@@ -199,11 +235,19 @@ class Decoder(nn.Module):
         h = self.embed(x).transpose(1, 2)                                       # (B, C, T')
         c2 = 2 * self.config.width
         cproj = self.cond(cond[:, :frames])                                     # (B, F, n·2C)
+        gproj = None
+        if self.guide is not None:
+            if guide is None or guide.shape[-1] < t + 1:
+                raise ValueError(f"a guided decoder needs the guide waveform for {t + 1} samples")
+            feats = guide_features(guide[:, :t + 1], self.config.guide_features)[..., :t]
+            gproj = self.guide(F.pad(feats, (0, padded - t)))                    # (B, n·2C, T')
         skip = None
         for i, (conv, d) in enumerate(zip(self.taps, self.config.dilations)):
             g = conv(F.pad(h, (2 * d, 0)))                                      # taps t-2d, t-d, t
             cl = cproj[..., i * c2:(i + 1) * c2].transpose(1, 2)                # (B, 2C, F)
             g = (g.view(b, c2, frames, hop) + cl[..., None]).view(b, c2, padded)
+            if gproj is not None:
+                g = g + gproj[:, i * c2:(i + 1) * c2]
             f, gate = g.chunk(2, dim=1)
             z = torch.tanh(f) * torch.sigmoid(gate)
             sk = self.skip[i](z)
@@ -211,8 +255,10 @@ class Decoder(nn.Module):
             if i < len(self.res):
                 h = h + self.res[i](z)
         y = F.relu(skip + self.skip_bias[:, None])
-        y = self.out2(F.relu(self.out1(y)))
-        return y[..., :t]
+        y = self.out2(F.relu(self.out1(y)))[..., :t]
+        if self.prior_scale is not None:
+            y = y + self.prior_scale * guide_prior(mu_law_encode(guide[:, :t])).transpose(1, 2)
+        return y
 
 
 class WaveNetAutoencoder(nn.Module):
@@ -232,16 +278,19 @@ class WaveNetAutoencoder(nn.Module):
         feats = pitch_features(pitch.detach().float().cpu(), n).to(latents.device, latents.dtype)
         return torch.cat([latents, feats[:, None, :].expand(-1, latents.shape[1], -1)], dim=-1)
 
-    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits (B, 256, T) for audio (B, T)."""
+    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None,
+                guide: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, 256, T) for audio (B, T) (and, guided, its guide (B, T + 1))."""
         z = self.encoder(audio)
-        return self.decoder(shift_right(mu_law_encode(audio)), self.conditioning(z, pitch))
+        return self.decoder(shift_right(mu_law_encode(audio)), self.conditioning(z, pitch), guide)
 
-    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None,
+             guide: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy (nats) of the next mu-law sample."""
-        logits = self(audio, pitch)
+        logits = self(audio, pitch, guide)
         return F.cross_entropy(logits.float(), mu_law_encode(audio))
 
 
 __all__ = ["CLASSES", "MU", "SILENCE_CLASS", "Decoder", "Encoder", "WaveNetAutoencoder", "WaveNetConfig",
-           "mu_law_compand", "mu_law_decode", "mu_law_encode", "pitch_features", "shift_right"]
+           "guide_features", "guide_prior", "mu_law_compand", "mu_law_decode", "mu_law_encode", "pitch_features",
+           "shift_right"]

@@ -25,6 +25,17 @@ class WaveNetSettings(TrainingSettings):
     encoder_cycle: int = Field(10, ge=1, le=14, description="encoder dilations cycle 1 … 2^(cycle-1)")
     latent_size: int = Field(16, ge=1, le=128, description="latent channels (NSynth: 16)")
     hop: int = Field(512, ge=16, le=4096, description="samples per latent frame (NSynth: 512 at 16 kHz)")
+    guide: Literal["ddsp", "none"] = Field(
+        "ddsp", description="the waveform the WaveNet refines: 'ddsp' trains the ddsp engine on the same sources "
+                            "and conditions every sample on its render of the note; 'none' learns audio from "
+                            "the latent alone (NSynth's way: a GPU's weeks of work, noise after CPU minutes)")
+    guide_prior: bool = Field(True, description="centre the predicted distribution on the guide's sample "
+                              "(the network learns the residual around it)")
+    guide_steps: int = Field(600, ge=1, description="training steps of the ddsp guide model")
+    guide_settings: dict = Field(default_factory=dict, description="other ddsp settings of the guide model "
+                                 "(hidden_size, n_harmonics, …; its defaults otherwise)")
+    guide_snr_db: float = Field(12.0, ge=-20, le=80, description="training guides are the target with noise "
+                                "this many dB (up to 20 dB more) below it, so the WaveNet learns to refine")
     pitch_mode: Literal["shifted", "conditioning"] = Field(
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
@@ -57,4 +68,7 @@ class WaveNetSettings(TrainingSettings):
             raise ValueError("augment_low must not be above augment_high")
         if self.pitch_mode == "conditioning" and not self.pitch_conditioning:
             raise ValueError("pitch_mode 'conditioning' needs pitch_conditioning: true")
+        if self.guide_settings:
+            from ..ddsp.settings import DDSPSettings
+            DDSPSettings(**self.guide_settings)           # a bad key or value is refused here, by name
         return self
