@@ -345,20 +345,23 @@ def test_a_guided_model_saves_its_guide_beside_it(guided_engine):
 
 # --------------------------------------------------------------------------- end to end
 
-def test_build_plays_in_sfizz(tmp_path):
+def test_build_plays_in_sfizz_and_resamples_16_khz_to_44_1_khz(tmp_path):
+    """A guided model built into an instrument: the 16 kHz takes become 44.1 kHz samples with nothing above the
+    model's 8 kHz Nyquist (no imaging), at the pitch of their keys."""
+    import soundfile as sf
     from support.players import render_sfizz, rms_db, sfizz_synth, sfzlint_errors
 
     from dawexport.pipeline import build
 
     shutil.copy(REPO / "instruments" / "sounds" / "flute.wav", tmp_path / "flute.wav")
-    settings = dict(TINY_NET, width=16, max_steps=30, batch_size=2, crop_samples=512, threads=1,
-                    augment_low=66, augment_high=68, validate_every=30)
+    settings = dict(TINY_NET, **TINY_GUIDE, width=16, max_steps=40, batch_size=2, crop_samples=512, threads=1,
+                    augment_low=66, augment_high=68, validate_every=40, gain_augment_db=18.0)
     spec = {"name": "wn", "sources": {"flute": "flute.wav"},
             "engine": {"name": "wavenet", "settings": settings},
             "blend": {"corners": ["flute"]},
             "keys": {"low": "G4", "high": "A#4", "every": 3}, "velocity_layers": 1,
-            "note": {"length": 0.3, "release": 0.1}, "loop": "none",
-            "output": {"formats": ["sfz"], "dir": "out/wn"}}
+            "note": {"length": 0.5, "release": 0.1}, "loop": "none",
+            "output": {"formats": ["sfz"], "dir": "out/wn", "sample_rate": 44100}}
     path = tmp_path / "wn.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = build(path, quiet=True)
@@ -366,9 +369,20 @@ def test_build_plays_in_sfizz(tmp_path):
     text = sfz.read_text()
     assert text.count("sample=") == 2                           # 1 blend point × 2 zones × 1 layer
     assert sfzlint_errors(sfz) == []
+    samples = sorted((result.folder / "samples").glob("*.wav"))
+    assert len(samples) == 2
+    for wav in samples:
+        audio, rate = sf.read(str(wav), always_2d=True)
+        assert rate == 44100
+        x = audio.mean(axis=1)
+        power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+        hz = np.fft.rfftfreq(len(x), 1 / rate)
+        above = power[hz > 8500].sum() / power.sum()
+        assert above < 1e-5, (wav.name, above)                  # no images of the 16 kHz spectrum
     synth = sfizz_synth(sfz)
     for note in (67, 70):
-        audio = render_sfizz(synth, note, 127, hold_s=0.3, total_s=0.5)
+        audio = render_sfizz(synth, note, 127, hold_s=0.4, total_s=0.6)
         assert audio.shape[0] == 2 and np.all(np.isfinite(audio))
         assert rms_db(audio) > -60.0                            # it sounds
+        assert abs(estimate_pitch(audio.mean(axis=0), 44100).midi - note) < 0.5, note     # at its key
     assert rms_db(render_sfizz(synth, 90, 127, hold_s=0.3, total_s=0.5)) < -100   # outside the key range
