@@ -69,14 +69,29 @@ def cat_flute_grid():
 
 
 def make_model(width: int) -> WaveNetAutoencoder:
+    """The engine's default network (guided, with the guide prior) at this width, random weights."""
     torch.manual_seed(0)
-    return WaveNetAutoencoder(WaveNetConfig(width=width, skip=width)).eval()
+    return WaveNetAutoencoder(WaveNetConfig(width=width, skip=width, guide_features=3, guide_prior=True)).eval()
+
+
+def guide_wave(steps: int, batch: int) -> torch.Tensor:
+    """(steps, batch) stand-in guide waveforms (tones): the decode's work does not depend on them."""
+    t = torch.arange(steps, dtype=torch.float32)[:, None] / RATE
+    return 0.3 * torch.sin(2 * torch.pi * (220.0 + 10.0 * torch.arange(batch)) * t)
+
+
+class ToneGuide:
+    """Stands in for the engine's ddsp guide when timing the decode alone."""
+
+    def render(self, requests, progress=None):
+        return [guide_wave(int(round((r.duration_s + r.release_s) * RATE)), 1)[:, 0].numpy() for r in requests]
 
 
 def make_engine(model: WaveNetAutoencoder, threads: int) -> WaveNetEngine:
     cfg = model.config
     engine = WaveNetEngine(WaveNetSettings(width=cfg.width, threads=threads), sample_rate=RATE, device="cpu")
     engine.model = model
+    engine.guide = ToneGuide()
     return engine
 
 
@@ -93,8 +108,9 @@ def clocks():
 
 
 def time_engine_decode(engine, model, cond, steps, uniforms) -> np.ndarray:
+    guide = guide_wave(steps, cond.shape[0])
     t0 = clocks()
-    engine._decode(model, cond, steps, uniforms, torch.device("cpu"), _Bar())
+    engine._decode(model, cond, steps, uniforms, torch.device("cpu"), _Bar(), guide)
     return clocks() - t0
 
 
@@ -107,12 +123,15 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
     with cpu_threads(1):
         gens = [FastGenerator(model.decoder, batch=b) for b in parts]
     conds = [cond[lo:hi].permute(1, 2, 0).contiguous() for lo, hi in zip(bounds[:-1], bounds[1:])]
+    feats = [torch.zeros(model.config.guide_features, b) for b in parts]
 
-    def work(gen: FastGenerator, cond_t: torch.Tensor) -> None:
+    def work(gen: FastGenerator, cond_t: torch.Tensor, feat: torch.Tensor) -> None:
         dil, n = gen.dilations, len(gen.dilations)
         for t in range(steps):
             if t % hop == 0:
                 gen._set_frame(cond_t[t // hop])
+            if gen.w_guide is not None:
+                torch.addmm(gen.cond_frame, gen.w_guide, feat, out=gen.cond_now)
             slots = [gen.slots[i][t % (2 * dil[i] + 1)] for i in range(n)]
             for i in range(n):
                 torch.addmm(gen.cond_layers[i], gen.w_taps[i], gen.x_mat, out=gen.g)
@@ -126,7 +145,7 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
             torch.addmm(gen.b_out2, gen.h2.t(), gen.w_out2, out=gen.logits)
 
     with cpu_threads(1):
-        threads = [threading.Thread(target=work, args=(g, c)) for g, c in zip(gens, conds)]
+        threads = [threading.Thread(target=work, args=(g, c, f)) for g, c, f in zip(gens, conds, feats)]
         t0 = clocks()
         for t in threads:
             t.start()
@@ -138,9 +157,10 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
 def time_intra_op(model, cond, steps, uniforms, threads: int) -> np.ndarray:
     with cpu_threads(threads):
         gen = FastGenerator(model.decoder, batch=cond.shape[0])
-        gen.generate(cond, min(64, steps), uniforms[:min(64, steps)])
+        guide = guide_wave(steps, cond.shape[0])
+        gen.generate(cond, min(64, steps), uniforms[:min(64, steps)], guide=guide[:min(64, steps)])
         t0 = clocks()
-        gen.generate(cond, steps, uniforms)
+        gen.generate(cond, steps, uniforms, guide=guide)
         return clocks() - t0
 
 
@@ -205,25 +225,27 @@ def bench_width(width: int, batch: int, grid_samples: int, steps: int, repeats: 
         c1 = conditioning(model, 1, -(-batch1_steps // cfg.hop))
         u1 = torch.rand(batch1_steps, 1, generator=torch.Generator().manual_seed(3))
         gen1 = FastGenerator(model.decoder, batch=1)
-        gen1.generate(c1, min(256, batch1_steps), u1[:min(256, batch1_steps)])
+        g1 = guide_wave(batch1_steps, 1)
+        gen1.generate(c1, min(256, batch1_steps), u1[:min(256, batch1_steps)], guide=g1[:min(256, batch1_steps)])
         b1 = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            gen1.generate(c1, batch1_steps, u1)
+            gen1.generate(c1, batch1_steps, u1, guide=g1)
             b1.append(batch1_steps / (time.perf_counter() - t0))
         # the naive sampler at its steady state: a full receptive field of history behind every sample
         cn = conditioning(model, 1, -(-(cfg.receptive_field + naive_steps + 1) // cfg.hop) + 1)
         un = torch.rand(cfg.receptive_field + naive_steps, 1)
         t0 = time.perf_counter()
-        naive_generate(model.decoder, cn, naive_steps, un)
+        naive_generate(model.decoder, cn, naive_steps, un, guide=guide_wave(naive_steps, 1))
         early = time.perf_counter() - t0
         # time steps that see a full window: run the window directly (same work as one naive step)
         window = torch.full((1, cfg.receptive_field), 128, dtype=torch.long)
+        gw = guide_wave(cfg.receptive_field + 1, 1).t()
         with torch.no_grad():
-            model.decoder(window, cn)
+            model.decoder(window, cn, gw)
             t0 = time.perf_counter()
             for _ in range(naive_steps):
-                model.decoder(window, cn)
+                model.decoder(window, cn, gw)
             naive_rate = naive_steps / (time.perf_counter() - t0)
     naive_grid = None
     if naive_grid_steps:
@@ -231,9 +253,10 @@ def bench_width(width: int, batch: int, grid_samples: int, steps: int, repeats: 
         with torch.no_grad():
             window = torch.full((batch, cfg.receptive_field), 128, dtype=torch.long)
             cg = conditioning(model, batch, -(-cfg.receptive_field // cfg.hop))
+            gg = guide_wave(cfg.receptive_field + 1, batch).t()
             t0 = time.perf_counter()
             for _ in range(naive_grid_steps):
-                model.decoder(window, cg)
+                model.decoder(window, cg, gg)
             naive_grid = batch * naive_grid_steps / (time.perf_counter() - t0)
             del window
     batch1 = statistics.median(b1)
@@ -263,7 +286,8 @@ def bench_width(width: int, batch: int, grid_samples: int, steps: int, repeats: 
 
 
 def render_grid(width: int, threads: int, log) -> dict:
-    """engine.render of the whole cat_flute grid (random weights; the work is the same as a trained model)."""
+    """engine.render of the whole cat_flute grid (random weights and a tone for the guide: the decode's work is
+    the same as a trained model's; the ddsp guide's own render, seconds, is not included)."""
     from dawexport.pipeline import build_corpus
     from dawexport.render.plan import make_plan
     from dawexport.spec import load_spec
@@ -282,6 +306,111 @@ def render_grid(width: int, threads: int, log) -> dict:
     log(f"  render-grid width {width}: {len(requests)} voices, {samples:,} samples in {seconds:.1f} s")
     return {"width": width, "voices": len(requests), "samples": samples, "seconds": seconds,
             "realtime": samples / RATE / seconds}
+
+
+# --------------------------------------------------------------------------- does it make music? (issue 16)
+
+WAVENET_SPEC = ROOT / "instruments" / "cat_flute_wavenet.yaml"
+
+
+def spec_copy(path: Path, work: Path, label: str, settings: dict):
+    """The spec at `path` with absolute sources, output under `work`, sfz only and `settings` applied."""
+    import yaml
+    from dawexport.spec import parse_spec
+    data = yaml.safe_load(path.read_text())
+    data["sources"] = {k: str((path.parent / v).resolve()) for k, v in data["sources"].items()}
+    data["engine"]["settings"] = {**data["engine"].get("settings", {}), **settings}
+    data["engine"]["device"] = "cpu"
+    data["output"] = {**data.get("output", {}), "formats": ["sfz"], "dir": str(work / label)}
+    data.pop("wavetables", None)
+    return parse_spec(data, work / f"{label}.yaml")
+
+
+def steps_per_s(log: Path) -> tuple[int, float]:
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    last = max((r for r in rows if "loss" in r), key=lambda r: r["step"])
+    return last["step"], last["step"] / max(last["seconds"], 1e-9)
+
+
+def quality(work: Path, wavenet_settings: dict, ddsp_settings: dict, log) -> dict:
+    """Build cat_flute with `engine: wavenet` (instruments/cat_flute_wavenet.yaml) and with ddsp (cat_flute.yaml),
+    play both in sfizz and measure the goals of issue 16."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import soundfile as sf
+    from support.players import render_sfizz, rms_db, sfizz_synth
+
+    from dawexport.audio.analysis import estimate_pitch
+    from dawexport.audio.fidelity import timbre_distance
+    from dawexport.pipeline import build, cache_root
+    out = {"load_before": os.getloadavg()[0]}
+    built = {}
+    for label, path, settings in (("wavenet", WAVENET_SPEC, wavenet_settings), ("ddsp", SPEC, ddsp_settings)):
+        spec = spec_copy(path, work, label, settings)
+        t0 = time.perf_counter()
+        result = build(spec, quiet=True, force=True)
+        out[f"{label}_build_minutes"] = (time.perf_counter() - t0) / 60
+        built[label] = (spec, result.folder / f"{spec.name}.sfz")
+        logs = sorted(cache_root(spec).rglob("training_log.jsonl"), key=lambda q: q.stat().st_mtime)
+        for q in logs[-2:]:
+            kind = "guide" if q.parent.name == "guide" else label
+            out[f"{kind}_steps"], out[f"{kind}_steps_per_s"] = steps_per_s(q)
+        log(f"  built {label} in {out[f'{label}_build_minutes']:.1f} min")
+    spec, sfz = built["wavenet"]
+    synth = sfizz_synth(sfz)
+    keys = list(range(spec.keys.low, spec.keys.high + 1, 3))
+    medians = []
+    for cc in (0, 64, 127):
+        cents = [100 * (estimate_pitch(render_sfizz(synth, k, 127, 1.5, 1.5, cc={1: cc}).mean(axis=0)[4410:],
+                                       44100).midi - k) for k in keys]
+        cents = [abs(c) for c in cents if np.isfinite(c)]
+        medians.append(float(np.median(cents)) if cents else float("nan"))
+    out["cents_worst_median"], out["cents_best_median"] = max(medians), min(medians)
+    levels = [rms_db(render_sfizz(synth, 67, v, 1.0, 1.0)) for v in (40, 80, 127)]
+    out["layers_ordered"] = bool(levels[0] < levels[1] < levels[2])
+    held = render_sfizz(synth, 67, 127, 6.0, 6.0).mean(axis=0)
+    out["loop_last_vs_first_db"] = rms_db(held[5 * 44100:]) - rms_db(held[44100:2 * 44100])
+    out["loops_sustain"] = bool(out["loop_last_vs_first_db"] > -6.0)
+    for name, cc in (("cat", 0), ("flute", 127)):
+        x, sr = sf.read(str((ROOT / "instruments" / "cat_flute.yaml").parent / ("sounds/cat_meow.flac" if name == "cat"
+                                                                                 else "sounds/flute.wav")),
+                        dtype="float32", always_2d=True)
+        x = x.mean(axis=1)
+        key = int(round(estimate_pitch(x, sr).midi))
+        for label in ("wavenet", "ddsp"):
+            note = render_sfizz(sfizz_synth(built[label][1]), key, 127, len(x) / sr, len(x) / sr + 0.4,
+                                cc={1: cc}).mean(axis=0)
+            out[f"timbre_{name}_{label}"] = timbre_distance(x, sr, note, 44100)
+        out[f"timbre_{name}_ratio"] = out[f"timbre_{name}_wavenet"] / out[f"timbre_{name}_ddsp"]
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def quality_table(q: dict, speed: dict | None) -> str:
+    ok = lambda c: "✓" if c else "✗"        # noqa: E731
+    rows = ["| measure | wavenet (guided) | goal | met |", "|---|---|---|---|",
+            f"| cents, worst blend point's median (cc1 0/64/127) | {q['cents_worst_median']:.1f} | ≤ 25 | "
+            f"{ok(q['cents_worst_median'] <= 25)} |",
+            f"| cents, best blend point's median | {q['cents_best_median']:.1f} | ≤ 5 | {ok(q['cents_best_median'] <= 5)} |",
+            f"| velocity layers ordered | {q['layers_ordered']} | yes | {ok(q['layers_ordered'])} |",
+            f"| loop sustains (6 s held: last s vs 2nd s) | {q['loop_last_vs_first_db']:+.1f} dB | > -6 dB | "
+            f"{ok(q['loops_sustain'])} |"]
+    for name in ("cat", "flute"):
+        r = q[f"timbre_{name}_ratio"]
+        rows.append(f"| timbre distance to {name}: wavenet / ddsp | {q[f'timbre_{name}_wavenet']:.2f} / "
+                    f"{q[f'timbre_{name}_ddsp']:.2f} dB = {r:.2f}× | ≤ 1.5× | {ok(r <= 1.5)} |")
+    rows.append(f"| training: ddsp guide, steps (steps/s) | {q.get('guide_steps')} ({q.get('guide_steps_per_s', 0):.2f}) | | |")
+    rows.append(f"| training: WaveNet, steps (steps/s) | {q.get('wavenet_steps')} ({q.get('wavenet_steps_per_s', 0):.2f}) | | |")
+    rows.append(f"| build (train + render), wavenet / ddsp reference | {q['wavenet_build_minutes']:.1f} / "
+                f"{q['ddsp_build_minutes']:.1f} min | training ≤ 15 min on 2 quiet cores | |")
+    if speed:
+        rows.append(f"| generation, share of the same-run matmul bound (width {speed['width']}) | "
+                    f"{100 * speed['bound_ratio']:.0f} % | ≥ 70 % | {ok(speed['bound_ratio'] >= 0.7)} |")
+        rows.append(f"| whole cat_flute grid decode (width {speed['width']}) | {speed['grid_decode_minutes']:.1f} min "
+                    f"| ≤ 3 min | {ok(speed['grid_decode_minutes'] <= 3)} |")
+        rows.append(f"| samples/s at batch 1 (one thread) vs NSynth's ~100 | {speed['batch1_samples_per_s']:,.0f} "
+                    f"({speed['batch1_vs_nsynth']:.0f}×) | | |")
+    rows.append(f"| load average, before / after | {q['load_before']:.1f} / {q['load_after']:.1f} | | |")
+    return "\n".join(rows)
 
 
 def tables(results: list[dict], peaks: dict, grid: list[dict]) -> str:
@@ -332,6 +461,12 @@ def main(argv=None) -> int:
                         help="full-convolution steps timed at the grid's batch (0: skip)")
     parser.add_argument("--render-grid", action="store_true", help="also time engine.render on the grid "
                                                                     "(width 64: minutes)")
+    parser.add_argument("--quality", action="store_true", help="also build cat_flute with the wavenet and the ddsp "
+                        "engine and measure the instrument (issue 16's goals; the engines' default budgets: long)")
+    parser.add_argument("--max-steps", type=int, default=None, help="with --quality: WaveNet training steps")
+    parser.add_argument("--guide-steps", type=int, default=None, help="with --quality: ddsp guide training steps")
+    parser.add_argument("--ddsp-steps", type=int, default=None, help="with --quality: the ddsp reference's steps")
+    parser.add_argument("--work", type=Path, default=None, help="with --quality: build folder")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -348,9 +483,20 @@ def main(argv=None) -> int:
     peaks = {"one": max(peaks["one"], gemm_peak(1)), "all": max(peaks["all"], gemm_peak(threads)),
              "threads": threads}
     grid = [render_grid(64, threads, log)] if args.render_grid else []
+    q = None
+    if args.quality:
+        import tempfile
+        work = args.work or Path(tempfile.mkdtemp(prefix="bench_wavenet_"))
+        wn = {k: v for k, v in (("max_steps", args.max_steps), ("guide_steps", args.guide_steps)) if v is not None}
+        dd = {"max_steps": args.ddsp_steps} if args.ddsp_steps is not None else {}
+        q = quality(work, wn, dd, log)
+        print(f"wavenet settings: {wn or 'defaults'}; ddsp reference: {dd or 'defaults'}\n")
+        print(quality_table(q, next((r for r in results if r["width"] == 64), results[0] if results else None)))
+        print()
     print(tables(results, peaks, grid))
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "gemm": peaks, "render_grid": grid}, indent=1))
+        args.json.write_text(json.dumps({"results": results, "gemm": peaks, "render_grid": grid, "quality": q},
+                                        indent=1))
     return 0
 
 

@@ -174,7 +174,7 @@ def test_training_stops_at_its_steps_by_default():
     from dawexport.engines import engine_class
     for name in ("ddsp", "wavenet"):
         settings = engine_class(name).Settings()
-        assert settings.max_minutes is None and settings.max_steps >= 1000 and settings.threads >= 1
+        assert settings.max_minutes is None and settings.max_steps >= 300 and settings.threads >= 1
 
 
 def test_patience_stops_on_a_plateau(tmp_path):

@@ -1,12 +1,22 @@
 """The `wavenet` engine: an NSynth-style WaveNet autoencoder trained on the user's own sounds, at 16 kHz.
 
-    >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_steps=1500), sample_rate=16000, seed=0)
+    >>> engine = WaveNetEngine(WaveNetEngine.Settings(max_steps=400), sample_rate=16000, seed=0)
     >>> engine.model_config().receptive_field > 0
     True
 
 Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live in workdir),
 `engine.save(folder)` / `engine.load(folder)` keep the model, and `engine.render(plan.requests(), progress)`
 decodes the whole grid as one batch (tests/test_wavenet.py trains a tiny one).
+
+The guide (issue 16). Trained from scratch, a WaveNet needs a GPU's days before it plays notes; on a CPU it
+renders noise. So by default (`guide: ddsp`) the engine first trains the ddsp engine on the same corpus at the
+same rate (`guide_steps`, through its public API), and the WaveNet is conditioned, sample by sample, on a guide
+waveform as well as on the latent: in training the target itself with white noise injected `guide_snr_db` …
++20 dB below it, at render time the ddsp engine's render of the very same request (its pitch trajectory,
+envelope, blend, velocity and release). A prior centres each sample's distribution on the guide's mu-law class,
+so the network learns the residual around the guide rather than audio from nothing. The WaveNet then plays in
+tune from its first hundred steps, and the take has the guide's level and envelope (no extra gain or release
+envelope is applied). `guide: none` is NSynth's original recipe (below).
 
 What it learns. A non-causal dilated-convolution encoder turns audio into 16-dimensional timbre latents, one
 every `hop` (512) samples; a causal WaveNet decoder, conditioned on the repeated latents and (by default) on
@@ -32,9 +42,9 @@ and not the performance.
 Cost on a 2-core CPU (benchmarks/bench_wavenet.py): width 64 decodes the 234 voices of cat_flute (2.4 s
 each, 9 M samples at 16 kHz) in about 2 minutes (engine.render measured 1.8 min, 5× real time aggregate;
 up to twice that while the machine is busy); width 128 needs about 4× the arithmetic (about 6 minutes).
-Training is the expensive part on a CPU: the default 10-minute budget buys a few hundred steps (about 1 s
-each at width 64), far from the ~10^5 steps NSynth trained for, so a CPU-trained model plays noisy,
-barely pitched notes; train on a GPU (and at NSynth's sizes) for a usable instrument.
+Training is the expensive part on a CPU: about 1 s per WaveNet step at width 64, far from the ~10^5 steps NSynth
+trained for, which is why the default is guided (600 ddsp guide steps, then 400 WaveNet steps). Unguided, a
+CPU-trained model plays noisy, barely pitched notes; train it on a GPU (and at NSynth's sizes).
 """
 from __future__ import annotations
 

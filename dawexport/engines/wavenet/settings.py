@@ -13,7 +13,9 @@ from ..base import TrainingSettings
 
 
 class WaveNetSettings(TrainingSettings):
-    """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30)."""
+    """Small CPU-friendly defaults (NSynth itself: width 512, skip 256, 3 × 10 layers, encoder 128 × 30).
+
+    The guide (default `ddsp`) is what makes a CPU-trained WaveNet play notes: see the engine's docstring."""
     # the network
     width: int = Field(64, ge=4, le=1024, description="decoder residual channels (NSynth: 512)")
     skip_width: int | None = Field(None, ge=4, le=1024, description="decoder skip channels (default: width)")
@@ -40,8 +42,9 @@ class WaveNetSettings(TrainingSettings):
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
     # training
-    max_steps: int = Field(1500, ge=1, description="training stops after this many steps (a GPU's work: on 2 "
-                           "CPU cores the result is still noise)")
+    max_steps: int = Field(400, ge=1, description="WaveNet training steps (after the guide's `guide_steps`); "
+                           "guided, a few hundred steps learn to refine the guide; unguided (guide: none) even "
+                           "thousands leave noise on a CPU")
     batch_size: int = Field(4, ge=1, le=256)
     crop_samples: int = Field(4096, ge=64, le=65536, description="samples per training example")
     augment_low: int = Field(36, ge=0, le=127, description="lowest MIDI note the sources are shifted to")
