@@ -187,6 +187,9 @@ def test_registry_and_settings():
         WaveNetSettings(pitch_conditioning=False, pitch_mode="conditioning")
     with pytest.raises(ValueError):
         WaveNetSettings(nonsense=1)
+    with pytest.raises(ValueError, match="guide_settings"):
+        WaveNetSettings(guide_settings={"hiden": 3})              # the guide's settings are the ddsp engine's
+    assert WaveNetSettings().guide == "ddsp" and WaveNetSettings().max_steps < 1500
     shifts = shifts_for(66.9, WaveNetSettings(augment_low=60, augment_high=70))
     assert shifts == [float(k) for k in range(-6, 4)]            # 60.9 … 69.9, and the source itself
     assert shifts_for(66.9, WaveNetSettings(augment_low=20, augment_high=100, max_shift=12)) == \

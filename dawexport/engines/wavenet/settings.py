@@ -73,5 +73,10 @@ class WaveNetSettings(TrainingSettings):
             raise ValueError("pitch_mode 'conditioning' needs pitch_conditioning: true")
         if self.guide_settings:
             from ..ddsp.settings import DDSPSettings
-            DDSPSettings(**self.guide_settings)           # a bad key or value is refused here, by name
+            try:
+                DDSPSettings(**self.guide_settings)       # a bad key or value is refused here, by name
+            except ValueError as error:
+                keys = ", ".join(".".join(map(str, e["loc"])) for e in getattr(error, "errors", lambda: [])())
+                raise ValueError(f"guide_settings ({keys or error}): not a ddsp setting or not a valid value "
+                                 "(see the ddsp engine's settings)") from None
         return self
