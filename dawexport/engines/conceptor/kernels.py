@@ -250,8 +250,9 @@ def morph_frames(model: LoadedReservoir, a: int, b: int, frames: int, steps: int
 
 
 class _FlatKernel:
-    """Dense and diagonal forms: state x in chunks (C, N, FLAT_CHUNK) of whole voice blocks; per step one
-    GEMM [W; w_out] x per chunk, shared by all groups."""
+    """Dense and diagonal forms: states as rows, x (C, FLAT_CHUNK, N), in chunks of whole voice blocks; per
+    step one GEMM x [W; w_out]^T per chunk, shared by all groups. (Voices as rows: the BLAS vectorises
+    along the N + 1 outputs, not along a block's few voices.)"""
 
     def __init__(self, library, layout, x0, leak, rho):
         model = library.model
@@ -267,18 +268,18 @@ class _FlatKernel:
         def shaped(a, fill):
             full = np.full(self.cols, fill, dtype=np.float64)
             full[:len(a)] = a
-            return full.reshape(chunks, 1, width).astype(dt)
+            return full.reshape(chunks, width, 1).astype(dt)
 
-        self.w = np.vstack([model.weights, model.readout[None, :]]).astype(dt)
+        self.wt = np.ascontiguousarray(np.vstack([model.weights, model.readout[None, :]]).T, dtype=dt)  # (N, N+1)
         self.rb = dt(model.readout_bias)
-        self.bias = model.reservoir.bias.astype(dt)[None, :, None]
+        self.bias = model.reservoir.bias.astype(dt)[None, None, :]
         self.leak = shaped(leak, 1.0)
         self.keep = shaped(1.0 - leak, 0.0)
         self.rho = None if rho is None else shaped(rho, 1.0)
         x = np.zeros((self.cols, self.n))
         x[:len(x0)] = x0
-        self.x = np.ascontiguousarray(x.reshape(chunks, width, self.n).transpose(0, 2, 1), dtype=dt)
-        self.p = np.empty((chunks, self.n + 1, width), dtype=dt)
+        self.x = np.ascontiguousarray(x.reshape(chunks, width, self.n), dtype=dt)
+        self.p = np.empty((chunks, width, self.n + 1), dtype=dt)
         self.z = np.empty_like(self.x)
         self.keys = {}
 
@@ -290,15 +291,15 @@ class _FlatKernel:
         return True
 
     def _view(self, a, k):
-        """Block k's (rows, vb) columns of a chunked array."""
+        """Block k's (vb, columns) rows of a chunked array."""
         c, o = divmod(k * self.vb, self.width)
-        return a[c, :, o:o + self.vb]
+        return a[c, o:o + self.vb]
 
     def _nonlinear(self):
-        """p <- [W; w_out] x, then z <- (1 - a) x + a tanh(rho W x + b); returns the readout row."""
+        """p <- x [W; w_out]^T, then z <- (1 - a) x + a tanh(rho W x + b); returns the readout values."""
         n, p, z = self.n, self.p, self.z
-        np.matmul(self.w, self.x, out=p)
-        pre = p[:, :n]
+        np.matmul(self.x, self.wt, out=p)
+        pre = p[:, :, :n]
         if self.rho is not None:
             np.multiply(pre, self.rho, out=pre)
         np.add(pre, self.bias, out=pre)
@@ -306,16 +307,21 @@ class _FlatKernel:
         np.multiply(pre, self.leak, out=pre)
         np.multiply(self.x, self.keep, out=z)
         np.add(z, pre, out=z)
-        return p[:, n].reshape(-1)
+        return p[:, :, n].reshape(-1)
 
 
 class _DenseKernel(_FlatKernel):
-    """x = C_g z per voice block; C_g rebuilt when its weights change (once per control block)."""
+    """x = C_g z per voice block (as rows: z C_g^T); C_g rebuilt when its weights change (once per control
+    block)."""
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.c = {}
+        self.ct = {}
         self.groups = sorted({b[0] for b in self.blocks})
+        at = {}
+        for k, (g, _, _) in enumerate(self.blocks):
+            at.setdefault(g, []).append(k)
+        self.runs = [(g, slice(ks[0], ks[-1] + 1)) for g, ks in at.items()]
 
     def run(self, where, out):
         for g in self.groups:
@@ -323,12 +329,15 @@ class _DenseKernel(_FlatKernel):
             if self._changed(g, s, w):
                 # sum_i w_i C_i as one GEMV over the stacked float32 library
                 stack = self.lib.dense[list(idx)].reshape(len(idx), -1)
-                self.c[g] = np.matmul(np.asarray(w, dtype=RENDER_DTYPE), stack).reshape(self.n, self.n)
-        views = [(self.c[g], self._view(self.z, k), self._view(self.x, k)) for k, (g, _, _) in enumerate(self.blocks)]
+                c = np.matmul(np.asarray(w, dtype=RENDER_DTYPE), stack).reshape(self.n, self.n)
+                self.ct[g] = np.ascontiguousarray(c.T)
+        # a group's blocks are consecutive rows: one broadcast GEMM per group, C_g read once per step
+        zb, xb = self.z.reshape(-1, self.vb, self.n), self.x.reshape(-1, self.vb, self.n)
+        runs = [(zb[sl], self.ct[g], xb[sl]) for g, sl in self.runs]
         for t in range(len(out)):
             out[t] = self._nonlinear()
-            for c, z, x in views:
-                np.matmul(c, z, out=x)
+            for z, ct, x in runs:
+                np.matmul(z, ct, out=x)
         out += self.rb
 
 
@@ -344,7 +353,7 @@ class _DiagonalKernel(_FlatKernel):
             s, idx, w = where[g]
             if self._changed((g, k), s, w):
                 vec = np.asarray(w) @ self.lib.diag[list(idx)]
-                self._view(self.c, k)[:] = vec[:, None]
+                self._view(self.c, k)[:] = vec[None, :]
         for t in range(len(out)):
             out[t] = self._nonlinear()
             np.multiply(self.z, self.c, out=self.x)
@@ -381,21 +390,24 @@ class _Bases:
 
 
 class _RankStack:
-    """The voice blocks of one padded rank R, stacked: h (K, R, vb), [W Q; w_out Q] (K, N+1, R), Q^T, M."""
+    """The voice blocks of one padded rank R, voices as rows: h (K, vb, R); a group's blocks are a run
+    sharing one [W Q; w_out Q]^T (R, N+1), Q (N, R) and M^T (R, R), so the BLAS reads them once per step."""
 
-    def __init__(self, ids, r, n, vb, leak, keep, rho):
+    def __init__(self, ids, groups, r, n, vb, leak, keep, rho):
         dt = RENDER_DTYPE
         k = len(ids)
         self.ids, self.r = ids, r
-        self.h = np.zeros((k, r, vb), dt)
-        self.wq = np.zeros((k, n + 1, r), dt)
-        self.qt = np.zeros((k, r, n), dt)
-        self.m = np.zeros((k, r, r), dt)
-        self.p = np.empty((k, n + 1, vb), dt)
-        self.u = np.empty((k, r, vb), dt)
-        self.v = np.empty((k, r, vb), dt)
+        self.h = np.zeros((k, vb, r), dt)
+        self.p = np.empty((k, vb, n + 1), dt)
+        self.u = np.empty((k, vb, r), dt)
+        self.v = np.empty((k, vb, r), dt)
         self.leak, self.keep = leak.astype(dt), keep.astype(dt)
         self.rho = None if rho is None else rho.astype(dt)
+        self.runs = {}             # group -> [slice of blocks, wqt, q, mt]
+        for g in dict.fromkeys(groups):
+            at = [i for i, gg in enumerate(groups) if gg == g]
+            self.runs[g] = [slice(at[0], at[-1] + 1), np.zeros((r, n + 1), dt), np.zeros((n, r), dt),
+                            np.zeros((r, r), dt)]
 
 
 class _LowRankKernel:
@@ -416,17 +428,14 @@ class _LowRankKernel:
         self.lib, self.bases, self.n, self.vb, self.blocks = library, bases, model.size, vb, blocks
         self.cols = len(blocks) * vb
         self.rb = RENDER_DTYPE(model.readout_bias)
-        self.bias = model.reservoir.bias.astype(RENDER_DTYPE)[None, :, None]
-        per = lambda a: a.reshape(len(blocks), 1, vb)          # noqa: E731
-        self.stacks, self.at = [], {}
+        self.bias = model.reservoir.bias.astype(RENDER_DTYPE)[None, None, :]
+        per = lambda a: a.reshape(len(blocks), vb, 1)          # noqa: E731
+        self.stacks = []
         for r in sorted({b[1] for b in blocks}):
-            ids = [k for k, b in enumerate(blocks) if b[1] == r]
-            st = _RankStack(ids, r, self.n, vb, per(leak)[ids], per(1.0 - leak)[ids],
-                            None if rho is None else per(rho)[ids])
-            self.stacks.append(st)
-            for i, k in enumerate(ids):
-                self.at[k] = (st, i)
-        self.x0 = x0.reshape(len(blocks), vb, self.n).transpose(0, 2, 1)     # (K, N, vb) float64
+            ids = [k for k, b in enumerate(blocks) if b[1] == r]      # contiguous, a group's blocks together
+            self.stacks.append(_RankStack(ids, [blocks[k][0] for k in ids], r, self.n, vb, per(leak)[ids],
+                                          per(1.0 - leak)[ids], None if rho is None else per(rho)[ids]))
+        self.x0 = x0.reshape(len(blocks), vb, self.n)     # (K, vb, N) float64
         self.groups = sorted({b[0] for b in blocks})
         self.seg = {}          # group -> current segment index
         self.q = {}            # group -> float64 basis of that segment
@@ -450,52 +459,55 @@ class _LowRankKernel:
                 for wi, a_i in zip(w, self.terms[g]):
                     if wi != 0.0:
                         acc += wi * a_i
-                for k, b in enumerate(self.blocks):
-                    if b[0] == g:
-                        st, i = self.at[k]
-                        st.m[i] = 0.0
-                        rr = min(r, st.r)
-                        st.m[i, :rr, :rr] = acc[:rr, :rr]
+                for st in self.stacks:
+                    if g in st.runs:
+                        mt, rr = st.runs[g][3], min(r, st.r)
+                        mt[:] = 0.0
+                        mt[:rr, :rr] = acc[:rr, :rr].T
         n = self.n
         for t in range(len(out)):
             for st in self.stacks:
-                np.matmul(st.wq, st.h, out=st.p)
+                for sl, wqt, _, _ in st.runs.values():
+                    np.matmul(st.h[sl], wqt, out=st.p[sl])
             if t == 0 and switching:
                 self._switch(switching)
             for st in self.stacks:
                 c0 = st.ids[0] * self.vb
-                out[t, c0:c0 + len(st.ids) * self.vb] = st.p[:, n, :].reshape(-1)
-                pre = st.p[:, :n, :]
+                out[t, c0:c0 + len(st.ids) * self.vb] = st.p[:, :, n].reshape(-1)
+                pre = st.p[:, :, :n]
                 if st.rho is not None:
                     np.multiply(pre, st.rho, out=pre)
                 np.add(pre, self.bias, out=pre)
                 np.tanh(pre, out=pre)
                 np.multiply(pre, st.leak, out=pre)
-                np.matmul(st.qt, pre, out=st.u)
+                for sl, _, q, _ in st.runs.values():
+                    np.matmul(pre[sl], q, out=st.u[sl])
                 np.multiply(st.h, st.keep, out=st.v)
                 np.add(st.u, st.v, out=st.u)
-                np.matmul(st.m, st.u, out=st.h)
+                for sl, _, _, mt in st.runs.values():
+                    np.matmul(st.u[sl], mt, out=st.h[sl])
         out += self.rb
 
     def _switch(self, switching):
         """Install the new segments' bases, carry h over (or project the start state), after this step's P."""
         model = self.lib.model
-        for k, (g, _, _) in enumerate(self.blocks):
-            if g not in switching:
-                continue
-            q_old, q_new, wq = switching[g]
-            st, i = self.at[k]
-            r = min(q_new.shape[1], st.r)
-            if q_old is None:      # first segment: project the start state
-                hk = q_new.T @ self.x0[k]
-                # a voice that starts here has no previous basis: its recurrent term uses x0 itself
-                st.p[i] = np.vstack([model.weights @ self.x0[k], model.readout @ self.x0[k]])
-            else:
-                ro = min(q_old.shape[1], st.r)
-                hk = (q_new.T @ q_old[:, :ro]) @ st.h[i, :ro].astype(np.float64)
-            st.wq[i] = 0.0
-            st.qt[i] = 0.0
-            st.wq[i, :, :r] = wq[:, :r]
-            st.qt[i, :r] = q_new[:, :r].T
-            st.h[i] = 0.0
-            st.h[i, :r] = hk[:r]
+        for st in self.stacks:
+            for g, (sl, wqt, q, _) in st.runs.items():
+                if g not in switching:
+                    continue
+                q_old, q_new, wq = switching[g]
+                r = min(q_new.shape[1], st.r)
+                if q_old is None:      # first segment: project the start state
+                    x0 = self.x0[st.ids[sl.start]:st.ids[sl.stop - 1] + 1]
+                    hk = x0 @ q_new
+                    # a voice that starts here has no previous basis: its recurrent term uses x0 itself
+                    st.p[sl] = np.concatenate([x0 @ model.weights.T, (x0 @ model.readout)[..., None]], axis=-1)
+                else:
+                    ro = min(q_old.shape[1], st.r)
+                    hk = st.h[sl, :, :ro].astype(np.float64) @ (q_old[:, :ro].T @ q_new)
+                wqt[:] = 0.0
+                q[:] = 0.0
+                wqt[:r] = wq[:, :r].T
+                q[:, :r] = q_new[:, :r]
+                st.h[sl] = 0.0
+                st.h[sl, :, :r] = hk[..., :r]
