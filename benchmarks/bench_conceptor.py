@@ -155,6 +155,7 @@ def kernels_at(ref: str):
     spec = importlib.util.spec_from_loader("dawexport.engines.conceptor._kernels_at_ref", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "dawexport.engines.conceptor"
+    sys.modules[spec.name] = module          # dataclasses look their module up there
     exec(compile(source, f"{ref}:kernels.py", "exec"), module.__dict__)
     return module
 

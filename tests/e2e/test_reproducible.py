@@ -104,6 +104,9 @@ def test_a_grid_renders_the_same_whole_in_shards_and_in_any_order(fitted):
         assert shuffled[j].tobytes() == whole[i].tobytes(), (fitted.name, "order", requests[i])
     for j, take in enumerate(alone):
         assert take.tobytes() == whole[7 * j].tobytes(), (fitted.name, "alone", requests[7 * j])
+    # what lets a cluster shard the engine's renders (wavenet's batches take their shape from their neighbours:
+    # the same bytes here, for a tiny model on this CPU, are not a guarantee)
+    assert fitted.capabilities.batch_invariant == (fitted.name != "wavenet")
 
 
 def _same_whole_and_in_shards(render, requests, size):

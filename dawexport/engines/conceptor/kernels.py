@@ -166,10 +166,11 @@ def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], gr
     # voice blocks: voices of one group (and, low-rank, one padded rank), `vb` to a block
     pad = np.zeros(v_count, dtype=np.int64)
     if bases is not None:
-        for v in range(v_count):
-            g = groups[v]
-            rank = max(bases.rank(schedules[g][s].indices) for s in timelines[g].reached(lengths[v]))
-            pad[v] = min(n, -(-max(rank, 1) // RANK_STEP) * RANK_STEP)
+        with blas_threads(threads):     # the bases' eigendecompositions too
+            for v in range(v_count):
+                g = groups[v]
+                rank = max(bases.rank(schedules[g][s].indices) for s in timelines[g].reached(lengths[v]))
+                pad[v] = min(n, -(-max(rank, 1) // RANK_STEP) * RANK_STEP)
     blocks: list[tuple[int, int, list[int]]] = []           # (group, padded rank, voices)
     for key in sorted({(int(groups[v]), int(pad[v])) for v in range(v_count)}, key=lambda k: (k[1], k[0])):
         mine = [v for v in range(v_count) if groups[v] == key[0] and pad[v] == key[1]]
