@@ -1,6 +1,7 @@
 """Batched rendering: voices stacked in groups that share a conceptor schedule (segments blending library
 conceptors linearly in time), with per-voice leak, spectral radius and gain, in the dense, low-rank or
 diagonal form; the morph runs a grain-morph wavetable is cut from; and the BLAS thread count they run with.
+Voices run in fixed-size blocks so that a voice's bytes never depend on the rest of its batch (see `render`).
 
     >>> [segment] = hold(0, 100)
     >>> segment.weights_at(0.5).tolist()
