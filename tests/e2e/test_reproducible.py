@@ -72,8 +72,8 @@ TINY = {
                     max_steps=3, batch_size=2, crop_samples=512, augment_low=55, augment_high=62,
                     augment_step=7.0, render_batch=5, checkpoint_every=10, validate_every=10),
     "sampler": {},
-    # a tiny reservoir; 60 units so that the grains' low-rank conceptors differ in rank and some blend
-    # segments go through the dense form
+    # a tiny reservoir: its grains' conceptors span all 60 units, so the auto form runs the grid densely (the
+    # low-rank form is tested on its own below)
     "conceptor": dict(reservoir_size=60, grains_per_source=3, grain_spacing_ms=None, n_reservoirs=1),
 }
 
