@@ -2,6 +2,7 @@
 
     python benchmarks/bench_conceptor.py            # everything (~2-4 minutes on a 2-core CPU)
     python benchmarks/bench_conceptor.py --quick    # shorter renders
+    python benchmarks/bench_conceptor.py --only render --quick --against main   # and main's kernels, same run
 
 1. Loading: 60 grains (the example sounds, 15 per clip) into N = 400 at 22050 Hz.
 2. Render throughput at 44.1 kHz steps, B = 64 voices, N = 100 and 400, for each conceptor form: seconds of
@@ -145,7 +146,21 @@ def naive_dense_step_time(model, c, b, steps):
     return time.perf_counter() - t
 
 
-def bench_render(quick, threads_list):
+def kernels_at(ref: str):
+    """The conceptor's kernels module as it is at git revision `ref` (to time it against this one)."""
+    import importlib.util
+    import subprocess
+    source = subprocess.run(["git", "show", f"{ref}:dawexport/engines/conceptor/kernels.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("dawexport.engines.conceptor._kernels_at_ref", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "dawexport.engines.conceptor"
+    sys.modules[spec.name] = module          # dataclasses look their module up there
+    exec(compile(source, f"{ref}:kernels.py", "exec"), module.__dict__)
+    return module
+
+
+def bench_render(quick, threads_list, against=None):
     rate = 44100
     steps = 2205 if quick else 8820
     b = 64
@@ -174,10 +189,8 @@ def bench_render(quick, threads_list):
                 leak = rng.uniform(0.3, 0.7, b)
                 radius = rng.uniform(0.95, 1.05, b)
                 if form == "lowrank":
-                    r = max(kernels.ConceptorLibrary(model, cons, "lowrank").ranks())
                     # the segment basis spans two grains: measure it as the kernel builds it
-                    kern = kernels._LowRankKernel(lib, groups, per, np.zeros((b, n)), leak, None)
-                    r = kern._basis((0, 1))[0].shape[1]
+                    r = kernels._Bases(lib).rank((0, 1))
                     shapes = [(groups, n + 1, r, per), (groups, r, n, per), (groups, r, r, per)]
                 elif form == "dense":
                     r = n
@@ -185,32 +198,42 @@ def bench_render(quick, threads_list):
                 else:
                     r = n
                     shapes = [(1, n + 1, n, b)]
+                ref_lib = None if against is None else against.ConceptorLibrary(model, cons, form)
                 for threads in threads_list:
                     def run():
                         kernels.render(lib, scheds, group_of, steps, leak=leak, radius=radius, threads=threads)
+
+                    def run_ref():
+                        against.render(ref_lib, scheds, group_of, steps, leak=leak, radius=radius, threads=threads)
                     run()
                     t_best, _ = best_of(run, 2)
+                    t_ref = float("nan") if against is None else best_of(run_ref, 2)[0]
                     t_bound = min(gemm_bound(shapes, steps, threads, np.float32) for _ in range(2))
                     voice_s = b * steps / rate
                     gflops = flops_of(shapes) * steps / t_best / 1e9
                     rows.append((n, form, groups, r, threads, t_best / voice_s, voice_s / t_best, gflops,
-                                 t_bound / t_best))
+                                 t_bound / t_best, t_bound / t_ref))
         # the naive reference (float64, 1 thread, fewer steps)
         c = full.conceptor(0).dense()
         with blas.blas_threads(1):
             t = naive_dense_step_time(full, c, b, steps // 4)
         voice_s = b * (steps // 4) / rate
-        rows.append((n, "dense float64 naive", 1, n, 1, t / voice_s, voice_s / t, float("nan"), float("nan")))
+        rows.append((n, "dense float64 naive", 1, n, 1, t / voice_s, voice_s / t, float("nan"), float("nan"),
+                     float("nan")))
     print(f"\n### Render throughput at {rate} Hz, B = {b} voices ({steps} steps per run, best of 2)\n")
+    pct = lambda v: '' if np.isnan(v) else f'{100 * v:.0f} %'      # noqa: E731
     print("| N | form | groups | R | BLAS threads | s per voice-second | aggregate x real time | GFLOP/s | "
-          "share of matmul bound |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for n, form, groups, r, threads, spv, xrt, gf, ratio in rows:
+          "share of matmul bound |" + (" share with the reference kernels |" if against is not None else ""))
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if against is not None else ""))
+    for n, form, groups, r, threads, spv, xrt, gf, ratio, ref in rows:
         print(f"| {n} | {form} | {groups} | {r} | {threads} | {spv:.4f} | {xrt:.1f} | "
-              f"{'' if np.isnan(gf) else f'{gf:.0f}'} | {'' if np.isnan(ratio) else f'{100 * ratio:.0f} %'} |")
+              f"{'' if np.isnan(gf) else f'{gf:.0f}'} | {pct(ratio)} |" + (f" {pct(ref)} |" if against is not None else ""))
     print("\nmatmul bound: the same GEMM calls (same shapes, stacks and threads) timed alone for the same steps. "
           "Large-GEMM peak (1024^3 float32): " + ", ".join(f"{v:.0f} GFLOP/s with {k} thread(s)"
                                                            for k, v in peak.items()) + ".")
+    if against is not None:
+        print("The last column times the kernels of the reference revision (--against) in the same loop, against the "
+              "same bound (the unblocked GEMM shapes).")
 
 
 # ------------------------------------------------------------------ 3. reconstruction
@@ -388,6 +411,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
     ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
+    ap.add_argument("--against", default=None, metavar="REV",
+                    help="also time the render kernels of this git revision, interleaved (same load)")
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
     ap.add_argument("--rate", type=int, default=None, help="model sample rate for the instrument table "
@@ -400,7 +425,7 @@ def main(argv=None):
     if args.only in (None, "loading"):
         bench_loading(2 if args.quick else 3)
     if args.only in (None, "render"):
-        bench_render(args.quick, threads)
+        bench_render(args.quick, threads, None if args.against is None else kernels_at(args.against))
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
     if args.only in (None, "instrument"):

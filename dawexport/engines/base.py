@@ -41,8 +41,9 @@ class Capabilities:
     fraction of one per render task). `batch_invariant`: a request renders to the same bytes whatever else
     is in its batch, so a cluster may split a plan's requests into shards. A matrix product's last bits can
     depend on how many rows it multiplies, and a reservoir's chaos or a GRU amplifies them, so an engine sets
-    it only when its takes never see their batch: the sampler, and ddsp, which renders in blocks whose row
-    count depends on the note's length alone (`ddsp.engine.render_blocks`)."""
+    it only when its takes never see their batch: the sampler; ddsp, which renders in blocks whose row count
+    depends on the note's length alone (`ddsp.engine.render_blocks`); the conceptor, whose voices run in
+    blocks of a fixed size (`conceptor.kernels.render`)."""
     pitched: bool = True
     blendable: bool = True
     trainable: bool = True

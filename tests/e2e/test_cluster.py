@@ -32,7 +32,7 @@ DDSP = {"name": "ddsp", "sample_rate": 16000, "settings": {
 
 def write_specs(folder: Path) -> list[Path]:
     """A sampler spec (its renders shard across tasks), a tiny ddsp spec (trained in a Ray task) and a
-    conceptor spec (trained, rendered in one task that lasts long enough to be killed). No Ableton files:
+    conceptor spec (trained, its renders sharded, some shard lasting long enough to be killed). No Ableton files:
     they record the folder's absolute path, so they differ between any two folders."""
     folder.mkdir(parents=True, exist_ok=True)
     return [small_spec(folder, "sampled", velocity_layers=2, output={"dir": "out/sampled",

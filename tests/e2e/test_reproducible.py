@@ -23,7 +23,7 @@ import torch
 from dawexport.audio.analysis import PitchEstimate
 from dawexport.cli import main
 from dawexport.engines import engine_class
-from dawexport.engines.base import Clip, Corpus, RenderRequest
+from dawexport.engines.base import Clip, Corpus, GrainRequest, RenderRequest
 from dawexport.pipeline import MANIFEST, build
 from dawexport.progress import Progress
 from dawexport.report import RUN_SPECIFIC
@@ -76,6 +76,9 @@ TINY = {
                                                        augment_copies=1, checkpoint_every=10,
                                                        validate_every=10)),
     "sampler": {},
+    # a tiny reservoir: its grains' conceptors span all 60 units, so the auto form runs the grid densely (the
+    # low-rank form is tested on its own below)
+    "conceptor": dict(reservoir_size=60, grains_per_source=3, grain_spacing_ms=None, n_reservoirs=1),
 }
 
 
@@ -105,6 +108,44 @@ def test_a_grid_renders_the_same_whole_in_shards_and_in_any_order(fitted):
         assert shuffled[j].tobytes() == whole[i].tobytes(), (fitted.name, "order", requests[i])
     for j, take in enumerate(alone):
         assert take.tobytes() == whole[7 * j].tobytes(), (fitted.name, "alone", requests[7 * j])
+    # what lets a cluster shard the engine's renders (wavenet's batches take their shape from their neighbours:
+    # the same bytes here, for a tiny model on this CPU, are not a guarantee)
+    assert fitted.capabilities.batch_invariant == (fitted.name != "wavenet")
+
+
+def _same_whole_and_in_shards(render, requests, size):
+    """render(requests) whole, in shards of `size` and in reverse order: the same bytes, take by take."""
+    whole = render(requests)
+    sharded = [take for i in range(0, len(requests), size) for take in render(requests[i:i + size])]
+    backwards = render(requests[::-1])[::-1]
+    for i, take in enumerate(whole):
+        assert np.any(take != 0), i
+        assert sharded[i].tobytes() == take.tobytes(), ("shard", requests[i])
+        assert backwards[i].tobytes() == take.tobytes(), ("order", requests[i])
+
+
+@pytest.fixture(scope="module")
+def conceptor():
+    cls = engine_class("conceptor")
+    engine = cls(cls.Settings(**TINY["conceptor"]), sample_rate=SR, seed=7)
+    engine.fit(_corpus(), None, None)
+    return engine
+
+
+def test_conceptor_low_rank_voices_and_grain_pads_render_the_same_whole_and_in_shards(conceptor):
+    """The low-rank form (the grid test above runs the tiny reservoir's full-rank grains densely): voice
+    blocks, bases padded per voice, whole transitions; and grain-kit pads, which the cluster shards too."""
+    assert conceptor.capabilities.batch_invariant
+    low = conceptor.settings.model_copy(update={"form": "lowrank"})
+    dense, conceptor.settings = conceptor.settings, low
+    try:
+        _same_whole_and_in_shards(conceptor.render, _grid()[::2], 3)
+    finally:
+        conceptor.settings = dense
+    pads = [GrainRequest(source, 0, positions, channel, note, 127, duration, 0.2)
+            for source in ("dark", "bright") for positions, note, duration in (((0,), 36, 0.15), ((1, 2), 38, 0.25))
+            for channel in ("L", "R")]
+    _same_whole_and_in_shards(conceptor.render_grains, pads, 2)
 
 
 # --------------------------------------------------------------------------- whole builds

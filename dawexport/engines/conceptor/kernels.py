@@ -1,6 +1,7 @@
 """Batched rendering: voices stacked in groups that share a conceptor schedule (segments blending library
 conceptors linearly in time), with per-voice leak, spectral radius and gain, in the dense, low-rank or
 diagonal form; the morph runs a grain-morph wavetable is cut from; and the BLAS thread count they run with.
+Voices run in fixed-size blocks so that a voice's bytes never depend on the rest of its batch (see `render`).
 
     >>> [segment] = hold(0, 100)
     >>> segment.weights_at(0.5).tolist()
@@ -80,15 +81,74 @@ class ConceptorLibrary:
         return [self.model.size] * len(self)
 
 
+VOICE_BLOCK = 8      # voices per GEMM call: every call has this many columns, used or not
+FLAT_CHUNK = 32      # columns per call of the flat forms' shared [W; w_out] GEMM (whole voice blocks)
+RANK_STEP = 16       # low-rank bases are padded to a multiple of this (per voice, from its own schedule)
+
+
+class _Timeline:
+    """When a group's conceptor weights are evaluated: once per control block of its own, cut every `block`
+    steps and at its own segment ends (never at another group's), at the block's middle. So a voice hears
+    the same weights whatever else is rendered with it and however long the render runs."""
+
+    def __init__(self, sched: Sequence[Segment], washout: int, block: int):
+        self.sched, self.washout, self.block = sched, washout, max(1, int(block))
+        self.ends = washout + np.cumsum([seg.steps for seg in sched])
+
+    def begin(self, s: int) -> int:
+        return 0 if s == 0 else int(self.ends[s - 1])
+
+    def where(self, t: int):
+        """(segment index, its library indices, its weights) for the control block holding step t."""
+        ends, b = self.ends, self.block
+        lo, hi = (t // b) * b, (t // b + 1) * b
+        i = int(np.searchsorted(ends, t, side="right"))
+        if i > 0:
+            lo = max(lo, int(ends[i - 1]))
+        if i < len(ends):
+            hi = min(hi, int(ends[i]))
+        mid = 0.5 * (lo + hi)
+        s = min(int(np.searchsorted(ends, mid, side="right")), len(self.sched) - 1)
+        begin = self.washout if s == 0 else ends[s - 1]
+        frac = (mid - begin) / max(self.sched[s].steps, 1)
+        return s, self.sched[s].indices, self.sched[s].weights_at(frac)
+
+    def reached(self, steps: int) -> range:
+        """The segments a voice that needs `steps` output steps (after the washout) passes through."""
+        last = self.washout + max(int(steps), 1) - 1
+        return range(min(int(np.searchsorted(self.ends, last, side="right")), len(self.sched) - 1) + 1)
+
+
+def reached_segments(sched: Sequence[Segment], washout: int, steps: int) -> range:
+    """The segments of a schedule a voice passes through in its first `steps` output steps."""
+    return _Timeline(sched, washout, 1).reached(steps)
+
+
 def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], groups, steps: int, *,
            leak, radius=None, start_states: np.ndarray | None = None, washout: int = 0, block: int = 32,
-           threads: int | None = 1, progress=None) -> np.ndarray:
+           threads: int | None = 1, progress=None, lengths=None, voice_block: int = VOICE_BLOCK) -> np.ndarray:
     """Run many voices in one batch; returns (V, steps) float32 readout values (no gain applied).
 
-    groups (V,) maps each voice to its schedule: voices of a group share the conceptor sequence and run as
-    one GEMM. leak and radius (V,) are per voice (elementwise). `washout` extra steps are run first with
-    the first segment's start weights and not returned. start_states (V, N) default: the first segment's
-    weighted mix of the grains' attractor states (library indices below model.count are grains).
+    groups (V,) maps each voice to its schedule: voices of a group share the conceptor sequence. leak and
+    radius (V,) are per voice (elementwise). `washout` extra steps are run first with the first segment's
+    start weights and not returned. start_states (V, N) default: the first segment's weighted mix of the
+    grains' attractor states (library indices below model.count are grains).
+
+    A voice's first `lengths[v]` output steps (default: all) are the same bytes whatever else is in the
+    batch: voices run in blocks of `voice_block` columns of one group, every BLAS call has a fixed shape
+    (one block, or `FLAT_CHUNK` columns of the flat forms' shared GEMM), a low-rank voice's basis is padded
+    to a size set by its own schedule, and a group's weights change only at its own control blocks.
+
+        >>> from .loading import load_patterns
+        >>> from .reservoir import make_reservoir
+        >>> t = np.arange(30)
+        >>> model = load_patterns(make_reservoir(40, seed=0), [np.sin(t / 3), np.sin(t / 5)], aperture=20.0)
+        >>> lib = ConceptorLibrary(model, [model.conceptor(0), model.conceptor(1)], "lowrank")
+        >>> sched = [Segment(50, (0, 1), (1.0, 0.0), (0.0, 1.0))] + hold(1, 100)
+        >>> both = render(lib, [sched, hold(0, 200)], [0, 1], 200, leak=[0.5, 0.4])
+        >>> alone = render(lib, [sched], [0], 120, leak=[0.5])
+        >>> both[0, :120].tobytes() == alone[0].tobytes()
+        True
     """
     model = library.model
     n = model.size
@@ -98,14 +158,31 @@ def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], gr
         return np.zeros((0, steps), dtype=RENDER_DTYPE)
     if groups.min() < 0 or groups.max() >= g_count:
         raise ValueError("a voice names a schedule that does not exist")
-    members = [np.flatnonzero(groups == g) for g in range(g_count)]
-    b_max = max(1, max(len(mm) for mm in members))
-    slot = np.empty(v_count, dtype=np.int64)          # voice -> g * b_max + position
-    for g, mm in enumerate(members):
-        slot[mm] = g * b_max + np.arange(len(mm))
+    vb = max(1, int(voice_block))
+    lengths = np.full(v_count, steps, dtype=np.int64) if lengths is None else \
+        np.asarray(lengths, dtype=np.int64).ravel()
+    timelines = [_Timeline(sched, washout, block) for sched in schedules]
+    bases = _Bases(library) if library.form == "lowrank" else None
+
+    # voice blocks: voices of one group (and, low-rank, one padded rank), `vb` to a block
+    pad = np.zeros(v_count, dtype=np.int64)
+    if bases is not None:
+        with blas_threads(threads):     # the bases' eigendecompositions too
+            for v in range(v_count):
+                g = groups[v]
+                rank = max(bases.rank(schedules[g][s].indices) for s in timelines[g].reached(lengths[v]))
+                pad[v] = min(n, -(-max(rank, 1) // RANK_STEP) * RANK_STEP)
+    blocks: list[tuple[int, int, list[int]]] = []           # (group, padded rank, voices)
+    for key in sorted({(int(groups[v]), int(pad[v])) for v in range(v_count)}, key=lambda k: (k[1], k[0])):
+        mine = [v for v in range(v_count) if groups[v] == key[0] and pad[v] == key[1]]
+        blocks += [(key[0], key[1], mine[k:k + vb]) for k in range(0, len(mine), vb)]
+    cols = len(blocks) * vb
+    slot = np.empty(v_count, dtype=np.int64)
+    for k, (_, _, mine) in enumerate(blocks):
+        slot[mine] = k * vb + np.arange(len(mine))
 
     def spread(values, fill):
-        arr = np.full(g_count * b_max, fill, dtype=np.float64)
+        arr = np.full(cols, fill, dtype=np.float64)
         arr[slot] = np.broadcast_to(np.asarray(values, dtype=np.float64), (v_count,))
         return arr
 
@@ -118,37 +195,28 @@ def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], gr
             w = np.array([wi if i < model.count else 0.0 for wi, i in zip(seg.start, seg.indices)])
             if np.sum(np.abs(w)) > 0:
                 mix = sum(wi * model.start_states[i] for wi, i in zip(w, seg.indices) if wi != 0.0)
-                start_states[members[g]] = mix / np.sum(w) if abs(np.sum(w)) > 1e-9 else mix
-    x0 = np.zeros((g_count * b_max, n))
+                start_states[groups == g] = mix / np.sum(w) if abs(np.sum(w)) > 1e-9 else mix
+    x0 = np.zeros((cols, n))
     x0[slot] = start_states
 
-    # control blocks: cut at every segment boundary of every group, and every `block` steps
+    # the render runs in pieces cut at every group's control-block cuts
     total = washout + steps
-    bounds = []
-    for sched in schedules:
-        ends = washout + np.cumsum([seg.steps for seg in sched])
-        bounds.append(ends)
     cuts = set(range(0, total, max(1, int(block))))
-    for ends in bounds:
-        cuts.update(int(e) for e in ends if 0 < e < total)
+    for tl in timelines:
+        cuts.update(int(e) for e in tl.ends if 0 < e < total)
     cuts = sorted(cuts) + [total]
 
-    kernel_cls = {"dense": _DenseKernel, "lowrank": _LowRankKernel, "diagonal": _DiagonalKernel}[library.form]
-    kernel = kernel_cls(library, g_count, b_max, x0, leak_s, rho_s)
-    out = np.empty((total, g_count * b_max), dtype=RENDER_DTYPE)
+    layout = (blocks, vb)
+    if library.form == "lowrank":
+        kernel = _LowRankKernel(library, bases, layout, x0, leak_s, rho_s)
+    else:
+        kernel = (_DenseKernel if library.form == "dense" else _DiagonalKernel)(library, layout, x0, leak_s, rho_s)
+    out = np.empty((total, kernel.cols), dtype=RENDER_DTYPE)
     bar = progress.bar(total=total, desc="render", unit="step") if progress is not None else None
     with blas_threads(threads):
         for k in range(len(cuts) - 1):
             t0, t1 = cuts[k], cuts[k + 1]
-            mid = 0.5 * (t0 + t1)
-            where = []
-            for g, sched in enumerate(schedules):
-                ends = bounds[g]
-                s = min(int(np.searchsorted(ends, mid, side="right")), len(sched) - 1)
-                begin = washout if s == 0 else ends[s - 1]
-                frac = (mid - begin) / max(sched[s].steps, 1)
-                where.append((s, sched[s].indices, sched[s].weights_at(frac)))
-            kernel.run(where, out[t0:t1])
+            kernel.run([tl.where(t0) for tl in timelines], out[t0:t1])
             if bar is not None:
                 bar.update(t1 - t0)
     if bar is not None:
@@ -180,39 +248,60 @@ def morph_frames(model: LoadedReservoir, a: int, b: int, frames: int, steps: int
     schedules = [hold(i, steps) for i in range(len(mus))]
     starts = np.stack([(1 - mu) * model.start_states[a] + mu * model.start_states[b] for mu in mus])
     return render(lib, schedules, np.arange(len(mus)), steps, leak=np.full(len(mus), model.reservoir.leak),
-                  start_states=starts, washout=washout, threads=threads)
+                  start_states=starts, washout=washout, threads=threads, voice_block=1)
 
 
 class _FlatKernel:
-    """Dense and diagonal forms: state x (N, G*B); one shared GEMM [W; w_out] x per step for all voices."""
+    """Dense and diagonal forms: states as rows, x (C, FLAT_CHUNK, N), in chunks of whole voice blocks; per
+    step one GEMM x [W; w_out]^T per chunk, shared by all groups. (Voices as rows: the BLAS vectorises
+    along the N + 1 outputs, not along a block's few voices.)"""
 
-    def __init__(self, library, g_count, b_max, x0, leak, rho):
+    def __init__(self, library, layout, x0, leak, rho):
         model = library.model
         dt = RENDER_DTYPE
-        self.lib, self.n, self.g, self.b = library, model.size, g_count, b_max
-        self.w = np.vstack([model.weights, model.readout[None, :]]).astype(dt)
+        blocks, vb = layout
+        self.lib, self.n, self.vb = library, model.size, vb
+        self.blocks = blocks
+        width = max(FLAT_CHUNK // vb, 1) * vb
+        chunks = max(1, -(-len(blocks) * vb // width))
+        self.cols = chunks * width
+        self.width = width
+
+        def shaped(a, fill):
+            full = np.full(self.cols, fill, dtype=np.float64)
+            full[:len(a)] = a
+            return full.reshape(chunks, width, 1).astype(dt)
+
+        self.wt = np.ascontiguousarray(np.vstack([model.weights, model.readout[None, :]]).T, dtype=dt)  # (N, N+1)
         self.rb = dt(model.readout_bias)
-        self.bias = model.reservoir.bias.astype(dt)[:, None]
-        self.leak = leak.astype(dt)[None, :]
-        self.keep = (1.0 - leak).astype(dt)[None, :]
-        self.rho = None if rho is None else rho.astype(dt)[None, :]
-        self.x = np.ascontiguousarray(x0.T, dtype=dt)          # (N, G*B)
-        self.p = np.empty((self.n + 1, g_count * b_max), dtype=dt)
-        self.z = np.empty((self.n, g_count * b_max), dtype=dt)
-        self.keys = [None] * g_count
+        self.bias = model.reservoir.bias.astype(dt)[None, None, :]
+        self.leak = shaped(leak, 1.0)
+        self.keep = shaped(1.0 - leak, 0.0)
+        self.rho = None if rho is None else shaped(rho, 1.0)
+        x = np.zeros((self.cols, self.n))
+        x[:len(x0)] = x0
+        self.x = np.ascontiguousarray(x.reshape(chunks, width, self.n), dtype=dt)
+        self.p = np.empty((chunks, width, self.n + 1), dtype=dt)
+        self.z = np.empty_like(self.x)
+        self.keys = {}
 
     def _changed(self, g, s, w) -> bool:
         key = (s, tuple(np.round(w, 12)))
-        if self.keys[g] == key:
+        if self.keys.get(g) == key:
             return False
         self.keys[g] = key
         return True
 
+    def _view(self, a, k):
+        """Block k's (vb, columns) rows of a chunked array."""
+        c, o = divmod(k * self.vb, self.width)
+        return a[c, o:o + self.vb]
+
     def _nonlinear(self):
-        """p <- [W; w_out] x, then z <- (1 - a) x + a tanh(rho W x + b); returns the readout row."""
+        """p <- x [W; w_out]^T, then z <- (1 - a) x + a tanh(rho W x + b); returns the readout values."""
         n, p, z = self.n, self.p, self.z
-        np.matmul(self.w, self.x, out=p)
-        pre = p[:n]
+        np.matmul(self.x, self.wt, out=p)
+        pre = p[:, :, :n]
         if self.rho is not None:
             np.multiply(pre, self.rho, out=pre)
         np.add(pre, self.bias, out=pre)
@@ -220,126 +309,150 @@ class _FlatKernel:
         np.multiply(pre, self.leak, out=pre)
         np.multiply(self.x, self.keep, out=z)
         np.add(z, pre, out=z)
-        return p[n]
+        return p[:, :, n].reshape(-1)
 
 
 class _DenseKernel(_FlatKernel):
-    """x = C_g z with a stacked GEMM over groups; C_g rebuilt when its weights change (once per block)."""
+    """x = C_g z per voice block (as rows: z C_g^T); C_g rebuilt when its weights change (once per control
+    block)."""
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.c = np.zeros((self.g, self.n, self.n), dtype=RENDER_DTYPE)
+        self.ct = {}
+        self.groups = sorted({b[0] for b in self.blocks})
+        at = {}
+        for k, (g, _, _) in enumerate(self.blocks):
+            at.setdefault(g, []).append(k)
+        self.runs = [(g, slice(ks[0], ks[-1] + 1)) for g, ks in at.items()]
 
     def run(self, where, out):
-        for g, (s, idx, w) in enumerate(where):
+        for g in self.groups:
+            s, idx, w = where[g]
             if self._changed(g, s, w):
                 # sum_i w_i C_i as one GEMV over the stacked float32 library
                 stack = self.lib.dense[list(idx)].reshape(len(idx), -1)
-                np.matmul(np.asarray(w, dtype=RENDER_DTYPE), stack, out=self.c[g].reshape(-1))
-        n, g, b = self.n, self.g, self.b
-        z3 = self.z.reshape(n, g, b).transpose(1, 0, 2)
-        x3 = self.x.reshape(n, g, b).transpose(1, 0, 2)
+                c = np.matmul(np.asarray(w, dtype=RENDER_DTYPE), stack).reshape(self.n, self.n)
+                self.ct[g] = np.ascontiguousarray(c.T)
+        # a group's blocks are consecutive rows: one broadcast GEMM per group, C_g read once per step
+        zb, xb = self.z.reshape(-1, self.vb, self.n), self.x.reshape(-1, self.vb, self.n)
+        runs = [(zb[sl], self.ct[g], xb[sl]) for g, sl in self.runs]
         for t in range(len(out)):
             out[t] = self._nonlinear()
-            np.matmul(self.c, z3, out=x3)
+            for z, ct, x in runs:
+                np.matmul(z, ct, out=x)
         out += self.rb
 
 
 class _DiagonalKernel(_FlatKernel):
-    """x = c * z elementwise with per-voice conception weights c (N, G*B)."""
+    """x = c * z elementwise with per-voice conception weights c."""
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.c = np.zeros((self.n, self.g * self.b), dtype=RENDER_DTYPE)
+        self.c = np.zeros_like(self.x)
 
     def run(self, where, out):
-        for g, (s, idx, w) in enumerate(where):
-            if self._changed(g, s, w):
+        for k, (g, _, _) in enumerate(self.blocks):
+            s, idx, w = where[g]
+            if self._changed((g, k), s, w):
                 vec = np.asarray(w) @ self.lib.diag[list(idx)]
-                self.c[:, g * self.b:(g + 1) * self.b] = vec[:, None]
+                self._view(self.c, k)[:] = vec[None, :]
         for t in range(len(out)):
             out[t] = self._nonlinear()
             np.multiply(self.z, self.c, out=self.x)
         out += self.rb
 
 
+class _Bases:
+    """Per segment (its library indices): an orthonormal basis Q (N x r) of the union of its conceptors'
+    ranges, [W; w_out] Q, and each conceptor in Q coordinates; computed once per render."""
+
+    def __init__(self, library: ConceptorLibrary):
+        self.lib = library
+        self.done: dict = {}
+
+    def rank(self, idx) -> int:
+        return self.get(idx)[0].shape[1]
+
+    def get(self, idx):
+        idx = tuple(idx)
+        if idx not in self.done:
+            lib = self.lib
+            scaled = np.concatenate([lib.scaled[i] for i in idx], axis=1)
+            w_scaled = np.concatenate([lib.w_scaled[i] for i in idx], axis=1)
+            lam, e = np.linalg.eigh(scaled.T @ scaled)
+            keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
+            inv = e[:, keep] / np.sqrt(lam[keep])
+            q = scaled @ inv
+            terms = []
+            for i in idx:
+                t_i = q.T @ lib.factors[i].basis
+                terms.append((t_i * lib.factors[i].values) @ t_i.T)
+            self.done[idx] = (q, w_scaled @ inv, terms)
+        return self.done[idx]
+
+
+class _RankStack:
+    """The voice blocks of one padded rank R, voices as rows: h (K, vb, R); a group's blocks are a run
+    sharing one [W Q; w_out Q]^T (R, N+1), Q (N, R) and M^T (R, R), so the BLAS reads them once per step."""
+
+    def __init__(self, ids, groups, r, n, vb, leak, keep, rho):
+        dt = RENDER_DTYPE
+        k = len(ids)
+        self.ids, self.r = ids, r
+        self.h = np.zeros((k, vb, r), dt)
+        self.p = np.empty((k, vb, n + 1), dt)
+        self.u = np.empty((k, vb, r), dt)
+        self.v = np.empty((k, vb, r), dt)
+        self.leak, self.keep = leak.astype(dt), keep.astype(dt)
+        self.rho = None if rho is None else rho.astype(dt)
+        self.runs = {}             # group -> [slice of blocks, wqt, q, mt]
+        for g in dict.fromkeys(groups):
+            at = [i for i, gg in enumerate(groups) if gg == g]
+            self.runs[g] = [slice(at[0], at[-1] + 1), np.zeros((r, n + 1), dt), np.zeros((n, r), dt),
+                            np.zeros((r, r), dt)]
+
+
 class _LowRankKernel:
-    """State h (G, R, B): coordinates in a per-segment orthonormal basis Q_g (N x R) of the segment's
-    conceptors' ranges (x = Q_g h). Per step
+    """State h: coordinates in a per-segment orthonormal basis Q_g (N x r) of the segment's conceptors'
+    ranges (x = Q_g h), zero-padded to the block's rank R. Per step
 
         P = [W Q; w_out Q] h,   h <- M_g [(1 - a) h + a Q^T tanh(rho P + b)],
 
     M_g = sum_i w_i (Q^T U_i) diag(c_i) (Q^T U_i)^T: 2 N R + R^2 multiply-adds per voice instead of 2 N^2.
     On entering a new segment the step's recurrent term still uses the old basis and h is carried over by
-    Q_new^T Q_old, so the result equals the dense form's up to the truncated eigenvalues.
+    Q_new^T Q_old, so the result equals the dense form's up to the truncated eigenvalues. A segment wider
+    than its block's R (reached only after every voice of the block has all its steps) is cut to R.
     """
 
-    def __init__(self, library, g_count, b_max, x0, leak, rho):
+    def __init__(self, library, bases, layout, x0, leak, rho):
         model = library.model
-        dt = RENDER_DTYPE
-        self.lib, self.n, self.g, self.b = library, model.size, g_count, b_max
-        self.rb = dt(model.readout_bias)
-        self.bias = model.reservoir.bias.astype(dt)[None, :, None]
-        self.leak = leak.reshape(g_count, 1, b_max).astype(dt)
-        self.keep = (1.0 - leak).reshape(g_count, 1, b_max).astype(dt)
-        self.rho = None if rho is None else rho.reshape(g_count, 1, b_max).astype(dt)
-        self.x0 = x0.reshape(g_count, b_max, self.n).transpose(0, 2, 1)     # (G, N, B) float64
-        self.seg = [None] * g_count
-        self.q = [None] * g_count          # float64 bases
-        self.terms = [None] * g_count
-        self.keys = [None] * g_count
-        self.r = 0
-        self.h = None
-
-    def _grow(self, r):
-        if r <= self.r:
-            return
-        dt, g, b, n = RENDER_DTYPE, self.g, self.b, self.n
-        old = (self.h, self.wq, self.qt, self.m) if self.h is not None else None
-        self.h = np.zeros((g, r, b), dt)
-        self.wq = np.zeros((g, n + 1, r), dt)
-        self.qt = np.zeros((g, r, n), dt)
-        self.m = np.zeros((g, r, r), dt)
-        if old is not None:
-            k = self.r
-            self.h[:, :k], self.wq[:, :, :k], self.qt[:, :k], self.m[:, :k, :k] = old
-        self.p = np.empty((g, n + 1, b), dt)
-        self.u = np.empty((g, r, b), dt)
-        self.v = np.empty((g, r, b), dt)
-        self.r = r
-
-    def _basis(self, idx):
-        """Orthonormal basis of the union of the terms' ranges, [W; w_out] Q, and each term in Q coordinates."""
-        lib = self.lib
-        scaled = np.concatenate([lib.scaled[i] for i in idx], axis=1)
-        w_scaled = np.concatenate([lib.w_scaled[i] for i in idx], axis=1)
-        lam, e = np.linalg.eigh(scaled.T @ scaled)
-        keep = lam > 1e-9 * max(float(lam[-1]), 1e-300)
-        inv = e[:, keep] / np.sqrt(lam[keep])
-        q = scaled @ inv
-        terms = []
-        for i in idx:
-            t_i = q.T @ lib.factors[i].basis
-            terms.append((t_i * lib.factors[i].values) @ t_i.T)
-        return q, w_scaled @ inv, terms
-
-    def _install(self, g, q, wq):
-        r = q.shape[1]
-        self.wq[g] = 0.0
-        self.qt[g] = 0.0
-        self.wq[g, :, :r] = wq
-        self.qt[g, :r] = q.T
+        blocks, vb = layout
+        self.lib, self.bases, self.n, self.vb, self.blocks = library, bases, model.size, vb, blocks
+        self.cols = len(blocks) * vb
+        self.rb = RENDER_DTYPE(model.readout_bias)
+        self.bias = model.reservoir.bias.astype(RENDER_DTYPE)[None, None, :]
+        per = lambda a: a.reshape(len(blocks), vb, 1)          # noqa: E731
+        self.stacks = []
+        for r in sorted({b[1] for b in blocks}):
+            ids = [k for k, b in enumerate(blocks) if b[1] == r]      # contiguous, a group's blocks together
+            self.stacks.append(_RankStack(ids, [blocks[k][0] for k in ids], r, self.n, vb, per(leak)[ids],
+                                          per(1.0 - leak)[ids], None if rho is None else per(rho)[ids]))
+        self.x0 = x0.reshape(len(blocks), vb, self.n)     # (K, vb, N) float64
+        self.groups = sorted({b[0] for b in blocks})
+        self.seg = {}          # group -> current segment index
+        self.q = {}            # group -> float64 basis of that segment
+        self.terms = {}
+        self.keys = {}
 
     def run(self, where, out):
-        switching = []
-        for g, (s, idx, w) in enumerate(where):
-            if self.seg[g] != s or self.q[g] is None:
-                q, wq, terms = self._basis(idx)
-                self._grow(q.shape[1])
-                switching.append((g, self.q[g], q, wq))
+        switching = {}
+        for g in self.groups:
+            s, idx, w = where[g]
+            if self.seg.get(g) != s:
+                q, wq, terms = self.bases.get(idx)
+                switching[g] = (self.q.get(g), q, wq)
                 self.q[g], self.terms[g], self.seg[g] = q, terms, s
                 self.keys[g] = None
-        for g, (s, idx, w) in enumerate(where):
             key = tuple(np.round(w, 12))
             if self.keys[g] != key:
                 self.keys[g] = key
@@ -348,35 +461,55 @@ class _LowRankKernel:
                 for wi, a_i in zip(w, self.terms[g]):
                     if wi != 0.0:
                         acc += wi * a_i
-                self.m[g] = 0.0
-                self.m[g, :r, :r] = acc
+                for st in self.stacks:
+                    if g in st.runs:
+                        mt, rr = st.runs[g][3], min(r, st.r)
+                        mt[:] = 0.0
+                        mt[:rr, :rr] = acc[:rr, :rr].T
         n = self.n
         for t in range(len(out)):
-            np.matmul(self.wq, self.h, out=self.p)
+            for st in self.stacks:
+                for sl, wqt, _, _ in st.runs.values():
+                    np.matmul(st.h[sl], wqt, out=st.p[sl])
             if t == 0 and switching:
-                for g, q_old, q_new, wq in switching:
-                    if q_old is None:      # first segment: project the start state
-                        hg = q_new.T @ self.x0[g]
-                    else:
-                        hg = (q_new.T @ q_old) @ self.h[g, :q_old.shape[1]].astype(np.float64)
-                    self._install(g, q_new, wq)
-                    self.h[g] = 0.0
-                    self.h[g, :q_new.shape[1]] = hg
-                fresh = [g for g, q_old, _, _ in switching if q_old is None]
-                if fresh:
-                    # a voice that starts here has no previous basis: its recurrent term uses x0 itself
-                    for g in fresh:
-                        x = self.x0[g]
-                        self.p[g] = np.vstack([self.lib.model.weights @ x, self.lib.model.readout @ x])
-            out[t] = self.p[:, n, :].reshape(-1)
-            pre = self.p[:, :n, :]
-            if self.rho is not None:
-                np.multiply(pre, self.rho, out=pre)
-            np.add(pre, self.bias, out=pre)
-            np.tanh(pre, out=pre)
-            np.multiply(pre, self.leak, out=pre)
-            np.matmul(self.qt, pre, out=self.u)
-            np.multiply(self.h, self.keep, out=self.v)
-            np.add(self.u, self.v, out=self.u)
-            np.matmul(self.m, self.u, out=self.h)
+                self._switch(switching)
+            for st in self.stacks:
+                c0 = st.ids[0] * self.vb
+                out[t, c0:c0 + len(st.ids) * self.vb] = st.p[:, :, n].reshape(-1)
+                pre = st.p[:, :, :n]
+                if st.rho is not None:
+                    np.multiply(pre, st.rho, out=pre)
+                np.add(pre, self.bias, out=pre)
+                np.tanh(pre, out=pre)
+                np.multiply(pre, st.leak, out=pre)
+                for sl, _, q, _ in st.runs.values():
+                    np.matmul(pre[sl], q, out=st.u[sl])
+                np.multiply(st.h, st.keep, out=st.v)
+                np.add(st.u, st.v, out=st.u)
+                for sl, _, _, mt in st.runs.values():
+                    np.matmul(st.u[sl], mt, out=st.h[sl])
         out += self.rb
+
+    def _switch(self, switching):
+        """Install the new segments' bases, carry h over (or project the start state), after this step's P."""
+        model = self.lib.model
+        for st in self.stacks:
+            for g, (sl, wqt, q, _) in st.runs.items():
+                if g not in switching:
+                    continue
+                q_old, q_new, wq = switching[g]
+                r = min(q_new.shape[1], st.r)
+                if q_old is None:      # first segment: project the start state
+                    x0 = self.x0[st.ids[sl.start]:st.ids[sl.stop - 1] + 1]
+                    hk = x0 @ q_new
+                    # a voice that starts here has no previous basis: its recurrent term uses x0 itself
+                    st.p[sl] = np.concatenate([x0 @ model.weights.T, (x0 @ model.readout)[..., None]], axis=-1)
+                else:
+                    ro = min(q_old.shape[1], st.r)
+                    hk = st.h[sl, :, :ro].astype(np.float64) @ (q_old[:, :ro].T @ q_new)
+                wqt[:] = 0.0
+                q[:] = 0.0
+                wqt[:r] = wq[:, :r].T
+                q[:, :r] = q_new[:, :r]
+                st.h[sl] = 0.0
+                st.h[sl, :, :r] = hk[..., :r]

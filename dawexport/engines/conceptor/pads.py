@@ -17,8 +17,9 @@ from ..common.envelopes import decay_envelope
 from ..common.velocity import velocity_gain
 from .algebra import Conceptor, phi_values
 from .blas import blas_threads
-from .grains import GRAIN_RMS, grain_walk, walk_curve
+from .grains import GRAIN_RMS, walk_curve
 from .kernels import ConceptorLibrary, Segment, hold, morph_frames, render
+from .voices import whole_walk
 
 _ALIGN_RATIO = 1.5       # a pad's channels are pulled onto one pitch when they sit within a fifth
 _PROBE_S = 0.1           # a grain's liveness probe: this long a free run ...
@@ -48,7 +49,8 @@ class GrainPads:
         lib = ConceptorLibrary(m, [con], form)
         y = render(lib, [hold(0, steps)], [0], steps, leak=[m.reservoir.leak * leak_scale],
                         radius=[radius], start_states=m.start_states[grain][None, :],
-                        washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate), threads=self.settings.threads)
+                        washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate), threads=self.settings.threads,
+                        voice_block=1)
         return y[0]
 
     def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
@@ -80,7 +82,8 @@ class GrainPads:
             cons = [self._entry(("grain", j, gamma)) for j in range(m.count)]
             outs = self._render_groups([hold(j, steps) for j in range(m.count)], np.arange(m.count), cons,
                                        np.full(m.count, min(m.reservoir.leak * s.leak_scale, 1.0)),
-                                       np.full(m.count, s.spectral_radius_scale), m.start_states, steps)
+                                       np.full(m.count, s.spectral_radius_scale), m.start_states, steps,
+                                       voice_block=1)     # the same set of voices every time: no blocks needed
             level = np.array([np.std(np.asarray(y[steps // 2:], dtype=np.float64)) for y in outs])
             self._alive = np.isfinite(level) & (level > GRAIN_RMS * 10.0 ** (_ALIVE_DB / 20.0))
         return self._alive
@@ -109,15 +112,21 @@ class GrainPads:
         if progress is not None:
             progress.info(f"conceptor: {len(pads)} grain voices for {len(requests)} pads")
         channels = len({p["req"].channel for p in pads})
-        frames = [p["frames"] for p in pads]
-        steps = int(math.ceil(max(frames) * (_ALIGN_RATIO if channels > 1 else 1.0))) + 64
+        # each pad renders for its own length (a kit's channels are rendered together, whatever the shard)
+        for p in pads:
+            p["steps"] = int(math.ceil(p["frames"] * (_ALIGN_RATIO if channels > 1 else 1.0))) + 64
+        steps = max(p["steps"] for p in pads)
         entries: dict = {}
         schedules, curves, group_keys, group_of = [], [], {}, []
         voiced = [p for p in pads if p["grains"]]
+        longest: dict = {}
         for p in voiced:
-            gkey = (tuple(p["grains"]), round(p["speed"], 6), round(p["gamma"], 9))
+            p["group"] = (tuple(p["grains"]), round(p["speed"], 6), round(p["gamma"], 9))
+            longest[p["group"]] = max(longest.get(p["group"], 0), p["steps"])
+        for p in voiced:
+            gkey = p["group"]
             if gkey not in group_keys:
-                walk = grain_walk(steps + 1, p["speed"], len(p["grains"]), "loop")
+                walk = whole_walk(longest[gkey] + 1, p["speed"], len(p["grains"]), "loop")
                 index = [entries.setdefault(("grain", j, round(p["gamma"], 9)), len(entries)) for j in p["grains"]]
                 schedules.append([Segment(n, (index[a],), (1.0,), (1.0,)) if a == b else
                                   Segment(n, (index[a], index[b]), (1.0, 0.0), (0.0, 1.0))
@@ -130,14 +139,15 @@ class GrainPads:
             cons = [self._entry(k) for k, _ in sorted(entries.items(), key=lambda kv: kv[1])]
             starts = np.stack([self._grain_start(p) for p in voiced])
             outs = self._render_groups(schedules, np.array(group_of), cons, np.array([p["leak"] for p in voiced]),
-                                       np.array([p["radius"] for p in voiced]), starts, steps, progress)
-            for row, g in zip(outs, group_of):
-                y = row.astype(np.float64)
+                                       np.array([p["radius"] for p in voiced]), starts, steps, progress,
+                                       lengths=np.array([p["steps"] for p in voiced]))
+            for row, g, p in zip(outs, group_of, voiced):
+                y = row[:p["steps"]].astype(np.float64)
                 y = y - np.mean(y[min(len(y) - 1, sr // 50):])
                 raw.append(y * curves[g][:len(y)])
         it = iter(raw)
         for p in pads:
-            p["y"] = next(it) if p["grains"] else np.zeros(steps)
+            p["y"] = next(it) if p["grains"] else np.zeros(p["steps"])
         self._align_channels(pads)
         finished = []
         for p in pads:
@@ -198,11 +208,12 @@ class GrainPads:
         return x
 
     def _align_channels(self, pads: list[dict]) -> None:
-        """Resample every channel of a pad onto the pitch of its first channel (when both are pitched and
-        within a ratio of `_ALIGN_RATIO`)."""
+        """Resample every channel of a pad onto the pitch of its first channel in the corpus's order (when both
+        are pitched and within a ratio of `_ALIGN_RATIO`), whatever the order of the requests."""
         sr = self.sample_rate
         first: dict[tuple, float] = {}
-        for p in pads:
+        order = list(dict.fromkeys(c["channel"] for c in self.clips))     # the corpus's: the main channel first
+        for p in sorted(pads, key=lambda p: order.index(p["req"].channel) if p["req"].channel in order else len(order)):
             r = p["req"]
             key = (r.source, r.recording, tuple(r.positions), r.note, r.duration_s, r.decay_s, r.variation)
             held = p["y"][:p["frames"]]

@@ -11,7 +11,7 @@ import numpy as np
 from .algebra import Conceptor, morph, phi_values
 from .grains import GRAIN_RMS, grain_walk, walk_curve
 from .level import hold_level
-from .kernels import ConceptorLibrary, Segment, render
+from .kernels import VOICE_BLOCK, ConceptorLibrary, Segment, render, reached_segments
 
 
 class Voice:
@@ -22,6 +22,24 @@ class Voice:
         self.terms, self.speed, self.leak, self.radius, self.gamma = terms, speed, leak, radius, gamma
         self.steps, self.channel, self.key, self.variation = steps, channel, key, variation
         self.group = None
+
+
+def whole_walk(total: int, speed: float, count: int, sequence: str = "hold",
+               reverse: bool = False) -> list[tuple[int, int, int]]:
+    """`grain_walk` covering at least `total` steps, its last transition at its whole length (not cut at
+    `total`): voices sharing a walk hear the same transitions however long the longest of them is.
+
+        >>> whole_walk(10, 4, 3, "loop")
+        [(0, 1, 4), (1, 2, 4), (2, 0, 4)]
+    """
+    longer = grain_walk(total + int(math.ceil(max(float(speed), 1.0))) + 1, speed, count, sequence, reverse=reverse)
+    out, t = [], 0
+    for a, b, n in longer:
+        if t >= total:
+            break
+        out.append((a, b, n))
+        t += n
+    return out
 
 
 def _from_columns(cols: np.ndarray, values) -> Conceptor:
@@ -61,7 +79,7 @@ class VoiceRunner:
         starts = self._start_states(voices, schedules, group_of)
         outs = self._render_groups(schedules, group_of, cons, np.array([v.leak for v in voices]),
                                    np.array([v.radius for v in voices]), starts, max(v.steps for v in voices),
-                                   progress)
+                                   progress, lengths=np.array([v.steps for v in voices]))
         result = []
         for vi, v in enumerate(voices):
             curve = gain_curves[group_of[vi]]
@@ -73,46 +91,50 @@ class VoiceRunner:
         return result
 
     def _render_groups(self, schedules, group_of: np.ndarray, cons, leak: np.ndarray, radius: np.ndarray,
-                       starts: np.ndarray, steps: int, progress=None) -> list[np.ndarray]:
+                       starts: np.ndarray, steps: int, progress=None, *, lengths=None,
+                       voice_block: int = VOICE_BLOCK) -> list[np.ndarray]:
         """The batched core call: voices (group_of: voice -> schedule) run in as few `render` calls as the
-        conceptor forms and memory allow; one (steps,) float32 row per voice."""
+        conceptor forms and memory allow; one (steps,) float32 row per voice, whose first `lengths[v]`
+        steps (default: all) do not depend on the other voices (the form is chosen per voice, too)."""
         m, s = self._require(), self.settings
         washout = int(s.washout_ms * 1e-3 * self.sample_rate)
+        lengths = np.full(len(group_of), steps) if lengths is None else np.asarray(lengths)
         form = s.form if m.form != "diagonal" else "diagonal"
         if m.form == "diagonal":
             form = "diagonal"
         elif form == "diagonal":
             form = "lowrank"
         outs: list[np.ndarray | None] = [None] * len(group_of)
-        by_form = self._split_by_form(form, schedules, cons, len(group_of))
-        for f, gset in by_form.items():
+        forms = self._voice_forms(form, schedules, cons, group_of, lengths, washout)
+        for f in sorted(set(forms)):
             lib = ConceptorLibrary(m, cons, f)
-            idx = np.flatnonzero(np.isin(group_of, list(gset)))
-            # keep the stacked dense conceptors within ~96 MB per call
+            idx = np.flatnonzero(forms == f)
+            # keep the dense conceptors within ~96 MB per call
             per_call = max(1, int(96e6 / (4.0 * m.size * m.size))) if f == "dense" else 512
-            gl = sorted(gset)
+            gl = sorted(set(group_of[idx].tolist()))
             for k in range(0, len(gl), per_call):
                 part = gl[k:k + per_call]
                 sel = idx[np.isin(group_of[idx], part)]
                 remap = {g: i for i, g in enumerate(part)}
                 y = render(lib, [schedules[g] for g in part], [remap[g] for g in group_of[sel]], steps,
-                                leak=leak[sel], radius=radius[sel], start_states=starts[sel], washout=washout,
-                                threads=s.threads, progress=progress)
+                           leak=leak[sel], radius=radius[sel], start_states=starts[sel], washout=washout,
+                           threads=s.threads, progress=progress, lengths=lengths[sel], voice_block=voice_block)
                 for row, vi in zip(y, sel):
                     outs[vi] = row
         return outs
 
-    def _split_by_form(self, form: str, schedules, cons, voices: int) -> dict[str, set]:
-        n = self._require().size
+    def _voice_forms(self, form: str, schedules, cons, group_of, lengths, washout) -> np.ndarray:
+        """The conceptor form of each voice. auto: low-rank, unless a segment the voice itself reaches spans
+        more than 0.9 N dimensions (a padded low-rank block that wide is slower than the dense form)."""
         if form != "auto":
-            return {form: set(range(len(schedules)))}
-        # groups are stacked and padded to the largest basis of a call, so wide groups go to the dense form
-        # (measured on 9 voices: one padded lowrank call took twice as long as a lowrank + a dense call)
-        out: dict[str, set] = {}
-        for g, sched in enumerate(schedules):
-            rank = max(sum(cons[i].rank for i in seg.indices) for seg in sched)
-            out.setdefault("lowrank" if rank <= 0.9 * n else "dense", set()).add(g)
-        return out
+            return np.array([form] * len(group_of))
+        n = self._require().size
+        out = []
+        for g, length in zip(group_of, lengths):
+            sched = schedules[g]
+            rank = max(sum(cons[i].rank for i in sched[k].indices) for k in reached_segments(sched, washout, length))
+            out.append("lowrank" if rank <= 0.9 * n else "dense")
+        return np.array(out)
 
     def _entry(self, key):
         """The library conceptor for a key: ("grain", j, gamma), or a blend of corner grains at one position:
@@ -151,7 +173,7 @@ class VoiceRunner:
         s = self.settings
         clips = [self.clips[c] for c, _ in v.terms]
         k_count = max(len(cl["grains"]) for cl in clips)
-        walk = grain_walk(steps + 1, abs(v.speed), k_count, sequence, reverse=v.speed < 0)
+        walk = whole_walk(steps + 1, abs(v.speed), k_count, sequence, reverse=v.speed < 0)
 
         live = [(c, w, cl) for (c, w), cl in zip(v.terms, clips)]
         weights = np.array([w for _, w, _ in live])
