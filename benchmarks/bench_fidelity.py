@@ -6,8 +6,8 @@
 Four sounds with real movement: the repository's cat meow (a two-syllable glide, stereo) and flute (a breathy
 attack), and two made here with real articulation: a sung vowel that glides /a/ → /i/ with its pitch rising and a
 vibrato, and a plucked string (Karplus-Strong, bright attack, long decay). They make two two-corner instruments
-(cat-flute, vowel-pluck), each built by `dawexport build` with `ddsp` and with `sampler` (root keys at the
-source's pitch and an octave either side, one velocity layer), and each source is measured against its corner of
+(cat-flute, vowel-pluck), each built by `dawexport build` with `ddsp` and with `sampler` (rendered roots on the
+source's key and an octave either side, one velocity layer), and each source is measured against its corner of
 its instrument played through sfizz with the three measures of `dawexport.audio.fidelity` (DESIGN.md): timbre at
 the source's key, evolution over the source's length, and formants 12 semitones below and above. The goals are
 those of issue 10: timbre ≤ max(1.5 × sampler, 2 dB), evolution ≤ max(1.5 × sampler, 3 dB), formants ≤ 0.5 ×
@@ -114,7 +114,9 @@ def instrument_spec(sound: str, pair: tuple[str, str], engine: str, files: dict,
     data = {"name": f"{sound}_{engine}", "sources": {name: str(files[name]) for name in pair},
             "engine": {"name": engine, "sample_rate": SR, "seed": 0, "device": "cpu", "settings": settings},
             "blend": {"corners": list(pair), "points_per_side": 2},
-            "keys": {"low": root - 12, "high": root + 12, "every": 12},
+            # zones of 12 keys are rendered at their 6th key: these bounds put rendered roots on the source's
+            # key and an octave either side, so each measured note is a render, not a transposed neighbour
+            "keys": {"low": root - 17, "high": root + 18, "every": 12},
             "velocity_layers": 1, "round_robins": 1,
             "note": {"length": round(seconds, 3), "release": 0.5, "attack": 0.002},
             "stereo": "mono", "loop": "auto",

@@ -72,12 +72,13 @@ def depends_on(spec, engine) -> dict:
 def build_time(spec) -> int:
     """The date (Unix seconds) a build stamps on the audio files it writes, which the Ableton presets record
     beside each sample: `SOURCE_DATE_EPOCH` when set (the reproducible-builds convention), else the newest
-    modification time of the spec and its sources, so that building again gives the same bytes."""
+    modification time of the spec and its sources, so that building again gives the same bytes (a spec made
+    in code, with no file behind it, counts by its sources)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch.isdigit():
         return int(epoch)
     paths = [spec.source_path(r) for recordings in spec.sources.values() for r in recordings]
-    if spec.spec_path is not None:
+    if spec.spec_path is not None and Path(spec.spec_path).exists():
         paths.append(Path(spec.spec_path))
     return max(int(p.stat().st_mtime) for p in paths)
 

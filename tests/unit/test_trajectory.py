@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from dawexport.engines.common.trajectory import Segments, find_segments, sample_track, smooth, time_map
+from dawexport.engines.common.trajectory import (Segments, early_release, find_segments, sample_track, smooth,
+                                                 time_map)
 
 
 def meow_loudness():
@@ -25,18 +26,36 @@ def test_attack_is_kept_the_sustain_has_no_jump_and_the_release_follows(held):
     total = held + 80
     pos = time_map([seg], [1.0], held, total, np.random.default_rng(1))[0]
     attack = min(seg.attack, held)
+    early = early_release(seg.attack, seg.sustain, seg.frames, held)
+    assert early == (0 if held != 200 else 200 - (seg.attack + seg.sustain + 1) - 2 * (200 - seg.frames))
     np.testing.assert_allclose(pos[:attack], seg.onset + np.arange(attack))       # as recorded
     if held > seg.attack + seg.sustain:
         assert np.abs(np.diff(pos[:held])).max() <= 1.0 + 1e-9                      # never faster than recorded
-        inside = pos[attack:held]
+        inside = pos[attack:held - early]
         assert inside.min() >= seg.attack_end - 1e-9 and inside.max() <= seg.release_start + 1e-9
     elif held > 1:                                  # a shorter note plays its sustain faster, still smoothly
         assert np.abs(np.diff(pos[:held])).max() <= max(1.0, seg.sustain / max(1, held - seg.attack - 1)) + 1e-9
     if held > seg.attack:
-        assert pos[held - 1] == pytest.approx(seg.release_start)                     # note-off at the release
-        after = pos[held:]
+        # note-off at the release (a note about as long as the source has played some of it already)
+        assert pos[held - 1 - early] == pytest.approx(seg.release_start)
+        after = pos[held - early:]
         np.testing.assert_allclose(after[:10], seg.release_start + np.arange(1, 11))
-        assert after[-1] == pytest.approx(seg.end)                                   # and it decays to the end
+        assert after[-1] == pytest.approx(seg.frames - 1)                           # and it decays to the end
+
+
+def test_a_note_held_for_the_source_length_replays_it_frame_for_frame():
+    loud = meow_loudness()
+    seg = find_segments(loud)
+    for held in (len(loud) - seg.onset, len(loud) - 5, len(loud)):    # from its onset .. with the lead-in
+        pos = time_map([seg], [1.0], held, held + 40, np.random.default_rng(3))[0]
+        n = len(loud) - seg.onset
+        np.testing.assert_array_equal(pos[:n], seg.onset + np.arange(n))
+        assert np.all(pos[n:] == len(loud) - 1)
+    # around that length the map changes smoothly: one frame more of holding moves no frame by more than 2
+    # (up to where the sustain is long enough to start turning back and forth)
+    maps = [time_map([seg], [1.0], h, 400, np.random.default_rng(3))[0] for h in range(100, 215)]
+    steps = [np.abs(b[:len(a)] - a).max() for a, b in zip(maps[:-1], maps[1:])]
+    assert max(steps) <= 2.0 + 1e-9
 
 
 def test_a_long_sustain_does_not_repeat_itself():
@@ -72,7 +91,7 @@ def test_a_blend_aligns_its_corners_by_segment():
     # both are at their own release at note-off and then each decays at its own pace
     assert a[299] == pytest.approx(short.release_start) and b[299] == pytest.approx(slow.release_start)
     np.testing.assert_allclose(b[300:340], slow.release_start + np.arange(1, 41))
-    assert a[-1] == pytest.approx(short.end) and b[-1] == pytest.approx(slow.end)
+    assert a[-1] == pytest.approx(short.frames - 1) and b[-1] == pytest.approx(slow.frames - 1)
     # both corners take the same path, in their own segment's coordinates
     ua = (a[note_attack:300] - short.attack_end) / short.sustain
     ub = (b[note_attack:300] - slow.attack_end) / slow.sustain

@@ -8,16 +8,24 @@ one fractional source frame per note frame:
 - the attack plays as recorded (a blend stretches each corner's attack to the weighted mean length);
 - the held part wanders back and forth through the sustain segment with turns at irregular points, at
   most as fast as recorded, so no stretch repeats exactly and the position never jumps; it arrives at the
-  end of the sustain segment exactly at note-off (a note shorter than the source plays its sustain faster);
-- after note-off the release plays as recorded, so the sound decays the way the source did.
+  end of the sustain segment at note-off (a note shorter than the source plays its sustain faster);
+- after note-off the release plays as recorded, so the sound decays the way the source did;
+- a note held for about the source's own length plays it as recorded, frame for frame, the way a sampler
+  plays its sample: from attack + sustain on, each frame more of holding plays one more frame of the release
+  (and then the quiet tail) before note-off, up to the source's full length; past that the release moves
+  back after note-off and the extra time goes to the sustain (`early_release`), so the map changes
+  smoothly with the note's length.
 
     >>> loud = np.concatenate([np.linspace(-80, 0, 10), np.zeros(20), np.linspace(0, -80, 10)])
     >>> seg = find_segments(loud)
-    >>> (seg.onset, seg.attack_end, seg.release_start, seg.end)
-    (5, 9, 31, 35)
+    >>> (seg.onset, seg.attack_end, seg.release_start, seg.end, seg.frames)
+    (5, 9, 31, 35, 40)
     >>> pos = time_map([seg], [1.0], held_frames=100, total_frames=110)[0]
     >>> pos[:4].tolist(), float(pos[99]) == seg.release_start, float(np.abs(np.diff(pos)).max()) <= 1.0
     ([5.0, 6.0, 7.0, 8.0], True, True)
+    >>> in_time = time_map([seg], [1.0], held_frames=40, total_frames=50)[0]     # held for its own length
+    >>> bool(np.all(in_time[:35] == seg.onset + np.arange(35)))
+    True
 """
 from __future__ import annotations
 
@@ -34,11 +42,21 @@ TURN_SMOOTHING = 0.6          # 0: straight ping-pong; 1: the position stops at 
 
 @dataclass(frozen=True)
 class Segments:
-    """Frame indices of a source: onset ≤ attack_end ≤ release_start ≤ end."""
+    """Frame indices of a source: onset ≤ attack_end ≤ release_start ≤ end < frames (its length)."""
     onset: int
     attack_end: int
     release_start: int
     end: int
+    length: int = 0                       # frames in the track; 0: end + 1
+
+    @property
+    def frames(self) -> int:
+        return max(self.length, self.end + 1)
+
+    @property
+    def after(self) -> int:
+        """Frames after the sustain: the release and the quiet tail to the track's last frame."""
+        return self.frames - 1 - self.release_start
 
     @property
     def attack(self) -> int:
@@ -59,7 +77,7 @@ def find_segments(loudness_db: np.ndarray, attack_db: float = ATTACK_DB, sustain
     loudest frame (see the module docstring). Short dips inside the sustain do not end it."""
     loud = np.asarray(loudness_db, np.float64)
     if len(loud) == 0:
-        return Segments(0, 0, 0, 0)
+        return Segments(0, 0, 0, 0, 0)
     top = float(loud.max())
     onset = int(np.argmax(loud >= top - onset_db))
     attack_end = max(onset, int(np.argmax(loud >= top - attack_db)))
@@ -67,7 +85,7 @@ def find_segments(loudness_db: np.ndarray, attack_db: float = ATTACK_DB, sustain
     release_start = max(attack_end, int(held[-1]))
     audible = np.flatnonzero(loud >= top - end_db)
     end = max(release_start, int(audible[-1]))
-    return Segments(onset, attack_end, release_start, end)
+    return Segments(onset, attack_end, release_start, end, len(loud))
 
 
 def _turn_points(lo: float, hi: float, distance: float, rng: np.random.Generator | None) -> np.ndarray:
@@ -111,6 +129,23 @@ def _wander(lo: float, hi: float, frames: int, rng: np.random.Generator | None, 
     return points[leg] + (points[leg + 1] - points[leg]) * eased
 
 
+def early_release(attack: int, sustain: int, frames: int, held: int) -> int:
+    """Note frames before note-off that play what follows the sustain (the release, then the track's last
+    frame held), for a source of `frames` frames whose attack and sustain last `attack` and `sustain`
+    frames, and a note held `held` frames (counted from its onset): none for a note up to attack + sustain
+    long, then one more per frame of holding as long as the note is no longer than the whole source (which
+    it then replays frame for frame), then one fewer per frame, the sustain taking two (the rest of the
+    release moves after note-off).
+
+    >>> [early_release(10, 20, 40, held) for held in (30, 31, 33, 36, 40, 42, 45, 60)]
+    [0, 0, 2, 5, 9, 7, 4, 0]
+    """
+    rising = max(0, held - (attack + sustain + 1))
+    if held <= frames:
+        return int(rising)
+    return int(max(0, rising - 2 * (held - frames)))
+
+
 def time_map(segments: list[Segments], weights: list[float], held_frames: int, total_frames: int,
              rng: np.random.Generator | None = None, speed: float = 0.6) -> list[np.ndarray]:
     """One time map per corner (fractional source frames, `total_frames` long) for a note held
@@ -118,25 +153,36 @@ def time_map(segments: list[Segments], weights: list[float], held_frames: int, t
     attacks, and each corner maps it onto its own attack, sustain and release (a segment-aligned blend).
     `rng` picks the turns of the held part (a round robin passes its own); `speed` is the mean rate of
     travel through the sustain, in source frames per note frame (of the weight-mean sustain); all corners
-    take the same path through their own sustains."""
+    take the same path through their own sustains. A note held about as long as its sources plays part or
+    all of their release before note-off (`early_release`), so at the source's own length it replays it."""
     w = np.asarray(weights, np.float64)
     w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / max(1, len(w)))
-    attack = int(round(float(np.dot(w, [s.attack for s in segments]))))
+    mean = lambda values: float(np.dot(w, values))                                   # noqa: E731
+    attack = int(round(mean([s.attack for s in segments])))
     t = np.arange(min(attack, held_frames, total_frames), dtype=np.float64)   # a short note cuts the attack
     held = max(0, min(held_frames, total_frames) - len(t))
-    sustain = float(np.dot(w, [s.sustain for s in segments]))
+    sustain = mean([s.sustain for s in segments])
+    after = mean([s.after for s in segments])
+    early = early_release(attack, int(round(sustain)), int(round(mean([s.frames for s in segments]))),
+                          held_frames)
+    early = min(early, max(0, held - 1))
     # one path through the sustain in shares of its length, which every corner follows through its own
-    path = _wander(0.0, 1.0, held, rng, speed / sustain if sustain > 0 else 1.0)
+    path = _wander(0.0, 1.0, held - early, rng, speed / sustain if sustain > 0 else 1.0)
     maps = []
     for seg in segments:
         pos = np.empty(total_frames)
         a = t
         pos[:len(a)] = seg.onset + (a * seg.attack / attack if attack > 0 else 0.0)
-        pos[len(a):len(a) + held] = seg.attack_end + path * seg.sustain
-        after = total_frames - len(a) - held
-        if after > 0:
-            start = seg.release_start if held > 0 or attack > 0 else seg.onset
-            pos[len(a) + held:] = np.minimum(start + np.arange(1, after + 1), seg.end + 1e-9)
+        n_path = held - early
+        pos[len(a):len(a) + n_path] = seg.attack_end + path * seg.sustain
+        last = float(seg.frames - 1)
+        rate = seg.after / after if after > 0 else 1.0       # each corner through its own release
+        start = seg.release_start if held > 0 or attack > 0 else seg.onset
+        pos[len(a) + n_path:len(a) + held] = np.minimum(start + rate * np.arange(1, early + 1), last)
+        done = len(a) + held
+        if total_frames > done:
+            here = start + rate * early
+            pos[done:] = np.minimum(here + np.arange(1, total_frames - done + 1), last)
         maps.append(pos)
     return maps
 

@@ -373,9 +373,9 @@ class DDSP(nn.Module):
 
     def controls_blend(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, latents: torch.Tensor,
                        weights: torch.Tensor) -> dict:
-        """Like `controls`, blending corners in the decoder's output space: the decoder runs once per corner
-        latent (K, latent), or each row's own corner trajectories (B, K, F, latent), on the rows that use it,
-        and its outputs are mixed by `weights` (B, K).
+        """Like `controls`, blending corners in the decoder's output space: the decoder runs on every corner
+        latent (K, latent), or each row's own corner trajectories (B, K, F, latent), for the rows that use it
+        (all such pairs in one batch), and its outputs are mixed by `weights` (B, K).
 
         For a single corner this is exactly `controls`. Between corners it morphs the harmonic distribution
         and noise shape (log-like domain) from one learned timbre to the other, so the distance to corner A
@@ -383,20 +383,21 @@ class DDSP(nn.Module):
         never saw the latents between its few training sources."""
         rel = (loudness_db - self.loud_ref) / 20.0
         pitch = hz_to_unit_pitch(f0_hz)
-        acc = None
+        # every (row, corner) pair with weight goes through the decoder in one batch (one GRU pass, not one
+        # per corner), then each row sums its corners' outputs by weight
+        rows, corners = [], []
         for k in range(weights.shape[1]):
-            rows = torch.nonzero(weights[:, k] > 0).flatten()
-            if rows.numel() == 0:
-                continue
-            z = latents[rows, k] if latents.dim() == 4 else latents[k].expand(len(rows), -1)
-            outs = self.decoder(pitch[rows], rel[rows], z)
-            if acc is None:
-                acc = [o.new_zeros(f0_hz.shape[0], *o.shape[1:]) for o in outs]
-            w = weights[rows, k].to(outs[0].dtype)[:, None, None]
-            for total, out in zip(acc, outs):
-                total.index_add_(0, rows, out * w)
-        if acc is None:                                   # nothing audible: the caller silences these rows
+            hit = torch.nonzero(weights[:, k] > 0).flatten()
+            rows.append(hit)
+            corners.append(torch.full_like(hit, k))
+        rows, corners = torch.cat(rows), torch.cat(corners)
+        if rows.numel() == 0:                             # nothing audible: the caller silences these rows
             acc = list(self.decoder(pitch, rel, latents.new_zeros(f0_hz.shape[0], latents.shape[-1])))
+            return self._controls_from_logits(acc, f0_hz, loudness_db)
+        z = latents[rows, corners] if latents.dim() == 4 else latents[corners]
+        outs = self.decoder(pitch[rows], rel[rows], z)
+        w = weights[rows, corners].to(outs[0].dtype)[:, None, None]
+        acc = [o.new_zeros(f0_hz.shape[0], *o.shape[1:]).index_add_(0, rows, o * w) for o in outs]
         return self._controls_from_logits(acc, f0_hz, loudness_db)
 
     def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict:
