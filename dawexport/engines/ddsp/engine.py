@@ -23,7 +23,8 @@ loudness contour and pitch contour.
 
 How it plays. A note replays its corners' trajectories re-timed to its length (`common.trajectory`): attack as
 recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
-release after note-off; corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
+release after note-off (a note held about as long as its source replays it frame for frame, release included,
+as a sampler would); corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
 source, vibrato or flat; the held part's pitch on the key); velocity sets the level of the loudness contour (127
 = the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
 velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
@@ -55,7 +56,7 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, fft_sizes, multi_resolution_stft_loss
+from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -166,7 +167,10 @@ class DDSPEngine(Engine):
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            return multi_resolution_stft_loss(audio, batch["audio"], sizes)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
+            if s.loudness_weight:
+                loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
+            return loss
 
         trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=loss_fn,
                           val_batches=val_batches, workdir=Path(workdir), progress=progress, desc="ddsp train")

@@ -211,6 +211,24 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes=(
     return total
 
 
+def frame_loudness_loss(pred: torch.Tensor, target: torch.Tensor, frame: int, range_db: float = 80.0
+                        ) -> torch.Tensor:
+    """Mean |dB| between the per-frame levels (mean square of `frame`-sample blocks) of pred and target,
+    in units of 20 dB, both floored `range_db` below the target's loudest frame: the level contour, which
+    the spectral loss weighs only through its bins.
+
+        >>> x = torch.randn(1, 4096)
+        >>> float(frame_loudness_loss(x, x, 512)), round(float(frame_loudness_loss(0.1 * x, x, 512)), 3)
+        (0.0, 1.0)
+    """
+    n = pred.shape[-1] // frame * frame
+    def level(x):
+        return 10.0 * torch.log10(x[..., :n].reshape(*x.shape[:-1], -1, frame).square().mean(-1) + 1e-12)
+    lp, lt = level(pred), level(target)
+    floor = lt.amax(dim=-1, keepdim=True) - range_db
+    return (torch.maximum(lp, floor) - torch.maximum(lt, floor)).abs().mean() / 20.0
+
+
 # --------------------------------------------------------------------------- processors
 
 class Harmonic(nn.Module):
@@ -424,7 +442,7 @@ class DDSP(nn.Module):
 
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
-           "additive_reference", "bands_to_bins", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise",
+           "additive_reference", "bands_to_bins", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
            "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_unit_pitch", "loudness_gain",
            "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
            "wavetable_read"]

@@ -36,6 +36,8 @@ class DDSPSettings(TrainingSettings):
     vibrato_s: float = Field(0.25, gt=0.0, le=2.0, description="deviations faster than this count as vibrato")
     round_robin_timing: float = Field(0.1, ge=0.0, le=0.5, description="round robins stretch the attack by "
                                       "up to ± this share and take their own path through the sustain")
+    loudness_weight: float = Field(0.0, ge=0.0, le=10.0, description="weight of a level-contour term (mean "
+                                   "|dB| per ~5 ms frame, per 20 dB) added to the spectral loss")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
     blend: Literal["output", "latent"] = Field(
