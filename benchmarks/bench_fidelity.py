@@ -2,6 +2,7 @@
 
     python benchmarks/bench_fidelity.py                          # engine defaults; prints one markdown table
     python benchmarks/bench_fidelity.py --max-steps 300 --minutes 3 --png docs/cat_corner.png --json out.json
+    python benchmarks/bench_fidelity.py --max-steps 300 --set loudness_weight=1     # any other ddsp setting
 
 Four sounds with real movement: the repository's cat meow (a two-syllable glide, stereo) and flute (a breathy
 attack), and two made here with real articulation: a sung vowel that glides /a/ → /i/ with its pitch rising and a
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -206,6 +208,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=None, help="ddsp training budget per instrument")
     parser.add_argument("--max-steps", type=int, default=None, help="ddsp training steps per instrument")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="another ddsp setting, e.g. --set loudness_weight=1 (a YAML value)")
     parser.add_argument("--png", type=Path, default=None, help="write the cat corner's spectrograms here")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="build folder (default: a temporary one)")
@@ -220,6 +224,9 @@ def main() -> int:
         settings["max_minutes"] = args.minutes
     if args.max_steps is not None:
         settings["max_steps"] = args.max_steps
+    for item in args.set:
+        name, _, value = item.partition("=")
+        settings[name.strip()] = yaml.safe_load(value)
     sources = {name: load_mono(path) for name, path in files.items()}
     roots = {name: int(round(estimate_pitch(x, sr).midi)) for name, (x, sr) in sources.items()}
     results, built, seconds = [], {}, {}
