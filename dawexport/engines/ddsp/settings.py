@@ -37,7 +37,8 @@ class DDSPSettings(TrainingSettings):
     round_robin_timing: float = Field(0.1, ge=0.0, le=0.5, description="round robins stretch the attack by "
                                       "up to ± this share and take their own path through the sustain")
     loudness_weight: float = Field(0.0, ge=0.0, le=10.0, description="weight of a level-contour term (mean "
-                                   "|dB| per ~5 ms frame, per 20 dB) added to the spectral loss")
+                                   "|dB| per ~5 ms frame, per 20 dB) added to the spectral loss; 1 helped a plucked "
+                                   "decay but not the other benchmark sounds (README), so it is off by default")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
     blend: Literal["output", "latent"] = Field(
