@@ -332,14 +332,15 @@ def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_c
     return out
 
 
-def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None):
+def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None,
+                     corners: tuple[str, ...] = ("cat", "glide")):
     import tempfile
 
     from dawexport.audio.io import read_audio
     from dawexport.pipeline import build
     work = Path(tempfile.mkdtemp(prefix="bench_conceptor_"))
     rows, timbre = [], {}
-    for corner in ("cat", "glide"):
+    for corner in corners:
         src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
         for engine in engines:
             settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
@@ -347,13 +348,13 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
             t = time.perf_counter()
             result = build(spec, quiet=True)
             built_s = time.perf_counter() - t
-            if corner == "cat":
-                audio, rate = read_audio(src_path)
+            if corner == "cat":     # (source_rate, not `rate`: that is the model rate asked for)
+                audio, source_rate = read_audio(src_path)
                 source = np.asarray(audio, np.float64).mean(axis=0)
             else:
-                source, rate = glide_voice().astype(np.float64), 44100
+                source, source_rate = glide_voice().astype(np.float64), 44100
             flute, flute_rate = read_audio(ROOT / "instruments" / "sounds" / "flute.wav")
-            m = measure_instrument(result.folder / f"{corner}_{engine}.sfz", source, rate, corner_cc=0)
+            m = measure_instrument(result.folder / f"{corner}_{engine}.sfz", source, source_rate, corner_cc=0)
             m_flute = measure_instrument(result.folder / f"{corner}_{engine}.sfz",
                                          np.asarray(flute, np.float64).mean(axis=0), flute_rate, corner_cc=127) \
                 if corner == "cat" else None
@@ -390,6 +391,8 @@ def main(argv=None):
     ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
+    ap.add_argument("--sources", default="cat,glide", help="sources blended with the flute in the instrument "
+                    "table (cat, glide)")
     ap.add_argument("--rate", type=int, default=None, help="model sample rate for the instrument table "
                     "(default: each engine's own; the conceptor's 22050 Hz cuts the sources' top octave)")
     args = ap.parse_args(argv)
@@ -404,7 +407,7 @@ def main(argv=None):
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
     if args.only in (None, "instrument"):
-        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate)
+        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate, tuple(args.sources.split(",")))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
 
 

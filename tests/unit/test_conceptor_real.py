@@ -103,14 +103,34 @@ def test_held_notes_keep_their_level_and_pitch(fading):
 
 
 def test_the_level_follower_holds_a_reservoir_whose_gain_drifts():
-    """Spectral radius scaled to 0.8: the free run slowly dies; the level follower keeps most of the note."""
+    """Spectral radius scaled to 0.8, pitched by the leak (0.65 here): the free run slowly dies; the level
+    follower keeps most of the note."""
     x = harmonic(np.full(int(0.8 * SR), 300.0))
     drops = {}
     for hold in (True, False):
         settings = ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=4,
-                                            spectral_radius_scale=0.8, hold_level=hold)
+                                            spectral_radius_scale=0.8, hold_level=hold, pitch_by="leak",
+                                            revive_hardening=1.0)   # the level follower alone
         eng = ConceptorEngine(settings, sample_rate=SR)
         eng.fit(Corpus(SR, ("mono",), (clip("tone", x),)), None, None)
         [take] = eng.render([RenderRequest((("tone", 1.0),), "mono", 67, 127, 1.6, 0.1)])
         drops[hold] = level(take[:SR]) - level(take[int(1.2 * SR):int(1.5 * SR)])
     assert drops[False] > 8.0 and drops[True] < drops[False] - 4.0, drops
+
+
+def test_blend_corners_share_one_grain_pitch_so_the_midpoint_plays_the_key():
+    """Two sources three semitones apart: their grains are retuned onto one shared period, so a 50/50 morph
+    plays one period (not a mixture) and lands on the key."""
+    n = int(0.6 * SR)
+    low, high = clip("low", harmonic(np.full(n, 330.0))), clip("high", harmonic(np.full(n, 392.0)))
+    settings = ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=3)
+    eng = ConceptorEngine(settings, sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (low, high)), None, None)
+    periods = {eng.clips[g["clip"]]["source"]: g["length"] / g["periods"] for g in eng.grains}
+    assert abs(periods["low"] - periods["high"]) < 0.6, periods
+    apart = ConceptorEngine(settings.model_copy(update={"shared_pitch_semitones": 0.0}), sample_rate=SR)
+    apart.fit(Corpus(SR, ("mono",), (low, high)), None, None)
+    periods = {apart.clips[g["clip"]]["source"]: g["length"] / g["periods"] for g in apart.grains}
+    assert periods["low"] / periods["high"] > 1.1
+    [take] = eng.render([RenderRequest((("low", 0.5), ("high", 0.5)), "mono", 64, 127, 0.8, 0.1)])
+    assert abs(100 * (estimate_pitch(take[int(0.1 * SR):int(0.8 * SR)], SR).midi - 64)) < 10
