@@ -10,7 +10,8 @@
    timed alone in a loop. Also a naive float64 dense step for reference, and the large-GEMM peak.
 3. Reconstruction: NRMSE between each grain and its conceptor's free run after washout, per source.
    Percussion: the repository ships no drum recordings, so three synthetic hits stand in (labelled).
-4. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
+4. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
+5. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
    flute) and a gliding, noisy voice-like sound made here (`glide_voice`), each blended with the flute on
    CC 1, keys C3-C6, and played in sfizz: pitch error of every key at every blend point, level 3 s into a
    held note against its first second, and the timbre distance (`dawexport.audio.fidelity`) of the corners
@@ -262,6 +263,31 @@ def bench_reconstruction():
           f"{shared_s:.2f} s")
 
 
+def bench_rate():
+    """What 44.1 kHz costs against 22.05 kHz: the same corpus (flute + cat, mono), default settings, fitted and
+    rendered at each rate in this run (4 notes of 1.2 s, each corner and the middle)."""
+    from dawexport.engines.base import RenderRequest
+    rows = []
+    for sr in (22050, 44100):
+        clips = tuple(Clip(c.source, "mono", 0, c.audio, c.pitch) for c in example_clips(sr) if c.channel == "L")
+        eng = ConceptorEngine(ConceptorEngine.Settings(), sample_rate=sr, seed=0)
+        t = time.perf_counter()
+        eng.fit(Corpus(sr, ("mono",), clips), Path("/tmp"), None)
+        fit_s = time.perf_counter() - t
+        reqs = [RenderRequest((("flute", w), ("cat", 1 - w)), "mono", key, 127, 1.0, 0.2)
+                for w, key in ((1.0, 62), (1.0, 74), (0.0, 69), (0.5, 67))]
+        t = time.perf_counter()
+        eng.render(reqs)
+        rows.append((sr, fit_s, time.perf_counter() - t, eng.source_errors()))
+    print("\n### Model rate: 22050 vs 44100 Hz (N = 400, defaults; 4 notes of 1.2 s)\n")
+    print("| rate | fit s | render s | render x real time | NRMSE flute / cat |")
+    print("|---:|---:|---:|---:|---|")
+    for sr, fit_s, render_s, err in rows:
+        print(f"| {sr} | {fit_s:.1f} | {render_s:.1f} | {4 * 1.2 / render_s:.2f} | "
+              f"{err['flute']:.3f} / {err['cat']:.3f} |")
+    print(f"\n44100 / 22050: fit {rows[1][1] / rows[0][1]:.2f}x, render {rows[1][2] / rows[0][2]:.2f}x the time")
+
+
 # ------------------------------------------------------------------ 4. instruments in sfizz
 
 def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndarray:
@@ -388,7 +414,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
-    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
+    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument", "rate"))
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
     ap.add_argument("--sources", default="cat,glide", help="sources blended with the flute in the instrument "
@@ -406,6 +432,8 @@ def main(argv=None):
         bench_render(args.quick, threads)
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
+    if args.only in (None, "rate"):
+        bench_rate()
     if args.only in (None, "instrument"):
         bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate, tuple(args.sources.split(",")))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
