@@ -11,7 +11,8 @@
    timed alone in a loop. Also a naive float64 dense step for reference, and the large-GEMM peak.
 3. Reconstruction: NRMSE between each grain and its conceptor's free run after washout, per source.
    Percussion: the repository ships no drum recordings, so three synthetic hits stand in (labelled).
-4. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
+4. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
+5. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
    flute) and a gliding, noisy voice-like sound made here (`glide_voice`), each blended with the flute on
    CC 1, keys C3-C6, and played in sfizz: pitch error of every key at every blend point, level 3 s into a
    held note against its first second, and the timbre distance (`dawexport.audio.fidelity`) of the corners
@@ -285,6 +286,31 @@ def bench_reconstruction():
           f"{shared_s:.2f} s")
 
 
+def bench_rate():
+    """What 44.1 kHz costs against 22.05 kHz: the same corpus (flute + cat, mono), default settings, fitted and
+    rendered at each rate in this run (4 notes of 1.2 s, each corner and the middle)."""
+    from dawexport.engines.base import RenderRequest
+    rows = []
+    for sr in (22050, 44100):
+        clips = tuple(Clip(c.source, "mono", 0, c.audio, c.pitch) for c in example_clips(sr) if c.channel == "L")
+        eng = ConceptorEngine(ConceptorEngine.Settings(), sample_rate=sr, seed=0)
+        t = time.perf_counter()
+        eng.fit(Corpus(sr, ("mono",), clips), Path("/tmp"), None)
+        fit_s = time.perf_counter() - t
+        reqs = [RenderRequest((("flute", w), ("cat", 1 - w)), "mono", key, 127, 1.0, 0.2)
+                for w, key in ((1.0, 62), (1.0, 74), (0.0, 69), (0.5, 67))]
+        t = time.perf_counter()
+        eng.render(reqs)
+        rows.append((sr, fit_s, time.perf_counter() - t, eng.source_errors()))
+    print("\n### Model rate: 22050 vs 44100 Hz (N = 400, defaults; 4 notes of 1.2 s)\n")
+    print("| rate | fit s | render s | render x real time | NRMSE flute / cat |")
+    print("|---:|---:|---:|---:|---|")
+    for sr, fit_s, render_s, err in rows:
+        print(f"| {sr} | {fit_s:.1f} | {render_s:.1f} | {4 * 1.2 / render_s:.2f} | "
+              f"{err['flute']:.3f} / {err['cat']:.3f} |")
+    print(f"\n44100 / 22050: fit {rows[1][1] / rows[0][1]:.2f}x, render {rows[1][2] / rows[0][2]:.2f}x the time")
+
+
 # ------------------------------------------------------------------ 4. instruments in sfizz
 
 def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndarray:
@@ -355,14 +381,15 @@ def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_c
     return out
 
 
-def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None):
+def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None,
+                     corners: tuple[str, ...] = ("cat", "glide")):
     import tempfile
 
     from dawexport.audio.io import read_audio
     from dawexport.pipeline import build
     work = Path(tempfile.mkdtemp(prefix="bench_conceptor_"))
     rows, timbre = [], {}
-    for corner in ("cat", "glide"):
+    for corner in corners:
         src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
         for engine in engines:
             settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
@@ -370,13 +397,13 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
             t = time.perf_counter()
             result = build(spec, quiet=True)
             built_s = time.perf_counter() - t
-            if corner == "cat":
-                audio, rate = read_audio(src_path)
+            if corner == "cat":     # (source_rate, not `rate`: that is the model rate asked for)
+                audio, source_rate = read_audio(src_path)
                 source = np.asarray(audio, np.float64).mean(axis=0)
             else:
-                source, rate = glide_voice().astype(np.float64), 44100
+                source, source_rate = glide_voice().astype(np.float64), 44100
             flute, flute_rate = read_audio(ROOT / "instruments" / "sounds" / "flute.wav")
-            m = measure_instrument(result.folder / f"{corner}_{engine}.sfz", source, rate, corner_cc=0)
+            m = measure_instrument(result.folder / f"{corner}_{engine}.sfz", source, source_rate, corner_cc=0)
             m_flute = measure_instrument(result.folder / f"{corner}_{engine}.sfz",
                                          np.asarray(flute, np.float64).mean(axis=0), flute_rate, corner_cc=127) \
                 if corner == "cat" else None
@@ -410,11 +437,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
-    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument"))
+    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument", "rate"))
     ap.add_argument("--against", default=None, metavar="REV",
                     help="also time the render kernels of this git revision, interleaved (same load)")
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
+    ap.add_argument("--sources", default="cat,glide", help="sources blended with the flute in the instrument "
+                    "table (cat, glide)")
     ap.add_argument("--rate", type=int, default=None, help="model sample rate for the instrument table "
                     "(default: each engine's own; the conceptor's 22050 Hz cuts the sources' top octave)")
     args = ap.parse_args(argv)
@@ -428,8 +457,10 @@ def main(argv=None):
         bench_render(args.quick, threads, None if args.against is None else kernels_at(args.against))
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
+    if args.only in (None, "rate"):
+        bench_rate()
     if args.only in (None, "instrument"):
-        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate)
+        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate, tuple(args.sources.split(",")))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
 
 

@@ -55,7 +55,7 @@ def test_a_cached_model_renders_the_same_bytes_as_the_fresh_one(tmp_path):
     """Renders come from the saved model, so a warm build (or a cluster worker) matches a cold one."""
     import hashlib
 
-    spec = small_spec(tmp_path, "res", engine={"name": "conceptor", "settings": {
+    spec = small_spec(tmp_path, "res", engine={"name": "conceptor", "sample_rate": 22050, "settings": {
         "reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}})
 
     from dawexport.report import RUN_SPECIFIC

@@ -22,7 +22,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dawe
 
 from support.ray_cluster import processes_titled, two_node_cluster  # noqa: E402
 
-CONCEPTOR = {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}
+# a tiny reservoir holds its grains at 22050 Hz (the engine's 44100 Hz default wants N = 400)
+CONCEPTOR = {"name": "conceptor", "sample_rate": 22050,
+             "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}
 # A few training steps, stopped by count (not by the clock) on one torch thread: the same bytes anywhere.
 # A checkpoint every 2 steps: a worker killed after the first one leaves 8 steps for the retry to resume.
 DDSP = {"name": "ddsp", "sample_rate": 16000, "settings": {

@@ -35,8 +35,9 @@ KEYS = list(range(LOW, LOW + PADS))
 def kit_spec(tmp_path: Path, **changes) -> Path:
     copy_example_sounds(tmp_path)
     spec = {"name": "kit", "sources": {"cat": "cat_meow.flac", "flute": "flute.wav"},
-            "engine": {"name": "conceptor", "settings": {"reservoir_size": 100, "grains_per_source": 4,
-                                                         "n_reservoirs": 1}},
+            # a tiny reservoir holds its grains at 22050 Hz (the engine's 44100 Hz default wants N = 400)
+            "engine": {"name": "conceptor", "sample_rate": 22050,
+                       "settings": {"reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}},
             "kit": {"low": LOW, "grains": PADS, "length": 0.4},
             "velocity_layers": 2,
             "wavetables": [{"name": "morph", "along": "grains", "frames": 8, "corners": ["cat", "flute"]}],

@@ -103,14 +103,67 @@ def test_held_notes_keep_their_level_and_pitch(fading):
 
 
 def test_the_level_follower_holds_a_reservoir_whose_gain_drifts():
-    """Spectral radius scaled to 0.8: the free run slowly dies; the level follower keeps most of the note."""
+    """Spectral radius scaled to 0.8, pitched by the leak (0.65 here): the free run slowly dies; the level
+    follower keeps most of the note."""
     x = harmonic(np.full(int(0.8 * SR), 300.0))
     drops = {}
     for hold in (True, False):
         settings = ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=4,
-                                            spectral_radius_scale=0.8, hold_level=hold)
+                                            spectral_radius_scale=0.8, hold_level=hold, pitch_by="leak",
+                                            revive_hardening=1.0)   # the level follower alone
         eng = ConceptorEngine(settings, sample_rate=SR)
         eng.fit(Corpus(SR, ("mono",), (clip("tone", x),)), None, None)
         [take] = eng.render([RenderRequest((("tone", 1.0),), "mono", 67, 127, 1.6, 0.1)])
         drops[hold] = level(take[:SR]) - level(take[int(1.2 * SR):int(1.5 * SR)])
     assert drops[False] > 8.0 and drops[True] < drops[False] - 4.0, drops
+
+
+def test_blend_corners_share_one_grain_pitch_so_the_midpoint_plays_the_key():
+    """Two sources three semitones apart: their grains are retuned onto one shared period, so a 50/50 morph
+    plays one period (not a mixture) and lands on the key."""
+    n = int(0.6 * SR)
+    low, high = clip("low", harmonic(np.full(n, 330.0))), clip("high", harmonic(np.full(n, 392.0)))
+    settings = ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1, grains_per_source=3)
+    eng = ConceptorEngine(settings, sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (low, high)), None, None)
+    periods = {eng.clips[g["clip"]]["source"]: g["length"] / g["periods"] for g in eng.grains}
+    assert abs(periods["low"] - periods["high"]) < 0.6, periods
+    apart = ConceptorEngine(settings.model_copy(update={"shared_pitch_semitones": 0.0}), sample_rate=SR)
+    apart.fit(Corpus(SR, ("mono",), (low, high)), None, None)
+    periods = {apart.clips[g["clip"]]["source"]: g["length"] / g["periods"] for g in apart.grains}
+    assert periods["low"] / periods["high"] > 1.1
+    [take] = eng.render([RenderRequest((("low", 0.5), ("high", 0.5)), "mono", 64, 127, 0.8, 0.1)])
+    assert abs(100 * (estimate_pitch(take[int(0.1 * SR):int(0.8 * SR)], SR).midi - 64)) < 10
+
+
+def test_a_voice_that_drops_out_is_rendered_again_with_harder_conceptors(fading, monkeypatch):
+    """The free run passes through a dead state (here: 0.2 s at -60 dB): the voice is rendered again with its
+    aperture adapted by revive_hardening, and the take that sustains is kept."""
+    req = RenderRequest((("fade", 1.0),), "mono", 67, 127, 1.0, 0.1)
+    real = fading._run_voices
+    gammas = []
+
+    def run(voices, **kw):
+        gammas.append([v.gamma for v in voices])
+        out = real(voices, **kw)
+        if len(gammas) == 1:                      # the first render drops out in the middle
+            for y in out:
+                y[int(0.4 * SR):int(0.6 * SR)] *= 1e-3
+        return out
+    monkeypatch.setattr(fading, "_run_voices", run)
+    [take] = fading.render([req])
+    assert gammas[1][0] == gammas[0][0] * fading.settings.revive_hardening
+    assert abs(level(take[int(0.45 * SR):int(0.55 * SR)]) - level(take[int(0.1 * SR):int(0.3 * SR)])) < 3.0
+
+
+def test_a_take_whose_pitch_flips_or_wanders_is_warped_onto_the_key():
+    from dawexport.engines.conceptor.tuning import flatten_pitch
+    t = np.arange(2 * SR) / SR
+    hz = np.where((t > 0.6) & (t < 0.9), 600.0, 300.0) * (1 + 0.03 * np.sin(2 * np.pi * 0.7 * t))
+    y = harmonic(hz)                                   # an octave flip and a slow wander around 300 Hz
+    out, more = flatten_pitch(y, SR, 300.0, SR)
+    assert more == 1.0 and len(out) == SR
+    for a, b in ((0.1, 0.4), (0.55, 0.75), (0.75, 0.95)):
+        assert abs(100 * (estimate_pitch(out[int(a * SR):int(b * SR)], SR).midi - 62.35)) < 10, (a, b)
+    short, more = flatten_pitch(y[:int(0.7 * SR)], SR, 300.0, SR)   # too little input for the warp
+    assert short is None and more > 1.3

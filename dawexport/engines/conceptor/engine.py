@@ -24,10 +24,13 @@ How a request becomes audio:
   `sequence` says what happens at the end: hold the last grain, loop, or ping-pong), morphing linearly
   between consecutive grains and between the blend corners (`blend_mode: or` uses the Boolean OR of the
   corners instead: the conceptor of the weighted sum of their correlation matrices);
-- pitch: the leak rate is scaled so the note lands near the key (a leak multiplier shifts pitch by about
-  the same factor; calibrated per clip at fit time) within `leak_range`; the rest, and the final exact
-  tuning measured on the rendered take (octave errors told apart, see `tuning`), is done by band-limited
-  resampling;
+- pitch: the corners' grains share one period (`grain_pitches`); the reservoir runs at its loaded leak
+  (calibrated per clip at fit time) and the take is resampled onto the key (`pitch_by: leak` moves the leak
+  within `leak_range` instead); the exact tuning is measured on the rendered take (octave errors told
+  apart, see `tuning`) and a take whose pitch wanders (a morph between corners) is time-warped onto the key
+  (`flatten_render`);
+- a voice whose free run drops out (a dead state between dissimilar grains) is rendered again with harder
+  conceptors (`revive_hardening`); transitions between grains pass through a hardened halfway morph;
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
@@ -45,7 +48,7 @@ import numpy as np
 from ...audio.analysis import estimate_pitch, f0_track, midi_to_hz
 from ...audio.repitch import repitch
 from ...errors import EngineError
-from ..base import Capabilities, Corpus, Engine, RenderRequest
+from ..base import Capabilities, Clip, Corpus, Engine, RenderRequest
 from ..common.envelopes import release_envelope
 from ..common.persistence import load_numpy_model, save_numpy_model
 from ..common.velocity import velocity_gain
@@ -56,7 +59,8 @@ from .loading import LoadedReservoir, load_patterns, reconstruction_errors
 from .pads import GrainPads
 from .reservoir import Reservoir, make_reservoir
 from .settings import ConceptorSettings
-from .tuning import render_pitch
+from .level import dropout_db
+from .tuning import flatten_pitch, render_pitch
 from .voices import Voice, VoiceRunner
 
 MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
@@ -64,10 +68,10 @@ MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording
 
 class ConceptorEngine(GrainPads, VoiceRunner, Engine):
     name = "conceptor"
-    # Any rate works; 22050 Hz halves the cost of 44.1 kHz at the same reconstruction error on the
-    # example sounds (measured: cat 0.22 vs 0.29, flute 0.06 vs 0.06 NRMSE) and keeps content to ~10 kHz.
+    # Any rate works; 44.1 kHz keeps the sources' top octave, which 22050 Hz cuts (the timbre distance to the
+    # sources roughly halves, see the README), at twice the render steps per second of sound.
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, grains=True, native_rates=None,
-                                default_rate=22050, batch_invariant=True)
+                                default_rate=44100, batch_invariant=True)
     Settings = ConceptorSettings
     version = MODEL_VERSION
 
@@ -87,11 +91,13 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
         sr = self.sample_rate
         patterns, self.clips, self.grains = [], [], []
+        shared = grain_pitches(corpus.clips, s.shared_pitch_semitones) if s.flatten_glide else {}
         for clip in corpus.clips:
-            grains = self._cut(clip, sr)
+            grains = self._cut(clip, sr, shared.get(id(clip)))
             entry = {"source": clip.source, "channel": clip.channel, "recording": clip.recording,
                      "pitch_hz": float(clip.pitch.hz), "pitch_midi": float(clip.pitch.midi),
-                     "frames": int(len(clip.audio)), "grains": [], "gains": [], "starts": []}
+                     "frames": int(len(clip.audio)), "grains": [], "gains": [], "starts": [],
+                     "grain_hz": float(shared.get(id(clip), clip.pitch.hz))}
             for g in grains:
                 entry["gains"].append(float(g.gain))
                 entry["starts"].append(int(g.start))
@@ -130,7 +136,8 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             progress.info("reconstruction NRMSE per source: " + ", ".join(
                 f"{name} {val:.3f}" for name, val in self.source_errors().items()))
 
-    def _cut(self, clip, sr) -> list[Grain]:
+    def _cut(self, clip, sr, grain_hz: float | None = None) -> list[Grain]:
+        """The clip's grains; pitched grains retuned onto `grain_hz` (default: the clip's own pitch)."""
         s = self.settings
         x = np.asarray(clip.audio, dtype=np.float64)
         mode = s.grain_mode
@@ -160,7 +167,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                     conf = float(np.mean(confidence[g.start:g.start + len(g.audio)]))
                     audio = g.audio
                     if s.flatten_glide and g.periods > 0 and g.gain > 0 and clip.pitch.pitched:
-                        audio = retune_grain(audio, g.periods, sr / clip.pitch.hz)
+                        audio = retune_grain(audio, g.periods, sr / (grain_hz or clip.pitch.hz))
                     out.append(replace(g, audio=audio, confidence=conf))
                 return out
         return cut_grains(x, sr, s.grains_per_source, window=max(8, int(s.window_ms * 1e-3 * sr)))
@@ -172,7 +179,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         steps = int(0.25 * sr)
         which = []
         for c, clip in enumerate(self.clips):
-            clip["cal_hz"] = clip["pitch_hz"]
+            clip["cal_hz"] = clip.get("grain_hz", clip["pitch_hz"])
             voiced = [j for j in clip["grains"] if j >= 0 and self.grains[j]["periods"] > 0]
             if not voiced or not np.isfinite(clip["pitch_hz"]):
                 continue
@@ -273,9 +280,12 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 plans.append(self._plan(req))
         if progress is not None:
             progress.info(f"conceptor: {len(plans)} distinct voices for {len(requests)} takes")
-        voices = [p["voice"] for p in plans if p["voice"] is not None]
-        raw = iter(self._run_voices(voices, sequence=s.sequence, progress=progress))
-        finished = [self._finish(p, next(raw) if p["voice"] is not None else None) for p in plans]
+        live = [p for p in plans if p["voice"] is not None]
+        raw = self._sustained(live, self._run_voices([p["voice"] for p in live], sequence=s.sequence,
+                                                     progress=progress), progress)
+        for p, y in zip(live, raw):
+            p["raw"] = y
+        finished = [self._finish(p, p.get("raw")) for p in plans]
         # a take whose measured pitch needs more rendered steps than it got (e.g. the reservoir played an
         # octave low) is rendered again, long enough for the corrected ratio
         short = [i for i, f in enumerate(finished) if f is None]
@@ -292,6 +302,33 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             vel_gain = velocity_gain(req.velocity, s.velocity_curve_db)
             out.append((take * vel_gain).astype(np.float32))
         return out
+
+    def _sustained(self, plans: list[dict], raw: list[np.ndarray], progress=None) -> list[np.ndarray]:
+        """Voices whose free run drops out (passes through a dead state: a morph between dissimilar grains,
+        a blend point whose conceptor is too soft) are rendered again with their conceptors hardened by
+        `revive_hardening` (aperture adaptation), up to twice; the take with the shallowest dip is kept."""
+        s, sr = self.settings, self.sample_rate
+        if s.revive_hardening <= 1.0:
+            return raw
+
+        def dip(p, y):
+            return dropout_db(y[:int(min(len(y), p["frames"] * p["ratio"]))], sr)
+        raw = list(raw)
+        dips = [dip(p, y) for p, y in zip(plans, raw)]
+        for _ in range(2):
+            weak = [i for i, d in enumerate(dips) if d > s.max_dropout_db]
+            if not weak:
+                break
+            if progress is not None:
+                progress.info(f"conceptor: {len(weak)} voice(s) drop out; rendering them again, harder")
+            for i in weak:
+                plans[i]["voice"].gamma *= s.revive_hardening
+            again = self._run_voices([plans[i]["voice"] for i in weak], sequence=s.sequence, progress=progress)
+            for i, y in zip(weak, again):
+                d = dip(plans[i], y)
+                if d < dips[i]:
+                    raw[i], dips[i] = y, d
+        return raw
 
     def _controls(self, weights: dict[str, float], note: int) -> dict[str, float]:
         """Defaults, blended corner overrides (by weight), then the key zone's overrides."""
@@ -406,11 +443,44 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 return None
         if abs(ratio - 1.0) > 1e-6:
             y = repitch(y, ratio)
+        if s.exact_pitch and plan["pitched"] and s.flatten_render:
+            warped, more = flatten_pitch(y, sr, plan["target"], frames)
+            if warped is None and not last:
+                plan["needs_ratio"] = ratio * more * 1.05
+                return None
+            y = y if warped is None else warped
         y = np.asarray(y[:frames], dtype=np.float32)
         if len(y) < frames:
             y = np.concatenate([y, np.zeros(frames - len(y), dtype=np.float32)])
         env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
         return y * env * np.float32(plan["ctl"]["gain"])
+
+def grain_pitches(clips, within_semitones: float) -> dict[int, float]:
+    """One grain pitch per channel that every pitched clip of that channel is retuned onto (by `id` of the
+    clip), so the corners of a blend hold grains of one period and a morph between them plays that period,
+    not a mixture of two. The pitch is the geometric mean of the channel's clips; a clip further than
+    `within_semitones` from it keeps its own pitch (a multisampled source spanning octaves). Retuning a grain
+    and pitching it back by the leak are both time scalings, so a corner's timbre does not change.
+
+        >>> from dawexport.audio.analysis import PitchEstimate
+        >>> a = Clip("cat", "mono", 0, np.zeros(4), PitchEstimate(587.3, 74.0, 1.0, 1.0))
+        >>> b = Clip("flute", "mono", 0, np.zeros(4), PitchEstimate(392.0, 67.0, 1.0, 1.0))
+        >>> sorted(round(hz) for hz in grain_pitches([a, b], 12.0).values())
+        [480, 480]
+    """
+    out: dict[int, float] = {}
+    if within_semitones <= 0:
+        return out
+    for channel in dict.fromkeys(c.channel for c in clips):
+        pitched = [c for c in clips if c.channel == channel and c.pitch.pitched and c.pitch.hz > 0]
+        if len({c.source for c in pitched}) < 2:
+            continue
+        midi = float(np.mean([c.pitch.midi for c in pitched]))
+        for c in pitched:
+            if abs(c.pitch.midi - midi) <= within_semitones:
+                out[id(c)] = float(midi_to_hz(midi))
+    return out
+
 
 def _load(res, patterns, settings, washout) -> LoadedReservoir:
     form = "diagonal" if settings.form == "diagonal" else "full"

@@ -43,6 +43,29 @@ def hold_level(y: np.ndarray, sr: int, target_rms: float, *, window_s: float = 0
     return y * gain
 
 
+def dropout_db(y: np.ndarray, sr: int, *, window_s: float = 0.05, skip_s: float = 0.05) -> float:
+    """How deep the level of `y` dips below its median (dB, RMS over `window_s`; the first `skip_s` left out):
+    a free run that passes through a dead state (a morph between dissimilar grains) shows a deep dip that
+    no level follower can hide.
+
+        >>> sr = 8000
+        >>> tone = np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
+        >>> round(dropout_db(tone, sr), 1)
+        0.0
+        >>> tone[sr // 2:sr // 2 + 800] *= 0.01                       # 0.1 s gone (-40 dB)
+        >>> dropout_db(tone, sr) > 30
+        True
+    """
+    y = np.asarray(y, dtype=np.float64)[int(skip_s * sr):]
+    win = max(2, int(window_s * sr))
+    if len(y) < 2 * win:
+        return 0.0
+    starts = np.arange(0, len(y) - win + 1, win // 2)
+    csum = np.concatenate([[0.0], np.cumsum(y * y)])
+    db = 10 * np.log10(np.maximum(csum[starts + win] - csum[starts], 0.0) / win + 1e-20)
+    return float(np.median(db) - db.min())
+
+
 def level_drop_db(y: np.ndarray, sr: int, *, early=(0.1, 0.5), late_s: float = 0.25) -> float:
     """How far the last `late_s` seconds sit below the `early` span (dB; positive = quieter at the end)."""
     y = np.asarray(y, dtype=np.float64)

@@ -72,8 +72,17 @@ class ConceptorSettings(EngineSettings):
     flatten_glide: bool = Field(True, description=(
         "resample each grain of a gliding source to the clip's pitch, so every key plays its note; "
         "false keeps the glide (the key then names its average)"))
+    shared_pitch_semitones: float = Field(12.0, ge=0.0, le=48.0, description=(
+        "with flatten_glide, the grains of all pitched sources on a channel are retuned onto one shared pitch "
+        "(their geometric mean) when within this many semitones of it, so a blend of corners plays one "
+        "period; 0 retunes each clip onto its own pitch"))
     hold_level: bool = Field(True, description=(
         "hold the reservoir's output at the loaded grains' level (a gain following its RMS envelope)"))
+    revive_hardening: float = Field(4.0, ge=1.0, le=100.0, description=(
+        "a voice whose level dips more than max_dropout_db below its median (its free run passed through a "
+        "dead state) is rendered again with its conceptors hardened by this aperture adaptation, up to "
+        "twice; 1 = never"))
+    max_dropout_db: float = Field(10.0, gt=0.0, le=120.0)
     level_contour: float = Field(0.5, ge=0.0, le=1.0, description=(
         "how much of the source's loudness contour a note follows (in dB): 1 all, 0 a flat held level"))
     grain_min_ms: float = Field(5.0, gt=0.0, le=100.0, description="period grains hold >= this much audio")
@@ -99,9 +108,15 @@ class ConceptorSettings(EngineSettings):
     corners: dict[str, ConceptorControls] = Field(default_factory=dict)
     zones: list[ZoneControls] = Field(default_factory=list)
     # pitch, dynamics, envelope, execution
-    pitch_by: Literal["leak", "resample"] = "leak"
+    pitch_by: Literal["leak", "resample"] = Field("resample", description=(
+        "resample: the reservoir runs at its loaded leak (where it reproduces the grains and holds its pitch) "
+        "and the take is resampled onto the key; leak: the leak rate moves the pitch within leak_range "
+        "(a high leak can flip the reservoir into a period-halved state, an octave up)"))
     leak_range: tuple[float, float] = Field((0.5, 2.0), description="leak multipliers used for pitch")
     exact_pitch: bool = Field(True, description="measure each take and resample it onto the note")
+    flatten_render: bool = Field(True, description=(
+        "with exact_pitch, time-warp a take whose pitch wanders along the note (a morph between blend "
+        "corners) so it stays on the key all the way through"))
     unpitched_root: int = Field(60, ge=0, le=127)
     velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0)
     washout_ms: float = Field(10.0, ge=0.0, le=500.0)

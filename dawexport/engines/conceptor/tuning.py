@@ -56,3 +56,43 @@ def render_pitch(y: np.ndarray, sr: int, expected_hz: float) -> RenderPitch:
     if free.pitched:
         return RenderPitch(float(free.hz), True, float(free.confidence))
     return RenderPitch(float("nan"), False, 0.0)
+
+
+def flatten_pitch(y: np.ndarray, sr: int, target_hz: float, frames: int, *, smooth_s: float = 0.1,
+                  tolerance_cents: float = 15.0) -> tuple[np.ndarray | None, float]:
+    """`frames` samples of `y` time-warped so its pitch contour sits on `target_hz`: a reservoir whose pitch
+    wanders along the note (a morph between the corners of a blend, a flip into a period-halved state)
+    still plays the key all the way through. The contour is the f0 track (confident frames, median over
+    `smooth_s`, gaps interpolated, at most an octave of correction); each input sample is read at the speed
+    target / f0 there. A take whose contour stays within `tolerance_cents` is returned as it is (no
+    interpolation loss). Returns (warped take, 1.0), or (None, how much more input it needs) when `y` is
+    too short for the warp.
+
+        >>> sr = 16000
+        >>> t = np.arange(sr) / sr
+        >>> hz = np.where(t < 0.5, 400.0, 440.0)                    # the second half plays 166 cents sharp
+        >>> y = np.sin(2 * np.pi * np.cumsum(hz) / sr)
+        >>> out, _ = flatten_pitch(y, sr, 400.0, sr // 2)
+        >>> round(estimate_pitch(out[sr // 4:], sr).hz)
+        400
+    """
+    from scipy.ndimage import median_filter
+    from ...audio.analysis import f0_track
+    y = np.asarray(y, dtype=np.float64)
+    tr = f0_track(y, sr, fmax=min(sr / 4, max(2000.0, 2.5 * target_hz)))
+    ok = tr.voiced & (tr.confidence >= 0.5) & np.isfinite(tr.hz)
+    if ok.sum() < 3:
+        return y[:frames], 1.0
+    cents = 1200 * np.log2(target_hz / tr.hz[ok])
+    cents = np.interp(tr.times, tr.times[ok], cents)
+    cents = np.clip(median_filter(cents, size=max(1, int(smooth_s * sr / tr.hop)) | 1, mode="nearest"),
+                    -1200, 1200)
+    reach = min(len(y), int(frames * 2 ** (max(np.max(cents), 0) / 1200)) + 1)
+    if np.percentile(np.abs(cents[tr.times * sr < reach]), 95) < tolerance_cents:
+        return y[:frames], 1.0
+    speed = 2 ** (np.interp(np.arange(len(y)), tr.times * sr, cents) / 1200)
+    out_pos = np.concatenate([[0.0], np.cumsum(1.0 / speed[:-1])])   # output time of each input sample
+    if out_pos[-1] < frames - 1:
+        return None, float(frames / max(out_pos[-1], 1.0))
+    read = np.interp(np.arange(frames), out_pos, np.arange(len(y)))
+    return np.interp(read, np.arange(len(y)), y), 1.0

@@ -182,13 +182,18 @@ class VoiceRunner:
         e = 0.0 if k < 2 else float(np.clip((1 - np.max(np.abs(weights)) / np.sum(np.abs(weights)))
                                             / (1 - 1 / k), 0.0, 1.0))
 
-        def grain_terms(g):
-            """[(library index, weight)] for grain position g: one grain, or the corners' combination."""
+        def grain_parts(g):
+            """[(grain, corner weight)] at grain position g."""
             parts = []
             for c, w, cl in live:
                 j = cl["grains"][min(g, len(cl["grains"]) - 1)]
                 if j >= 0 and abs(w) > 1e-9:
                     parts.append((j, float(w)))
+            return parts
+
+        def grain_terms(g):
+            """[(library index, weight)] for grain position g: one grain, or the corners' combination."""
+            parts = grain_parts(g)
             if not parts:
                 return []
             if len(parts) == 1:
@@ -202,9 +207,29 @@ class VoiceRunner:
                 entries[key] = len(entries)
             return [(entries[key], weight)]
 
+        def halfway(g_from, g_to):
+            """The library index of the hardened morph halfway between two grain positions: a plain linear
+            morph between dissimilar consecutive grains shrinks every direction and the note drops out
+            there, so a transition passes through this point (hardened like an interior blend point)."""
+            merged: dict[int, float] = {}
+            for j, w in grain_parts(g_from) + grain_parts(g_to):
+                merged[j] = merged.get(j, 0.0) + 0.5 * w
+            if len(merged) < 2 or s.morph_hardening <= 1.0 or not all(w > 0 for w in merged.values()):
+                return None
+            key = ("morph", tuple(sorted(merged.items())), round(v.gamma, 9), round(s.morph_hardening, 9))
+            if key not in entries:
+                entries[key] = len(entries)
+            return entries[key]
+
         segments = []
         for g_from, g_to, steps in walk:
             a, b = grain_terms(g_from), grain_terms(g_to)
+            mid = halfway(g_from, g_to) if g_from != g_to and a and b and steps >= 4 else None
+            if mid is not None:
+                first = steps // 2
+                segments.append(Segment(first, (a[0][0], mid), (a[0][1], 0.0), (0.0, 1.0)))
+                segments.append(Segment(steps - first, (mid, b[0][0]), (1.0, 0.0), (0.0, b[0][1])))
+                continue
             idx = [i for i, _ in a] + [i for i, _ in b]
             start = [w for _, w in a] + [0.0] * len(b)
             end = [0.0] * len(a) + [w for _, w in b]
