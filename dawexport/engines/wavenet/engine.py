@@ -34,8 +34,8 @@ latent gives a stable tone the pipeline can loop. The blend is the weighted sum 
 sequences. Velocity sets the gain on the sampler's dB law and moves the latent along the corpus's own
 loudness direction (`velocity_timbre`, so soft notes are also darker, as the sources get when they fade).
 After note-off the latent glides to the encoder's latent of silence over the release while a raised-cosine
-gain envelope guarantees the take ends in silence. Every request is decoded in one batch by the fast
-generator (cached per-layer queues); the round-robin `variation` (with the seed, channel, note and velocity)
+gain envelope guarantees the take ends in silence. Requests are decoded together by the fast generator
+(cached per-layer queues), in whole blocks of 8 voices so that a take does not depend on its batch; the round-robin `variation` (with the seed, channel, note and velocity)
 seeds each voice's sampling, and the blend points of one key share that seed, so a blend changes the timbre
 and not the performance.
 
@@ -75,13 +75,14 @@ from .settings import WaveNetSettings
 
 MODEL_NAME = "wavenet"
 FLOOR_DB = -120.0
+VOICE_BLOCK = 8     # voices per decode block (see _decode)
 
 
 class WaveNetEngine(Engine):
     name = "wavenet"
     version = 2                       # 2: guided by the ddsp engine's render (guide_features, guide prior)
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, native_rates=None,
-                                default_rate=16000)
+                                default_rate=16000, batch_invariant=True)
     Settings = WaveNetSettings
     render_only = ("temperature", "velocity_range_db", "velocity_timbre", "attack_s", "sustain_db",
                    "crossfade_s", "render_batch")
@@ -372,10 +373,20 @@ class WaveNetEngine(Engine):
         """Decode one batch: on the CPU, split over `threads` Python threads with one torch thread each
         (independent voices, no per-op thread barrier: robust on a busy machine)."""
         b = cond.shape[0]
+        # Matrix products round differently for 1, 2-3 and 4+ rows (measured with torch's CPU kernels), so
+        # every thread decodes whole blocks of VOICE_BLOCK voices, padded with silent ones: a voice's samples
+        # then do not depend on how many others share its batch (render shards, cache hits, worker count).
+        padded = -(-b // VOICE_BLOCK) * VOICE_BLOCK
+        if padded > b:
+            cond = torch.cat([cond, cond.new_zeros((padded - b, *cond.shape[1:]))])
+            uniforms = torch.cat([uniforms, uniforms.new_full((uniforms.shape[0], padded - b), 0.5)], dim=1)
+            if guide is not None:
+                guide = torch.cat([guide, guide.new_zeros((guide.shape[0], padded - b))], dim=1)
         decoder = model.decoder.to(device)
         temperature = self.settings.temperature
-        k = self._decode_threads(device, b)
-        parts = [slice(i * b // k, (i + 1) * b // k) for i in range(k)]
+        k = self._decode_threads(device, padded)
+        blocks = padded // VOICE_BLOCK
+        parts = [slice(i * blocks // k * VOICE_BLOCK, (i + 1) * blocks // k * VOICE_BLOCK) for i in range(k)]
         results: list[torch.Tensor | None] = [None] * k
         errors: list[BaseException] = []
         last = [0]
@@ -406,4 +417,4 @@ class WaveNetEngine(Engine):
         model.decoder.cpu()
         if errors:
             raise errors[0]
-        return torch.cat(results, dim=1)
+        return torch.cat(results, dim=1)[:, :b]
