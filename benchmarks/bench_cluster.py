@@ -133,8 +133,12 @@ def main() -> None:
             on_ray = copy_specs(specs, tmp / "ray")
             serial = timed_batch(tmp / "here", here)
             ray_s = timed_batch(tmp / "ray", on_ray, cluster="ray", num_cpus=args.workers)
-            same = all(hashes(tmp / "here" / "out" / p.stem) == hashes(tmp / "ray" / "out" / p.stem)
-                       for p in specs)
+            differ = [f"{p.stem}/{name}" for p in specs
+                      for a, b in [(hashes(tmp / "here" / "out" / p.stem), hashes(tmp / "ray" / "out" / p.stem))]
+                      for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+            same = not differ
+            if differ:
+                print(f"{len(differ)} file(s) differ between the two builds: " + ", ".join(differ[:12]))
             rows += [(f"{args.specs} conceptor specs, serially in one process", f"{serial:.1f} s", ""),
                      (f"the same through Ray, {args.workers} workers (starting Ray included)", f"{ray_s:.1f} s", ""),
                      ("speed-up", f"{serial / ray_s:.2f}×", "≥ 1.7×"),

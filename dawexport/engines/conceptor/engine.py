@@ -38,6 +38,8 @@ aperture) blend with the request's corner weights.
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -66,6 +68,17 @@ from .voices import Voice, VoiceRunner
 MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
 
 
+def _fixed_blas(method):
+    """Run an engine method with numpy's BLAS held at `settings.threads`: a parallel sum rounds differently
+    with another thread count, and a reservoir amplifies the last bit, so a Ray worker (one thread) and the
+    driver (all cores) would otherwise fit and render different instruments."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with blas_threads(self.settings.threads):
+            return method(self, *args, **kwargs)
+    return wrapped
+
+
 class ConceptorEngine(GrainPads, VoiceRunner, Engine):
     name = "conceptor"
     # Any rate works; 44.1 kHz keeps the sources' top octave, which 22050 Hz cuts (the timbre distance to the
@@ -74,6 +87,9 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                                 default_rate=44100, batch_invariant=True)
     Settings = ConceptorSettings
     version = MODEL_VERSION
+    render_grains = _fixed_blas(GrainPads.render_grains)
+    grain_catalogue = _fixed_blas(GrainPads.grain_catalogue)
+    morph_frames = _fixed_blas(GrainPads.morph_frames)
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -85,6 +101,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
 
     # ------------------------------------------------------------------ fit
 
+    @_fixed_blas
     def fit(self, corpus: Corpus, workdir: Path, progress) -> None:
         s = self.settings
         if corpus.sample_rate != self.sample_rate:
@@ -241,6 +258,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 "settings": self.settings.model_dump(mode="json")}
         save_numpy_model(directory, "conceptor", arrays, meta)
 
+    @_fixed_blas
     def load(self, directory: Path) -> None:
         arrays, meta = load_numpy_model(directory, "conceptor", "conceptor")
         if meta.get("version") != MODEL_VERSION:
@@ -268,6 +286,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
 
     # ------------------------------------------------------------------ render
 
+    @_fixed_blas
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         self._require()
         s = self.settings
