@@ -138,9 +138,8 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         for k in range(s.n_reservoirs):
             res = make_reservoir(s.reservoir_size, spectral_radius=s.spectral_radius, leak=s.leak,
                                       seed=self.seed * 1009 + k, input_scale=s.input_scale, bias_scale=s.bias_scale)
-            with blas_threads(s.threads):
-                model = _load(res, patterns, s, washout)
-                err = reconstruction_errors(model, patterns, washout=washout)
+            model = _load(res, patterns, s, washout)
+            err = reconstruction_errors(model, patterns, washout=washout)
             score = float(np.mean(np.log(np.clip(np.nan_to_num(err, nan=10.0, posinf=10.0), 1e-4, 10.0))))
             if progress is not None:
                 progress.info(f"reservoir {k}: median NRMSE {np.median(err):.3f}")
@@ -206,11 +205,10 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             return
         form = "diagonal" if self.model.form == "diagonal" else "lowrank"
         lib = ConceptorLibrary(self.model, [self._entry(("grain", j, 1.0)) for _, j in which], form)
-        with blas_threads(self.settings.threads):
-            y = render(lib, [hold(i, steps) for i in range(len(which))], np.arange(len(which)), steps,
-                            leak=np.full(len(which), self.model.reservoir.leak),
-                            start_states=self.model.start_states[[j for _, j in which]],
-                            washout=int(0.01 * sr), threads=None, voice_block=1)
+        y = render(lib, [hold(i, steps) for i in range(len(which))], np.arange(len(which)), steps,
+                   leak=np.full(len(which), self.model.reservoir.leak),
+                   start_states=self.model.start_states[[j for _, j in which]],
+                   washout=int(0.01 * sr), threads=None, voice_block=1)
         for (c, j), yy in zip(which, y):
             g = self.grains[j]
             grain_hz = sr * g["periods"] / g["length"]

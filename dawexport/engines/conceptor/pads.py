@@ -16,7 +16,6 @@ from ..base import GrainRequest
 from ..common.envelopes import decay_envelope
 from ..common.velocity import velocity_gain
 from .algebra import Conceptor, phi_values
-from .blas import blas_threads
 from .grains import GRAIN_RMS, walk_curve
 from .kernels import ConceptorLibrary, Segment, hold, morph_frames, render
 from .voices import whole_walk
@@ -236,7 +235,7 @@ class GrainPads:
         m = self._require()
         grain_a = self.grain_index(a[0], channel, a[1])
         grain_b = self.grain_index(b[0], channel, b[1])
-        with blas_threads(self.settings.threads):   # the per-frame eigendecompositions too, not only the run
-            return morph_frames(m, grain_a, grain_b, frames, int(seconds * self.sample_rate),
-                                     washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate),
-                                     hardening=self.settings.morph_hardening, threads=self.settings.threads)
+        # BLAS is held at settings.threads by the engine (ConceptorEngine wraps this method)
+        return morph_frames(m, grain_a, grain_b, frames, int(seconds * self.sample_rate),
+                            washout=int(self.settings.washout_ms * 1e-3 * self.sample_rate),
+                            hardening=self.settings.morph_hardening, threads=self.settings.threads)
