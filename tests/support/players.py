@@ -54,7 +54,17 @@ def render_sfizz(synth, note: int, velocity: int, hold_s: float, total_s: float,
     mode it waits for that loader before each block, but only for jobs already dispatched, so a voice
     can race past its preloaded part and stop early. A short sleep after the first block lets the
     dispatcher pick the file up (a second one, still inside the preloaded part, covers a busy machine).
+    On a machine so busy that the loader thread still missed it, the voice ends while the note is held;
+    such a note is played again with a long pause (a one-shot sample that really ends early plays the
+    same both times, so the retry changes nothing but time).
     """
+    audio, ended_while_held = _play(synth, note, velocity, hold_s, total_s, cc, pause_s=0.01)
+    if ended_while_held:
+        audio, _ = _play(synth, note, velocity, hold_s, total_s, cc, pause_s=0.25)
+    return audio
+
+
+def _play(synth, note, velocity, hold_s, total_s, cc, pause_s: float) -> tuple[np.ndarray, bool]:
     s = synth._synth
     sr = s.get_sample_rate()
     s.all_sound_off()
@@ -64,16 +74,18 @@ def render_sfizz(synth, note: int, velocity: int, hold_s: float, total_s: float,
     total = int(round(total_s * sr))
     off_at = int(round(hold_s * sr))
     s.note_on(0, int(note), int(velocity))
-    blocks, pos, released = [], 0, False
+    blocks, pos, released, ended_while_held = [], 0, False, False
     while pos < total:
         if not released and off_at < pos + BLOCK:
             s.note_off(max(0, off_at - pos), int(note), 0)
             released = True
         blocks.append(_block(synth))
         if pos in (0, 8 * BLOCK):
-            time.sleep(0.01)
+            time.sleep(pause_s)
+        if not released and s.get_num_active_voices() == 0:
+            ended_while_held = True
         pos += BLOCK
-    return np.concatenate(blocks, axis=1)[:, :total]
+    return np.concatenate(blocks, axis=1)[:, :total], ended_while_held
 
 
 def sfizz_render_cli_path() -> Path:
