@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -68,6 +69,8 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
         raise ClusterError(f"building on the cluster at {address} needs a cache on storage every node sees",
                            key="--cache", fix="add --cache /path/every/node/mounts (e.g. an NFS share)")
     env = {CACHE_ENV: str(Path(cache).resolve())} if cache is not None else {}
+    if address is None and all(os.environ.get(name) == value for name, value in env.items()):
+        env = {}     # our own Ray's workers inherit this process's environment: no runtime env to set up
     options = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=False,
                    configure_logging=False)
     if address is None:     # a Ray of our own on this machine, gone when the build ends ("local": never
@@ -98,9 +101,45 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
     finally:
         stages.wait_started()
         try:
+            if address is None:
+                _stop_monitors()
             ray.shutdown()
         finally:
             stages.release()
+
+
+MONITORS = ("ray/autoscaler/_private/monitor.py", "ray/_private/log_monitor.py")
+
+
+def _stop_monitors() -> None:
+    """Kill the autoscaler's monitor and the log monitor of the Ray this process started, before
+    `ray.shutdown()`: a fixed local Ray needs neither, and shutting down waits a second for the monitor to
+    heed SIGTERM. `ray.shutdown()` stops the rest (and reaps these). Linux only (elsewhere: a no-op)."""
+    for pid in _children_running(MONITORS):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _children_running(scripts: tuple[str, ...]) -> list[int]:
+    """Pids of this process's children whose command line names one of `scripts`."""
+    found, me = [], os.getpid()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != me:
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if any(script in command for script in scripts):
+            found.append(int(entry.name))
+    return found
 
 
 class _SigtermWarning(logging.Filter):

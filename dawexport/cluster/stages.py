@@ -2,10 +2,12 @@
 chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish), the caches, and the
 fits with nothing to train (a sampler's, a cached model's): a task would only move the same files.
 
-    >>> shards(10, take_size=2, parts=3)
-    [range(0, 4), range(4, 6), range(6, 10)]
-    >>> shards(3, take_size=1, parts=8)
-    [range(0, 1), range(1, 2), range(2, 3)]
+    >>> shards(["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"], parts=3)
+    [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]
+    >>> shards([0, 1, 2], parts=8)
+    [[0], [1], [2]]
+    >>> shards(["x", "y", "x", "y"], parts=2)      # a group stays whole wherever its requests lie
+    [[0, 2], [1, 3]]
 
 Results do not depend on the cluster: every request carries its own seed, an engine's renders are split into
 shards only when it renders each request to the same bytes whatever its batch (`batch_invariant`; otherwise
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Callable
+from typing import Callable, Hashable, Sequence
 
 from ..pipeline import Stages, fit_or_load, model_folder
 from ..progress import SILENT
@@ -26,12 +28,29 @@ GPU_PER_RENDER = 0.25     # render tasks of a GPU engine share a GPU four ways
 SHARDS_PER_CPU = 2        # enough tasks to keep every worker busy, few enough to keep the overhead low
 
 
-def shards(count: int, *, take_size: int, parts: int) -> list[range]:
-    """Split `count` requests into at most `parts` contiguous ranges that keep a take's channels together."""
-    takes = count // take_size
-    parts = max(1, min(parts, takes))
-    bounds = [round(i * takes / parts) * take_size for i in range(parts + 1)]
-    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+def shards(groups: Sequence[Hashable], *, parts: int) -> list[list[int]]:
+    """Split requests (their `groups`) into at most `parts` lists of indices of about equal size, keeping the
+    requests of a group together (groups in order of first appearance, each list a run of whole groups)."""
+    members: dict = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    runs = list(members.values())
+    parts = max(1, min(parts, len(runs)))
+    total, done = len(groups), 0
+    out: list[list[int]] = [[] for _ in range(parts)]
+    for run in runs:      # a group goes to the part its middle request falls in
+        out[min(parts - 1, int((done + len(run) / 2) * parts / total))].extend(run)
+        done += len(run)
+    return [sorted(part) for part in out if part]
+
+
+def render_groups(engine, kind: str, requests: Sequence, take_size: int) -> list:
+    """Each request's group for `shards`: the engine's `render_group` (blend grids), else its take (the
+    channels of a cell stay together)."""
+    take = [("take", index // take_size) for index in range(len(requests))]
+    if kind == "kit":
+        return take
+    return [group if group is not None else t for group, t in zip(map(engine.render_group, requests), take)]
 
 
 class RayStages(Stages):
@@ -81,6 +100,11 @@ class RayStages(Stages):
         if self._state["error"] is not None:
             raise self._state["error"]
 
+    def warmed_up(self) -> None:
+        """Wait until Ray is up and every worker has imported the pipeline (what the benchmark times)."""
+        self.ready()
+        self.ray.get(self._state["warm"])
+
     # ------------------------------------------------------------ helpers
     @property
     def ray(self):
@@ -125,26 +149,30 @@ class RayStages(Stages):
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
         self.ready()
         gpu = self._wants_gpu(engine)
-        parts = (shards(len(requests), take_size=len(plan.channels), parts=SHARDS_PER_CPU * self._state["cpus"])
-                 if engine.capabilities.batch_invariant else [range(len(requests))])
+        parts = (shards(render_groups(engine, plan.kind, requests, len(plan.channels)),
+                        parts=SHARDS_PER_CPU * self._state["cpus"])
+                 if engine.capabilities.batch_invariant else [list(range(len(requests)))])
         spec, key = self._state["models"][engine]
         spec_ref = self.ray.put(spec)
         task = self._state["render"].options(num_cpus=0 if gpu else 1, num_gpus=GPU_PER_RENDER if gpu else 0,
                                              max_retries=RETRIES, retry_exceptions=False, name="render_shard")
-        refs = [(task.remote(spec_ref, key, plan.kind, requests[part.start:part.stop]), len(part))
-                for part in parts]
+        refs = [(task.remote(spec_ref, key, plan.kind, [requests[i] for i in part]), len(part)) for part in parts]
         with progress.bar(total=len(requests), desc=f"render ({len(parts)} tasks)", unit="take") as bar:
             rendered = self._gather(refs, bar)
-        return [take for shard in rendered for take in shard]
+        takes: list = [None] * len(requests)
+        for part, shard in zip(parts, rendered):
+            for index, take in zip(part, shard):
+                takes[index] = take
+        return takes
 
     def _map_remote(self, fn, *iterables) -> list:
         self.ready()
         columns = [list(column) for column in iterables]
         rows = len(columns[0]) if columns else 0
-        parts = shards(rows, take_size=1, parts=SHARDS_PER_CPU * self._state["cpus"])
+        parts = shards(range(rows), parts=SHARDS_PER_CPU * self._state["cpus"])
         task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
                                             name="post_process")
-        refs = [(task.remote(fn, *[column[part.start:part.stop] for column in columns]), len(part))
+        refs = [(task.remote(fn, *[column[part[0]:part[-1] + 1] for column in columns]), len(part))
                 for part in parts]
         with SILENT.bar(total=rows) as bar:
             chunks = self._gather(refs, bar)

@@ -220,6 +220,11 @@ class Engine(abc.ABC):
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         """Render many takes in batched calls: one 1-D float32 array at `self.sample_rate` per request."""
 
+    def render_group(self, request: RenderRequest):
+        """Requests with the same (hashable) group share work when rendered in one batch, so a cluster keeps
+        them in one task; None (the default): a request shares nothing beyond its take's channels."""
+        return None
+
     # The grain protocol: engines with `capabilities.grains` override these three.
     def grain_catalogue(self) -> dict[tuple[str, int], tuple[int, ...]]:
         """(source, recording) -> positions along its grain sequence of the grains that sound (on the first,

@@ -20,7 +20,7 @@ from support.specs import small_spec
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dawexport[ray]' (.ci/run installs it)")
 
-from support.ray_cluster import processes_titled, two_node_cluster  # noqa: E402
+from support.ray_cluster import processes_marked, processes_titled, two_node_cluster  # noqa: E402
 
 # a tiny reservoir holds its grains at 22050 Hz (the engine's 44100 Hz default wants N = 400)
 CONCEPTOR = {"name": "conceptor", "sample_rate": 22050,
@@ -66,11 +66,31 @@ def local(tmp_path_factory):
     return {spec.stem: file_hashes(folder / "out" / spec.stem) for spec in specs}
 
 
-def test_shards_keep_each_take_whole_and_cover_every_request():
-    for count, size, parts in [(12, 2, 5), (7, 1, 3), (4, 2, 8), (0, 1, 4)]:
-        ranges = shards(count, take_size=size, parts=parts)
-        assert [i for r in ranges for i in r] == list(range(count))
-        assert all(r.start % size == 0 for r in ranges) and len(ranges) <= max(1, parts)
+def test_shards_keep_each_group_whole_and_cover_every_request():
+    for groups, parts in [([i // 2 for i in range(12)], 5), (list(range(7)), 3), ([0, 0, 1, 1], 8), ([], 4),
+                          ([i % 3 for i in range(9)], 2), ([i // 4 for i in range(56)], 4)]:
+        split = shards(groups, parts=parts)
+        assert sorted(i for part in split for i in part) == list(range(len(groups)))
+        assert len(split) <= max(1, parts)
+        owner = {groups[i]: n for n, part in enumerate(split) for i in part}
+        assert all(owner[groups[i]] == n for n, part in enumerate(split) for i in part)   # no group split
+    sizes = [len(part) for part in shards([i // 4 for i in range(56)], parts=4)]
+    assert max(sizes) - min(sizes) <= 4             # about equal: whole groups of 4 apart
+
+
+def test_a_conceptor_note_renders_its_velocity_layers_in_one_task(tmp_path):
+    from dawexport.cluster.stages import render_groups
+    from dawexport.engines import make_engine
+    from dawexport.render.plan import make_plan
+    from dawexport.spec import load_spec
+    spec = load_spec(small_spec(tmp_path, "layers", engine=CONCEPTOR, velocity_layers=3))
+    engine = make_engine(spec)
+    plan = make_plan(spec, ("M",))
+    requests = plan.requests()
+    for part in shards(render_groups(engine, plan.kind, requests, 1), parts=4):
+        notes = {(r.weights, r.note) for r in (requests[i] for i in part)}
+        layers = [r for r in requests if (r.weights, r.note) in notes]
+        assert len(layers) == len(part) and {r.velocity for r in layers} == {r.velocity for r in requests}
 
 
 def test_sampler_renders_the_same_bytes_in_any_batch(tmp_path):
@@ -85,8 +105,8 @@ def test_sampler_renders_the_same_bytes_in_any_batch(tmp_path):
     assert engine.capabilities.batch_invariant
     requests = make_plan(spec, corpus.channels).requests()
     whole = engine.render(requests)
-    pieces = [take for part in shards(len(requests), take_size=2, parts=3)
-              for take in engine.render(requests[part.start:part.stop])]
+    pieces = [take for part in shards([i // 2 for i in range(len(requests))], parts=3)
+              for take in engine.render([requests[i] for i in part])]
     assert len(whole) == len(pieces) == len(requests)
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(whole, pieces))
 
@@ -115,6 +135,21 @@ def test_a_worker_killed_while_rendering_does_not_lose_the_build(cluster, local,
     assert killed is not None, "the render task finished before it could be killed"
     assert [o.status for o in outcome] == ["built"], outcome
     assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
+
+
+def test_a_ray_started_for_the_build_stops_with_it(local, tmp_path, monkeypatch):
+    """No address: the build starts a Ray of its own here, and no process of it outlives the build."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    mark = f"{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.setenv("DAWEXPORT_TEST_RAY", mark)     # inherited by every process of that Ray
+    spec = write_specs(tmp_path)[0]
+    outcome = build_many([spec], quiet=True, cluster="ray", cache=tmp_path / "shared", num_cpus=1)
+    assert [o.status for o in outcome] == ["built"], outcome
+    assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
+    deadline = time.monotonic() + 10         # daemons are stopped and reaped; their workers follow them
+    while processes_marked("DAWEXPORT_TEST_RAY", mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_marked("DAWEXPORT_TEST_RAY", mark) == []
 
 
 def _kill_when(title: str, ready, builder: threading.Thread, timeout: float = 120) -> int | None:

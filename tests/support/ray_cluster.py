@@ -48,6 +48,21 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def processes_marked(name: str, value: str) -> list[int]:
+    """Pids of other processes whose environment holds `name=value` (children inherit it: a Ray started by
+    this process, its daemons and its workers)."""
+    found, wanted = [], f"{name}={value}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def processes_titled(title: str) -> list[int]:
     """Pids of processes whose command line starts with `title` (Ray names a busy worker `ray::TASK`)."""
     found = []

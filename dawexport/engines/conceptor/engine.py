@@ -284,6 +284,10 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
 
     # ------------------------------------------------------------------ render
 
+    def render_group(self, request: RenderRequest):
+        """A note's velocity layers are one voice, rendered once and scaled (see `render`): one task's work."""
+        return (request.weights, request.note, request.duration_s, request.release_s, request.variation)
+
     @_fixed_blas
     def render(self, requests: Sequence[RenderRequest], progress=None) -> list[np.ndarray]:
         self._require()
