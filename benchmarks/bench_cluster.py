@@ -1,6 +1,6 @@
 """Many instruments through Ray vs one after another; prints a markdown table.
 
-    python benchmarks/bench_cluster.py              # eight small conceptor specs (~2-3 minutes on 2 cores)
+    python benchmarks/bench_cluster.py              # eight small conceptor specs (~3-4 minutes on 2 cores)
     python benchmarks/bench_cluster.py --specs 4    # fewer (--specs 0: only Ray's overhead)
 
 1. Eight small specs (conceptor engine, distinct seeds, so nothing is shared between them) built serially in
@@ -51,7 +51,9 @@ def write_spec(folder: Path, name: str, engine: dict, **changes) -> Path:
 
 
 def conceptor_specs(folder: Path, count: int) -> list[Path]:
-    return [write_spec(folder, f"reservoir{i}", {"name": "conceptor", "seed": i, "settings": {
+    """Small reservoirs (N = 100) at 22050 Hz: at the engine's 44.1 kHz default a reservoir this small cannot
+    hold the grains' pitch (it wants N = 400), and the instrument would play unpitched noise."""
+    return [write_spec(folder, f"reservoir{i}", {"name": "conceptor", "seed": i, "sample_rate": 22050, "settings": {
         "reservoir_size": 100, "grains_per_source": 4, "n_reservoirs": 1}}) for i in range(count)]
 
 
