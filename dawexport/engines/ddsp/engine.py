@@ -118,6 +118,7 @@ class DDSPEngine(Engine):
         return DDSPConfig(sample_rate=self.sample_rate, hop=self.hop, n_keys=n_keys, latent=s.latent_size,
                           hidden=s.hidden_size, n_harmonics=s.n_harmonics, noise_bands=s.noise_bands,
                           n_mels=s.n_mels, table_size=s.table_size, reverb=s.reverb,
+                          envelope_points=s.envelope_points,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
     def train_config(self) -> TrainConfig:

@@ -73,6 +73,35 @@ def harmonic_amplitudes(amplitude: torch.Tensor, distribution: torch.Tensor, f0_
     return amplitude * dist
 
 
+def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
+    """The mel scale (O'Shaughnessy): about linear below 700 Hz, logarithmic above."""
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(hz, dtype=torch.float32) / 700.0)
+
+
+def envelope_at_harmonics(envelope: torch.Tensor, f0_hz: torch.Tensor, n_harmonics: int,
+                          sample_rate: int) -> torch.Tensor:
+    """Read a spectral envelope (B, F, P), given on P points evenly spaced in mel from 0 Hz to Nyquist, at
+    the harmonics k·f0 (B, F) → (B, F, K), linear between points (harmonics past Nyquist read the top point).
+
+    The envelope is fixed in frequency, so a note an octave up reads the same formants with every other
+    harmonic: the source-filter picture a sampler's tape-speed transposition breaks.
+
+        >>> env = torch.arange(5.0).reshape(1, 1, 5)                     # rises with mel
+        >>> a = envelope_at_harmonics(env, torch.tensor([[1000.0]]), 4, 16000)
+        >>> b = envelope_at_harmonics(env, torch.tensor([[2000.0]]), 2, 16000)
+        >>> torch.allclose(a[..., 1::2], b)                              # 2 kHz and 4 kHz read the same values
+        True
+    """
+    points = envelope.shape[-1]
+    freqs = f0_hz[..., None] * harmonic_numbers(n_harmonics, f0_hz.device)
+    pos = (hz_to_mel(freqs) / hz_to_mel(0.5 * sample_rate)).clamp(0.0, 1.0) * (points - 1)
+    lo = pos.floor().long().clamp_(0, max(points - 2, 0))
+    frac = (pos - lo).to(envelope.dtype)
+    hi = (lo + 1).clamp_(max=points - 1)
+    below = torch.gather(envelope, -1, lo)
+    return below + (torch.gather(envelope, -1, hi) - below) * frac
+
+
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
     """(B, F) frame values → (B, F * hop) samples, linear between frame centres, the last frame held."""
     nxt = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
@@ -326,15 +355,17 @@ class Decoder(nn.Module):
     """(f0, loudness, z) per frame → amplitude, harmonic distribution and noise-band logits.
 
     An input MLP, a GRU over time and an output MLP that also sees the input MLP's features (DDSP's RnnFc).
+    The distribution has one logit per harmonic, or `envelope_points` > 0 logits of a spectral envelope on a
+    mel frequency grid (read at the harmonics by `envelope_at_harmonics`).
     """
 
-    def __init__(self, latent: int, hidden: int, n_harmonics: int, noise_bands: int):
+    def __init__(self, latent: int, hidden: int, n_harmonics: int, noise_bands: int, envelope_points: int = 0):
         super().__init__()
         self.inp = mlp([2 + latent, hidden, hidden])
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.out = mlp([2 * hidden, hidden, hidden])
-        self.head = nn.Linear(hidden, 1 + n_harmonics + noise_bands)
-        self.sizes = (1, n_harmonics, noise_bands)
+        self.sizes = (1, envelope_points or n_harmonics, noise_bands)
+        self.head = nn.Linear(hidden, sum(self.sizes))
 
     def forward(self, pitch: torch.Tensor, loud: torch.Tensor, z: torch.Tensor):
         """pitch, loud (B, F) normalised; z (B, latent) or (B, F, latent) → three logit tensors (B, F, ·)."""
@@ -359,6 +390,7 @@ class DDSPConfig:
     table_size: int = 2048
     reverb: bool = False
     reverb_samples: int = 0
+    envelope_points: int = 0        # 0: one distribution logit per harmonic number (models saved before it)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -373,7 +405,7 @@ class DDSP(nn.Module):
         self.config = config
         c = config
         self.encoder = Encoder(c.n_mels, c.latent, c.hidden)
-        self.decoder = Decoder(c.latent, c.hidden, c.n_harmonics, c.noise_bands)
+        self.decoder = Decoder(c.latent, c.hidden, c.n_harmonics, c.noise_bands, c.envelope_points)
         self.harmonic = Harmonic(c.sample_rate, c.hop, c.table_size)
         self.noise = FilteredNoise(c.hop)
         self.reverb = Reverb(c.n_keys, c.reverb_samples, c.sample_rate) if c.reverb else None
@@ -421,6 +453,9 @@ class DDSP(nn.Module):
     def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict:
         amp, dist, noise = logits
         with torch.autocast(device_type=f0_hz.device.type, enabled=False):
+            if self.config.envelope_points:
+                dist = envelope_at_harmonics(dist.float(), f0_hz.float(), self.config.n_harmonics,
+                                             self.config.sample_rate)
             gain = loudness_gain(loudness_db.float(), self.loud_ref)[..., None]
             harm = self.harmonic.get_controls(amp.float(), dist.float(), f0_hz.float())
             noise_c = self.noise.get_controls(noise.float())
@@ -442,7 +477,7 @@ class DDSP(nn.Module):
 
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
-           "additive_reference", "bands_to_bins", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
-           "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_unit_pitch", "loudness_gain",
+           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
+           "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",
            "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
            "wavetable_read"]
