@@ -8,7 +8,8 @@ and they take plain mono float arrays with their sample rates:
 - `evolution_distance`: the same log-mel comparison frame by frame (2048-point frames, hop 512) from each
   onset over the source's length, both floored 60 dB below their loudest, one level offset removed;
 - `formant_distance`: the harmonic envelope (log amplitude at k·f0 up to 8 kHz, read on a log-frequency grid
-  from 1.5× the higher f0) of the source against a note at another pitch.
+  from 1.5× the higher f0) of the source against a note at another pitch, each floored 60 dB below its
+  loudest point (as evolution floors its frames).
 
     >>> sr = 32000
     >>> t = np.arange(sr) / sr
@@ -149,10 +150,14 @@ def harmonic_envelope(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray
 
 def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_rate: int,
                      note: np.ndarray, note_f0: float | np.ndarray, note_rate: int,
-                     n_points: int = 48) -> float:
+                     n_points: int = 48, floor_db: float | None = FLOOR_DB) -> float:
     """Mean |dB| between the harmonic envelopes of source and note on a log-frequency grid from 1.5× the
     higher (median) f0 to 8 kHz, level removed. A model that keeps the source's formants at another pitch
-    scores near 0; a tape-speed transposition moves them and scores high."""
+    scores near 0; a tape-speed transposition moves them and scores high.
+
+    Each envelope is floored `floor_db` below its loudest point (None: not floored): a plucked string's top
+    harmonics fall 100–140 dB below its loudest, where an unfloored envelope compares the 24-bit floor and
+    the synthesiser's rounding of two inaudible levels rather than formants."""
     def median_f0(f):
         f = np.atleast_1d(np.asarray(f, np.float64))
         return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
@@ -162,6 +167,10 @@ def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_r
     if not 0 < low < top:
         raise ValueError(f"formant_distance: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
     grid = np.geomspace(low, top, n_points)
-    diff = harmonic_envelope(source, source_rate, source_f0, grid) - harmonic_envelope(note, note_rate, note_f0,
-                                                                                       grid)
+
+    def envelope(x, rate, f0):
+        env = harmonic_envelope(x, rate, f0, grid)
+        return env if floor_db is None else np.maximum(env, env.max() - floor_db)
+
+    diff = envelope(source, source_rate, source_f0) - envelope(note, note_rate, note_f0)
     return float(np.mean(np.abs(diff - diff.mean())))

@@ -79,6 +79,19 @@ def test_formants_follow_a_gliding_f0_curve():
     assert formant_distance(source, f0_frames, SR, kept, 2 * f0_frames, SR) < 2.0
 
 
+def test_formants_ignore_harmonics_more_than_60_db_down():
+    """Two notes with the same formant whose top harmonics fall to -80 and -140 dB (inaudible either way)
+    score the same envelope; unfloored, the difference between the two inaudible levels counts."""
+    def steep(f0, bottom_db):
+        t = np.arange(SR) / SR
+        k = np.arange(1, int(7000 // f0) + 1)
+        db = np.maximum(-8.0 * k, bottom_db)
+        return sum(10 ** (d / 20) * np.sin(2 * np.pi * i * f0 * t) for i, d in zip(k, db))
+    a, b = steep(220.0, -140.0), steep(220.0, -80.0)
+    assert formant_distance(a, 220.0, SR, b, 220.0, SR) < 0.5
+    assert formant_distance(a, 220.0, SR, b, 220.0, SR, floor_db=None) > 10.0
+
+
 def test_formants_refuse_a_pitch_with_no_band_left():
     with pytest.raises(ValueError, match="no band"):
         formant_distance(harmonic_note(220), 6000.0, SR, harmonic_note(220), 220.0, SR)
