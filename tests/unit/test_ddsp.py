@@ -25,7 +25,7 @@ from dawexport.engines.common.training import CHECKPOINT
 from dawexport.engines.common.velocity import velocity_db
 from dawexport.engines.ddsp import DDSPEngine, DDSPSettings
 from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_convolve, fft_sizes,
-                                          filtered_noise, harmonic_amplitudes, harmonic_synth,
+                                          filtered_noise, harmonic_amplitudes, harmonic_synth, hz_to_mel,
                                           multi_resolution_stft_loss, oscillator_phase)
 from dawexport.errors import EngineError
 from dawexport.progress import SILENT
@@ -165,12 +165,17 @@ def test_a_spectral_envelope_keeps_the_formants_in_place_an_octave_up(points):
     config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=20, noise_bands=9,
                         n_mels=8, table_size=256, envelope_points=points)
     model = DDSP(config)
-    logits = [torch.zeros(1, 1, 1), torch.randn(1, 1, points or 20) * 3, torch.zeros(1, 1, 9)]
+    # a resonance near 2 kHz: in mel on the envelope's grid, at harmonic 10 on a per-harmonic one
+    grid = torch.linspace(0, 1, points) if points else hz_to_mel(200.0 * torch.arange(1, 21)) / hz_to_mel(SR / 2)
+    shape = 4.0 * torch.exp(-0.5 * ((grid - float(hz_to_mel(2000.0) / hz_to_mel(SR / 2))) / 0.1) ** 2) - 2.0
+    logits = [torch.zeros(1, 1, 1), shape.reshape(1, 1, -1), torch.zeros(1, 1, 9)]
     low = model._controls_from_logits(logits, torch.tensor([[200.0]]), torch.zeros(1, 1))["harm_amps"][0, 0]
     high = model._controls_from_logits(logits, torch.tensor([[400.0]]), torch.zeros(1, 1))["harm_amps"][0, 0]
     db = lambda a: 20 * torch.log10(a / a[0])  # noqa: E731
-    same_frequency = (db(high[:10]) - db(low[1::2])).abs().max()
-    assert (same_frequency < 1e-3) == bool(points), float(same_frequency)
+    same_frequency = (db(high[:10]) - db(low[1::2])).abs().max()       # 400 Hz … 4 kHz, each relative to 400 Hz
+    assert (same_frequency < 1.0) == bool(points), float(same_frequency)
+    loudest = 400.0 * (1 + int(torch.argmax(high)))
+    assert (loudest == 2000.0) == bool(points), loudest
 
 
 def test_oscillator_phase_stays_exact_over_a_long_note():

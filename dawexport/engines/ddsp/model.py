@@ -80,26 +80,52 @@ def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
 
 def envelope_at_harmonics(envelope: torch.Tensor, f0_hz: torch.Tensor, n_harmonics: int,
                           sample_rate: int) -> torch.Tensor:
-    """Read a spectral envelope (B, F, P), given on P points evenly spaced in mel from 0 Hz to Nyquist, at
-    the harmonics k·f0 (B, F) → (B, F, K), linear between points (harmonics past Nyquist read the top point).
+    """Read a spectral envelope (B, F, P), given on P points evenly spaced in mel from 0 Hz to Nyquist
+    (linear between points), at the harmonics of f0 (B, F) → (B, F, K): harmonic k reads the envelope's mean
+    over its own band, (k ± ½)·f0.
 
     The envelope is fixed in frequency, so a note an octave up reads the same formants with every other
-    harmonic: the source-filter picture a sampler's tape-speed transposition breaks.
+    harmonic: the source-filter picture a sampler's tape-speed transposition breaks. Reading whole bands
+    (which tile the spectrum) rather than points leaves no stretch of the envelope untrained between a
+    source's harmonics, where a note at another pitch would read an arbitrary value (a lost fundamental).
 
-        >>> env = torch.arange(5.0).reshape(1, 1, 5)                     # rises with mel
-        >>> a = envelope_at_harmonics(env, torch.tensor([[1000.0]]), 4, 16000)
-        >>> b = envelope_at_harmonics(env, torch.tensor([[2000.0]]), 2, 16000)
-        >>> torch.allclose(a[..., 1::2], b)                              # 2 kHz and 4 kHz read the same values
+        >>> env = torch.linspace(-1.0, 1.0, 65).reshape(1, 1, 65) ** 2        # smooth, in mel
+        >>> a = envelope_at_harmonics(env, torch.tensor([[500.0]]), 8, 16000)
+        >>> b = envelope_at_harmonics(env, torch.tensor([[1000.0]]), 4, 16000)
+        >>> bool((a[..., 3::2] - b[..., 1:]).abs().max() < 0.01)         # 2, 3 and 4 kHz read alike
         True
     """
     points = envelope.shape[-1]
-    freqs = f0_hz[..., None] * harmonic_numbers(n_harmonics, f0_hz.device)
-    pos = (hz_to_mel(freqs) / hz_to_mel(0.5 * sample_rate)).clamp(0.0, 1.0) * (points - 1)
-    lo = pos.floor().long().clamp_(0, max(points - 2, 0))
-    frac = (pos - lo).to(envelope.dtype)
-    hi = (lo + 1).clamp_(max=points - 1)
-    below = torch.gather(envelope, -1, lo)
-    return below + (torch.gather(envelope, -1, hi) - below) * frac
+    if points < 2:
+        return envelope.expand(*f0_hz.shape, n_harmonics)
+    k = harmonic_numbers(n_harmonics, f0_hz.device)
+    scale = (points - 1) / hz_to_mel(0.5 * sample_rate).to(f0_hz.device)
+
+    def position(hz):                                              # fractional grid point of a frequency
+        return (hz_to_mel(hz.clamp_min(0.0)) * scale).clamp(0.0, points - 1)
+
+    # the envelope's running integral over the grid, exact for a piecewise-linear envelope
+    steps = 0.5 * (envelope[..., 1:] + envelope[..., :-1])
+    running = torch.cat([torch.zeros_like(envelope[..., :1]), torch.cumsum(steps, dim=-1)], dim=-1)
+
+    def segment(p):
+        i = p.floor().long().clamp_(0, points - 2)
+        return i, (p - i).to(envelope.dtype), torch.gather(envelope, -1, i), torch.gather(envelope, -1, i + 1)
+
+    def integral(p):
+        i, frac, e0, e1 = segment(p)
+        return torch.gather(running, -1, i) + e0 * frac + 0.5 * (e1 - e0) * frac * frac
+
+    def value(p):
+        _, frac, e0, e1 = segment(p)
+        return e0 + (e1 - e0) * frac
+
+    f0 = f0_hz[..., None]
+    lo, centre, hi = position(f0 * (k - 0.5)), position(f0 * k), position(f0 * (k + 0.5))
+    width = hi - lo
+    mean = (integral(hi) - integral(lo)) / width.clamp_min(1e-3).to(envelope.dtype)
+    # a band squeezed to nothing (past Nyquist, masked later anyway) reads its centre point
+    return torch.where(width > 1e-3, mean, value(centre))
 
 
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:

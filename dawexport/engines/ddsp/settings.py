@@ -19,7 +19,7 @@ class DDSPSettings(TrainingSettings):
     latent_size: int = Field(16, ge=1, le=128, description="dimensions of the timbre latent z")
     hidden_size: int = Field(128, ge=8, le=1024, description="width of the GRU and MLPs")
     n_harmonics: int = Field(100, ge=1, le=256, description="harmonics of the oscillator bank (100 reach 13 kHz at C3)")
-    envelope_points: int = Field(128, ge=0, le=1024, description="points (mel-spaced, 0 Hz to Nyquist) of the "
+    envelope_points: int = Field(64, ge=0, le=1024, description="points (mel-spaced, 0 Hz to Nyquist) of the "
                                  "harmonic spectral envelope the decoder outputs; each harmonic reads it at its "
                                  "frequency, so formants stay in place at every pitch. 0: one amplitude per "
                                  "harmonic number (formants move with the pitch unless training teaches otherwise)")
