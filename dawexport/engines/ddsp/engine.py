@@ -13,7 +13,8 @@ What it learns. Every (source, channel) of the corpus is a *key*. The encoder ma
 frame to a timbre latent, so a recording becomes a trajectory z(t) (NSynth's temporal embedding); the decoder
 trains on the per-frame z of the audio it must produce, and a pitch-shifted training copy reads z(t) from the
 unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (f0, A-weighted
-loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + harmonic distribution, harmonics above
+loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + a spectral envelope on a mel frequency
+grid, which each harmonic reads over its own band, so formants stay in place at any pitch; harmonics above
 Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with a multi-resolution
 spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
 attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
