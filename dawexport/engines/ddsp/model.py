@@ -98,34 +98,20 @@ def envelope_at_harmonics(envelope: torch.Tensor, f0_hz: torch.Tensor, n_harmoni
     points = envelope.shape[-1]
     if points < 2:
         return envelope.expand(*f0_hz.shape, n_harmonics)
-    k = harmonic_numbers(n_harmonics, f0_hz.device)
     scale = (points - 1) / hz_to_mel(0.5 * sample_rate).to(f0_hz.device)
-
-    def position(hz):                                              # fractional grid point of a frequency
-        return (hz_to_mel(hz.clamp_min(0.0)) * scale).clamp(0.0, points - 1)
-
-    # the envelope's running integral over the grid, exact for a piecewise-linear envelope
+    # the K + 1 band edges (k - ½)·f0, k = 1..K+1, on the grid (past Nyquist: the top point, a band of width 0
+    # whose harmonic is masked later anyway)
+    edges = f0_hz[..., None] * (harmonic_numbers(n_harmonics + 1, f0_hz.device) - 0.5)
+    pos = (hz_to_mel(edges) * scale).clamp(0.0, points - 1)
+    # the envelope's running integral at each edge, exact for a piecewise-linear envelope
     steps = 0.5 * (envelope[..., 1:] + envelope[..., :-1])
     running = torch.cat([torch.zeros_like(envelope[..., :1]), torch.cumsum(steps, dim=-1)], dim=-1)
-
-    def segment(p):
-        i = p.floor().long().clamp_(0, points - 2)
-        return i, (p - i).to(envelope.dtype), torch.gather(envelope, -1, i), torch.gather(envelope, -1, i + 1)
-
-    def integral(p):
-        i, frac, e0, e1 = segment(p)
-        return torch.gather(running, -1, i) + e0 * frac + 0.5 * (e1 - e0) * frac * frac
-
-    def value(p):
-        _, frac, e0, e1 = segment(p)
-        return e0 + (e1 - e0) * frac
-
-    f0 = f0_hz[..., None]
-    lo, centre, hi = position(f0 * (k - 0.5)), position(f0 * k), position(f0 * (k + 0.5))
-    width = hi - lo
-    mean = (integral(hi) - integral(lo)) / width.clamp_min(1e-3).to(envelope.dtype)
-    # a band squeezed to nothing (past Nyquist, masked later anyway) reads its centre point
-    return torch.where(width > 1e-3, mean, value(centre))
+    i = pos.floor().long().clamp_(0, points - 2)
+    frac = (pos - i).to(envelope.dtype)
+    e0, e1 = torch.gather(envelope, -1, i), torch.gather(envelope, -1, i + 1)
+    integral = torch.gather(running, -1, i) + e0 * frac + 0.5 * (e1 - e0) * frac * frac
+    return (integral[..., 1:] - integral[..., :-1]) / (pos[..., 1:] - pos[..., :-1]).clamp_min(1e-3).to(
+        envelope.dtype)
 
 
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
