@@ -71,7 +71,8 @@ def cat_flute_grid():
 def make_model(width: int) -> WaveNetAutoencoder:
     """The engine's default network (guided, with the guide prior) at this width, random weights."""
     torch.manual_seed(0)
-    return WaveNetAutoencoder(WaveNetConfig(width=width, skip=width, guide_features=3, guide_prior=True)).eval()
+    config = WaveNetEngine(WaveNetSettings(width=width), sample_rate=RATE).model_config()
+    return WaveNetAutoencoder(config).eval()
 
 
 def guide_wave(steps: int, batch: int) -> torch.Tensor:
@@ -341,6 +342,7 @@ def quality(work: Path, wavenet_settings: dict, ddsp_settings: dict, log) -> dic
 
     from dawexport.audio.analysis import estimate_pitch
     from dawexport.audio.fidelity import timbre_distance
+    from dawexport.audio.resample import resample
     from dawexport.pipeline import build, cache_root
     out = {"load_before": os.getloadavg()[0]}
     built = {}
@@ -376,11 +378,18 @@ def quality(work: Path, wavenet_settings: dict, ddsp_settings: dict, log) -> dic
                         dtype="float32", always_2d=True)
         x = x.mean(axis=1)
         key = int(round(estimate_pitch(x, sr).midi))
+        # the issue's measure covers 40 Hz-16 kHz, and a 16 kHz engine has nothing above 8 kHz: the source
+        # itself through 16 kHz is this far from the source (a floor for any 16 kHz engine) ...
+        x16 = resample(x, sr, RATE)
+        out[f"timbre_{name}_source_16k"] = timbre_distance(x, sr, resample(x16, RATE, 44100), 44100)
         for label in ("wavenet", "ddsp"):
             note = render_sfizz(sfizz_synth(built[label][1]), key, 127, len(x) / sr, len(x) / sr + 0.4,
                                 cc={1: cc}).mean(axis=0)
             out[f"timbre_{name}_{label}"] = timbre_distance(x, sr, note, 44100)
+            # ... so the same measure is also taken in the band both can play: source and note at 16 kHz
+            out[f"timbre_{name}_{label}_16k"] = timbre_distance(x16, RATE, resample(note, 44100, RATE), RATE)
         out[f"timbre_{name}_ratio"] = out[f"timbre_{name}_wavenet"] / out[f"timbre_{name}_ddsp"]
+        out[f"timbre_{name}_ratio_16k"] = out[f"timbre_{name}_wavenet_16k"] / out[f"timbre_{name}_ddsp_16k"]
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -396,8 +405,16 @@ def quality_table(q: dict, speed: dict | None) -> str:
             f"{ok(q['loops_sustain'])} |"]
     for name in ("cat", "flute"):
         r = q[f"timbre_{name}_ratio"]
-        rows.append(f"| timbre distance to {name}: wavenet / ddsp | {q[f'timbre_{name}_wavenet']:.2f} / "
-                    f"{q[f'timbre_{name}_ddsp']:.2f} dB = {r:.2f}× | ≤ 1.5× | {ok(r <= 1.5)} |")
+        rows.append(f"| timbre distance to {name}, 40 Hz-16 kHz: wavenet / ddsp (44.1 kHz) | "
+                    f"{q[f'timbre_{name}_wavenet']:.2f} / {q[f'timbre_{name}_ddsp']:.2f} dB = {r:.2f}× | ≤ 1.5× | "
+                    f"{ok(r <= 1.5)} |")
+        rows.append(f"| … the {name} itself through 16 kHz (the floor of any 16 kHz engine on that measure) | "
+                    f"{q[f'timbre_{name}_source_16k']:.2f} dB = "
+                    f"{q[f'timbre_{name}_source_16k'] / q[f'timbre_{name}_ddsp']:.2f}× | | |")
+        r16 = q[f"timbre_{name}_ratio_16k"]
+        rows.append(f"| timbre distance to {name}, band both play (all at 16 kHz): wavenet / ddsp | "
+                    f"{q[f'timbre_{name}_wavenet_16k']:.2f} / {q[f'timbre_{name}_ddsp_16k']:.2f} dB = {r16:.2f}× | "
+                    f"(≤ 1.5×) | {ok(r16 <= 1.5)} |")
     rows.append(f"| training: ddsp guide, steps (steps/s) | {q.get('guide_steps')} ({q.get('guide_steps_per_s', 0):.2f}) | | |")
     rows.append(f"| training: WaveNet, steps (steps/s) | {q.get('wavenet_steps')} ({q.get('wavenet_steps_per_s', 0):.2f}) | | |")
     rows.append(f"| build (train + render), wavenet / ddsp reference | {q['wavenet_build_minutes']:.1f} / "

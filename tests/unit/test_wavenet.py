@@ -112,7 +112,8 @@ def test_encoder_latent_rate_is_sample_rate_over_hop():
 # --------------------------------------------------------------------------- fast generation
 
 GUIDES = {"latent only": {}, "guided": dict(guide_features=3),
-          "guided, prior": dict(guide_features=3, guide_prior=True)}
+          "guided, prior": dict(guide_features=3, guide_prior=True),
+          "guided, prior, residual": dict(guide_features=3, guide_prior=True, residual_scale=0.25)}
 
 
 @pytest.mark.parametrize("guide", sorted(GUIDES))

@@ -70,7 +70,7 @@ from .data import SourceClip, crop, make_examples, noisy_guides, source_clips
 from .generator import FastGenerator
 from .latents import frame_loudness_db, held_latents, loudness_direction, release_mix
 from ..ddsp import DDSPEngine
-from .model import WaveNetAutoencoder, WaveNetConfig, mu_law_decode
+from .model import WaveNetAutoencoder, WaveNetConfig, to_audio
 from .settings import WaveNetSettings
 
 MODEL_NAME = "wavenet"
@@ -80,7 +80,8 @@ VOICE_BLOCK = 8     # voices per decode block (see _decode)
 
 class WaveNetEngine(Engine):
     name = "wavenet"
-    version = 2                       # 2: guided by the ddsp engine's render (guide_features, guide prior)
+    version = 3                       # 2: guided by the ddsp engine's render (guide_features, guide prior)
+                                      # 3: codes the difference from the guide; 1 stack, 2048-sample crops
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, native_rates=None,
                                 default_rate=16000, batch_invariant=True)
     Settings = WaveNetSettings
@@ -107,7 +108,8 @@ class WaveNetEngine(Engine):
                              enc_width=s.encoder_width, enc_layers=s.encoder_layers, enc_cycle=s.encoder_cycle,
                              pitch_features=16 if s.pitch_conditioning else 0,
                              guide_features=3 if s.guide == "ddsp" else 0,
-                             guide_prior=s.guide == "ddsp" and s.guide_prior)
+                             guide_prior=s.guide == "ddsp" and s.guide_prior,
+                             residual_scale=s.guide_residual if s.guide == "ddsp" else 0.0)
 
     def guide_engine(self) -> DDSPEngine:
         """The ddsp engine whose render of each note the WaveNet refines (same rate, seed, device, threads)."""
@@ -351,7 +353,8 @@ class WaveNetEngine(Engine):
                         guide[:m, j] = guides[i][:m]
                     guide = torch.from_numpy(guide)
                 classes = self._decode(model, torch.cat(cond), n, torch.from_numpy(uniforms), device, bar, guide)
-                audio = mu_law_decode(classes.cpu().numpy().T)          # (B, n)
+                audio = to_audio(classes.cpu().numpy().T, guide.numpy().T if guide is not None else None,
+                                 model.config.residual_scale if model.config.residual else 0.0)   # (B, n)
                 for j, i in enumerate(chunk):
                     r = requests[i]
                     take = audio[j, :lengths[i]].copy()

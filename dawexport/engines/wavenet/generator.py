@@ -164,7 +164,8 @@ class FastGenerator:
         """Generate n_samples for every voice.
 
         cond (B, F, cond_size) per latent frame (F·hop >= n_samples); uniforms (n_samples, B) in [0, 1)
-        drive the sampling (None = argmax); a guided decoder takes its guide waveform (n_samples, B). `forced` (n_samples, B) feeds given classes instead of the
+        drive the sampling (None = argmax); a guided decoder takes its guide waveform (n_samples, B) (a residual
+        one returns the classes of the difference from it: see `model.to_audio`). `forced` (n_samples, B) feeds given classes instead of the
         sampled ones (teacher forcing through the fast path, for checks). Returns (n_samples, B) int64
         classes, and (n_samples, 256, B) logits (divided by the temperature) when return_logits.
         `callback(t)` runs once per hop.
@@ -190,7 +191,8 @@ class FastGenerator:
                 raise ValueError(f"a guided decoder needs its guide waveform ({n_samples}, {b})")
             g = guide.to(self.device, torch.float32).t()                                # (B, n)
             feats = guide_features(g, self.config.guide_features).permute(2, 1, 0).contiguous()   # (n, k, B)
-            classes = mu_law_encode(g).t().contiguous()                                 # (n, B)
+            classes = (torch.full((n_samples, b), SILENCE_CLASS, dtype=torch.long, device=self.device)
+                       if self.config.residual else mu_law_encode(g).t().contiguous())   # (n, B): prior centres
         out = torch.empty(n_samples, b, dtype=torch.long, device=self.device)
         logits_out = torch.empty(n_samples, CLASSES, b, device=self.device) if return_logits else None
         prev = torch.full((b,), SILENCE_CLASS, dtype=torch.long, device=self.device)
