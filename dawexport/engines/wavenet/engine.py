@@ -13,8 +13,11 @@ renders noise. So by default (`guide: ddsp`) the engine first trains the ddsp en
 same rate (`guide_steps`, through its public API), and the WaveNet is conditioned, sample by sample, on a guide
 waveform as well as on the latent: in training the target itself with white noise injected `guide_snr_db` …
 +20 dB below it, at render time the ddsp engine's render of the very same request (its pitch trajectory,
-envelope, blend, velocity and release). A prior centres each sample's distribution on the guide's mu-law class,
-so the network learns the residual around the guide rather than audio from nothing. The WaveNet then plays in
+envelope, blend, velocity and release). By default (`guide_residual`) the network codes the difference from
+the guide in 8-bit mu-law, so the quantisation floor sits under that difference rather than under the note (a
+flute's quiet upper bands lie below the ~38 dB floor of 8-bit mu-law over the note itself); with
+`guide_residual: 0` it codes the waveform and a prior (`guide_prior`) centres each sample's distribution on the
+guide's mu-law class. Either way it learns the residual around the guide, not audio from nothing. It then plays in
 tune from its first hundred steps, and the take has the guide's level and envelope (no extra gain or release
 envelope is applied). `guide: none` is NSynth's original recipe (below).
 
@@ -39,11 +42,12 @@ gain envelope guarantees the take ends in silence. Requests are decoded together
 seeds each voice's sampling, and the blend points of one key share that seed, so a blend changes the timbre
 and not the performance.
 
-Cost on a 2-core CPU (benchmarks/bench_wavenet.py): width 64 decodes the 234 voices of cat_flute (2.4 s
-each, 9 M samples at 16 kHz) in about 2 minutes (engine.render measured 1.8 min, 5× real time aggregate;
-up to twice that while the machine is busy); width 128 needs about 4× the arithmetic (about 6 minutes).
-Training is the expensive part on a CPU: about 1 s per WaveNet step at width 64, far from the ~10^5 steps NSynth
-trained for, which is why the default is guided (600 ddsp guide steps, then 400 WaveNet steps). Unguided, a
+Cost on a 2-core CPU (benchmarks/bench_wavenet.py): the default decoder (width 64, one stack of 10 layers)
+decodes the 234 voices of cat_flute (2.4 s each, 9 M samples at 16 kHz) in about a minute (the two-stack
+decoder measured 1.8 min); up to several times that while the machine is busy. Training is the expensive part
+on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
+step on 4096-sample crops (~3 s on 2 quiet cores), far from the ~10^5 steps NSynth trained for, which is why
+the default is guided (600 ddsp guide steps, then 600 WaveNet steps: about 10 minutes on 2 quiet cores). Unguided, a
 CPU-trained model plays noisy, barely pitched notes; train it on a GPU (and at NSynth's sizes).
 """
 from __future__ import annotations

@@ -40,13 +40,14 @@ class WaveNetSettings(TrainingSettings):
     guide_steps: int = Field(600, ge=1, description="training steps of the ddsp guide model")
     guide_settings: dict = Field(default_factory=dict, description="other ddsp settings of the guide model "
                                  "(hidden_size, n_harmonics, …; its defaults otherwise)")
-    guide_snr_db: float = Field(12.0, ge=-20, le=80, description="training guides are the target with noise "
-                                "this many dB (up to 20 dB more) below it, so the WaveNet learns to refine")
+    guide_snr_db: float = Field(24.0, ge=-20, le=80, description="training guides are the target with noise "
+                                "this many dB (up to 20 dB more) below it, so the WaveNet learns to refine "
+                                "(the spread it learns is the spread it samples: 12 dB left a noise floor)")
     pitch_mode: Literal["shifted", "conditioning"] = Field(
         "shifted", description="shifted: encode the source repitched to each note; conditioning: encode it "
                                "at its own pitch and play the note through the pitch conditioning only")
     # training
-    max_steps: int = Field(400, ge=1, description="WaveNet training steps (after the guide's `guide_steps`); "
+    max_steps: int = Field(600, ge=1, description="WaveNet training steps (after the guide's `guide_steps`); "
                            "guided, a few hundred steps learn to refine the guide; unguided (guide: none) even "
                            "thousands leave noise on a CPU")
     batch_size: int = Field(4, ge=1, le=256)
@@ -58,8 +59,8 @@ class WaveNetSettings(TrainingSettings):
     gain_augment_db: float = Field(12.0, ge=0, le=60, description="examples are attenuated by up to this")
     unpitched_root: int = Field(60, ge=0, le=127, description="root assumed for sources with no pitch")
     # rendering
-    temperature: float = Field(0.5, ge=0, le=4, description="sampling temperature; 0 = always the likeliest "
-                               "(0.5: less of the noise floor a CPU-trained WaveNet adds to its guide than 1.0)")
+    temperature: float = Field(0.25, ge=0, le=4, description="sampling temperature; 0 = always the likeliest "
+                               "(0.25: a flute's quiet upper bands stay clear; 0.5 left a noise floor over them)")
     velocity_range_db: float = Field(24.0, ge=0, le=96, description="dB from velocity 127 down to 1")
     velocity_timbre: float = Field(0.5, ge=0, le=2, description="how far velocity moves the latent along the "
                                                               "corpus's loudness direction (0 = gain only)")
