@@ -29,6 +29,8 @@ from dawexport.engines.wavenet.model import (
     mu_law_decode,
     mu_law_encode,
     shift_right,
+    to_audio,
+    to_classes,
 )
 from dawexport.errors import EngineError
 
@@ -161,6 +163,22 @@ def test_fast_generation_matches_the_full_convolution_sampler(guide):
         cond, 100, guide=wave[:100] if wave is not None else None)
     assert torch.equal(greedy, naive_generate(model.decoder, cond, 100, temperature=0,
                                               guide=wave[:100] if wave is not None else None))
+
+
+def test_residual_coding_puts_the_quantisation_floor_under_the_difference():
+    t = np.arange(SR) / SR
+    guide = 0.3 * np.sin(2 * np.pi * 220 * t)
+    note = guide + 0.003 * np.sin(2 * np.pi * 3000 * t)            # a quiet partial the guide misses
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x))))           # noqa: E731
+    waveform_error = rms(note - mu_law_decode(mu_law_encode(note)))
+    residual_error = rms(note - to_audio(to_classes(note, guide, 0.25), guide, 0.25))
+    assert waveform_error > 0.003 / 3                               # 8-bit mu-law of the note buries the partial
+    assert residual_error < waveform_error / 30                     # coding the difference keeps it clear
+    model = random_model(guide_features=3, guide_prior=True, residual_scale=0.25)
+    assert model.config.residual
+    audio = torch.from_numpy(note[:512].astype(np.float32))[None]
+    wave = torch.from_numpy(guide[:513].astype(np.float32))[None]
+    assert torch.equal(model.targets(audio, wave), to_classes(audio, wave[:, :512], 0.25))
 
 
 def test_queue_memory_per_voice():
@@ -309,6 +327,7 @@ def guided_engine(tmp_path_factory):
 def test_a_guided_model_follows_its_guide_and_the_guide_steers_it(guided_engine):
     engine, _ = guided_engine
     assert engine.model.config.guide_features == 3 and engine.training["guide"]["steps"] == 60
+    assert engine.model.config.residual               # by default it codes the difference from the guide
     request = RenderRequest((("tone", 1.0),), "mono", 64, 127, 0.5, 0.1)
     [take] = engine.render([request])
     [guide] = engine.guide.render([request])
