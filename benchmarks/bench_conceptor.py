@@ -11,8 +11,10 @@
    timed alone in a loop. Also a naive float64 dense step for reference, and the large-GEMM peak.
 3. Reconstruction: NRMSE between each grain and its conceptor's free run after washout, per source.
    Percussion: the repository ships no drum recordings, so three synthetic hits stand in (labelled).
-4. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
-5. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
+4. Reconstruction per grain (`--only grains`): cat + flute at 44.1 kHz, every grain's place, pitch confidence,
+   NRMSE and timbre distance to its source (looped, free run, free run with the noise term).
+5. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
+6. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
    flute) and a gliding, noisy voice-like sound made here (`glide_voice`), each blended with the flute on
    CC 1, keys C3-C6, and played in sfizz: pitch error of every key at every blend point, level 3 s into a
    held note against its first second, and the timbre distance (`dawexport.audio.fidelity`) of the corners
@@ -286,6 +288,56 @@ def bench_reconstruction():
           f"{shared_s:.2f} s")
 
 
+def bench_grains(sr: int = 44100):
+    """Reconstruction per grain of the cat + flute blend at the default rate: where each grain was cut, its
+    pitch confidence, NRMSE (grain vs its conceptor's free run) and the timbre distance to the whole source
+    of the grain looped (what the grain choice allows) and of its free run (what the reservoir plays), both
+    at the source's pitch, with and without the noise term; then the grains' loops one after another."""
+    from dawexport.audio.fidelity import timbre_distance
+    from dawexport.audio.repitch import repitch
+    from dawexport.engines.conceptor.engine import grain_pitches
+    from dawexport.engines.conceptor.noise import add_noise
+    sources = {}
+    for name, src in (("cat_meow.flac", "cat"), ("flute.wav", "flute")):
+        audio, rate = read_audio(ROOT / "instruments" / "sounds" / name)
+        sources[src] = np.asarray(resample(audio, rate, sr), np.float64).mean(axis=0)
+    clips = tuple(Clip(n, "mono", 0, x.astype(np.float32), estimate_pitch(x, sr)) for n, x in sources.items())
+    eng = ConceptorEngine(ConceptorEngine.Settings(), sample_rate=sr, seed=0)
+    eng.fit(Corpus(sr, ("mono",), clips), Path("/tmp"), None)
+    shared = grain_pitches(clips, eng.settings.shared_pitch_semitones)
+    m, steps, skip = eng.model, int(0.6 * sr), int(0.1 * sr)
+    lib = kernels.ConceptorLibrary(m, [eng._entry(("grain", j, 1.0)) for j in range(len(eng.grains))],
+                                   "diagonal" if m.form == "diagonal" else "lowrank")
+    with blas.blas_threads(1):
+        free = kernels.render(lib, [kernels.hold(j, steps) for j in range(len(eng.grains))],
+                              np.arange(len(eng.grains)), steps, leak=np.full(len(eng.grains), m.reservoir.leak),
+                              start_states=m.start_states, washout=int(0.01 * sr), threads=1, voice_block=1)
+    print(f"\n### Reconstruction per grain: cat + flute in one N = 400 reservoir, {sr} Hz, defaults\n")
+    print("timbre distance (dB) to the whole source, at the source's pitch: the grain looped, its free run, "
+          "its free run with the noise term\n")
+    print("| source | grain | cut at s | pitch confidence | NRMSE | looped | free run | free run + noise |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    j = 0
+    rng = np.random.default_rng(0)
+    for c, clip in enumerate(clips):
+        x = sources[clip.source]
+        ratio = clip.pitch.hz / shared.get(id(clip), clip.pitch.hz)
+        loops = []
+        for g in (g for g in eng._cut(clip, sr, shared.get(id(clip))) if g.gain > 0):
+            loop = repitch(np.tile(g.audio, steps // len(g.audio) + 1)[:steps], ratio)
+            y = repitch(np.asarray(free[j], np.float64)[skip:], ratio)
+            noisy = add_noise(y, sr, eng.noise[c], rng=rng)
+            print(f"| {clip.source} | {j} | {g.start / sr:.2f} | {g.confidence:.2f} | {eng.errors[j]:.3f} | "
+                  f"{timbre_distance(x, sr, loop[skip:], sr):.1f} | {timbre_distance(x, sr, y, sr):.1f} | "
+                  f"{timbre_distance(x, sr, noisy, sr):.1f} |")
+            loops.append(loop[skip:])
+            j += 1
+        print(f"| {clip.source} | all, looped one after another | | | | "
+              f"{timbre_distance(x, sr, np.concatenate(loops), sr):.1f} | | |")
+    print("\nnoise term: " + ", ".join(f"{c.source} {10 * np.log10(max(n.share, 1e-12)):.0f} dB of its power"
+                                      for c, n in zip(clips, eng.noise)))
+
+
 def bench_rate():
     """What 44.1 kHz costs against 22.05 kHz: the same corpus (flute + cat, mono), default settings, fitted and
     rendered at each rate in this run (4 notes of 1.2 s, each corner and the middle)."""
@@ -451,7 +503,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
-    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument", "rate"))
+    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "grains", "instrument", "rate"))
     ap.add_argument("--against", default=None, metavar="REV",
                     help="also time the render kernels of this git revision, interleaved (same load)")
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
@@ -473,6 +525,8 @@ def main(argv=None):
         bench_render(args.quick, threads, None if args.against is None else kernels_at(args.against))
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
+    if args.only in (None, "grains"):
+        bench_grains()
     if args.only in (None, "rate"):
         bench_rate()
     if args.only in (None, "instrument"):

@@ -31,6 +31,8 @@ How a request becomes audio:
   (`flatten_render`);
 - a voice whose free run drops out (a dead state between dissimilar grains) is rendered again with harder
   conceptors (`revive_hardening`); transitions between grains pass through a hardened halfway morph;
+- the noise between each pitched source's harmonics (what its periodic grains leave out: breath, bow,
+  hiss), measured at fit time, is added as shaped noise following the note's level (`noise`, see `noise`);
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
