@@ -11,8 +11,10 @@
    timed alone in a loop. Also a naive float64 dense step for reference, and the large-GEMM peak.
 3. Reconstruction: NRMSE between each grain and its conceptor's free run after washout, per source.
    Percussion: the repository ships no drum recordings, so three synthetic hits stand in (labelled).
-4. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
-5. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
+4. Reconstruction per grain (`--only grains`): cat + flute at 44.1 kHz, every grain's place, pitch confidence,
+   NRMSE and timbre distance to its source (looped, free run, free run with the noise term).
+5. Model rate (`--only rate`): fit and render time at 22050 vs 44100 Hz, same notes, same run.
+6. Instruments (`--only instrument`): built through the pipeline from the repository's sounds (cat_meow,
    flute) and a gliding, noisy voice-like sound made here (`glide_voice`), each blended with the flute on
    CC 1, keys C3-C6, and played in sfizz: pitch error of every key at every blend point, level 3 s into a
    held note against its first second, and the timbre distance (`dawexport.audio.fidelity`) of the corners
@@ -286,6 +288,56 @@ def bench_reconstruction():
           f"{shared_s:.2f} s")
 
 
+def bench_grains(sr: int = 44100):
+    """Reconstruction per grain of the cat + flute blend at the default rate: where each grain was cut, its
+    pitch confidence, NRMSE (grain vs its conceptor's free run) and the timbre distance to the whole source
+    of the grain looped (what the grain choice allows) and of its free run (what the reservoir plays), both
+    at the source's pitch, with and without the noise term; then the grains' loops one after another."""
+    from dawexport.audio.fidelity import timbre_distance
+    from dawexport.audio.repitch import repitch
+    from dawexport.engines.conceptor.engine import grain_pitches
+    from dawexport.engines.conceptor.noise import add_noise
+    sources = {}
+    for name, src in (("cat_meow.flac", "cat"), ("flute.wav", "flute")):
+        audio, rate = read_audio(ROOT / "instruments" / "sounds" / name)
+        sources[src] = np.asarray(resample(audio, rate, sr), np.float64).mean(axis=0)
+    clips = tuple(Clip(n, "mono", 0, x.astype(np.float32), estimate_pitch(x, sr)) for n, x in sources.items())
+    eng = ConceptorEngine(ConceptorEngine.Settings(), sample_rate=sr, seed=0)
+    eng.fit(Corpus(sr, ("mono",), clips), Path("/tmp"), None)
+    shared = grain_pitches(clips, eng.settings.shared_pitch_semitones)
+    m, steps, skip = eng.model, int(0.6 * sr), int(0.1 * sr)
+    lib = kernels.ConceptorLibrary(m, [eng._entry(("grain", j, 1.0)) for j in range(len(eng.grains))],
+                                   "diagonal" if m.form == "diagonal" else "lowrank")
+    with blas.blas_threads(1):
+        free = kernels.render(lib, [kernels.hold(j, steps) for j in range(len(eng.grains))],
+                              np.arange(len(eng.grains)), steps, leak=np.full(len(eng.grains), m.reservoir.leak),
+                              start_states=m.start_states, washout=int(0.01 * sr), threads=1, voice_block=1)
+    print(f"\n### Reconstruction per grain: cat + flute in one N = 400 reservoir, {sr} Hz, defaults\n")
+    print("timbre distance (dB) to the whole source, at the source's pitch: the grain looped, its free run, "
+          "its free run with the noise term\n")
+    print("| source | grain | cut at s | pitch confidence | NRMSE | looped | free run | free run + noise |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    j = 0
+    rng = np.random.default_rng(0)
+    for c, clip in enumerate(clips):
+        x = sources[clip.source]
+        ratio = clip.pitch.hz / shared.get(id(clip), clip.pitch.hz)
+        loops = []
+        for g in (g for g in eng._cut(clip, sr, shared.get(id(clip))) if g.gain > 0):
+            loop = repitch(np.tile(g.audio, steps // len(g.audio) + 1)[:steps], ratio)
+            y = repitch(np.asarray(free[j], np.float64)[skip:], ratio)
+            noisy = add_noise(y, sr, eng.noise[c], rng=rng)
+            print(f"| {clip.source} | {j} | {g.start / sr:.2f} | {g.confidence:.2f} | {eng.errors[j]:.3f} | "
+                  f"{timbre_distance(x, sr, loop[skip:], sr):.1f} | {timbre_distance(x, sr, y, sr):.1f} | "
+                  f"{timbre_distance(x, sr, noisy, sr):.1f} |")
+            loops.append(loop[skip:])
+            j += 1
+        print(f"| {clip.source} | all, looped one after another | | | | "
+              f"{timbre_distance(x, sr, np.concatenate(loops), sr):.1f} | | |")
+    print("\nnoise term: " + ", ".join(f"{c.source} {10 * np.log10(max(n.share, 1e-12)):.0f} dB of its power"
+                                      for c, n in zip(clips, eng.noise)))
+
+
 def bench_rate():
     """What 44.1 kHz costs against 22.05 kHz: the same corpus (flute + cat, mono), default settings, fitted and
     rendered at each rate in this run (4 notes of 1.2 s, each corner and the middle)."""
@@ -339,7 +391,8 @@ def glide_voice(sr: int = 44100, seconds: float = 1.8, seed: int = 3) -> np.ndar
     return (0.7 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict, rate: int | None) -> Path:
+def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict, rate: int | None,
+                     keys: tuple[str, str, int] = ("C3", "C6", 6)) -> Path:
     import shutil
 
     import yaml
@@ -352,7 +405,7 @@ def _instrument_spec(folder: Path, corner: str, engine: str, settings: dict, rat
             "engine": {"name": engine, "seed": 0, "settings": settings,
                        **({"sample_rate": rate} if rate else {})},
             "blend": {"corners": [corner, "flute"], "points_per_side": 3},
-            "keys": {"low": "C3", "high": "C6", "every": 6}, "velocity_layers": 1, "round_robins": 1,
+            "keys": {"low": keys[0], "high": keys[1], "every": keys[2]}, "velocity_layers": 1, "round_robins": 1,
             "note": {"length": 2.0, "release": 0.4}, "stereo": "mono", "loop": "auto",
             "output": {"dir": f"out/{corner}_{engine}", "formats": ["sfz"]}}
     path = folder / f"{corner}_{engine}.yaml"
@@ -368,7 +421,7 @@ def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_c
     from support.players import measure_pitch_cents, render_sfizz, rms_db, sfizz_synth
     synth = sfizz_synth(sfz)
     sr = 44100
-    out = {"cents": {}, "sustain": {}, "timbre": []}
+    out = {"cents": {}, "sustain": {}, "timbre": [], "timbre_keys": []}
     for cc in (0, 64, 127):
         cents, drops = [], []
         for key in synth.playable_keys:
@@ -377,12 +430,20 @@ def measure_instrument(sfz: Path, source: np.ndarray, source_rate: int, corner_c
             drops.append(rms_db(audio[int(3.0 * sr):int(3.5 * sr)]) - rms_db(audio[:sr]))
             if cc == corner_cc:
                 out["timbre"].append(timbre_distance(source, source_rate, audio[:2 * sr], sr))
+                out["timbre_keys"].append(key)
         out["cents"][cc], out["sustain"][cc] = np.array(cents), np.array(drops)
     return out
 
 
+def at_source_key(m: dict, source: np.ndarray, rate: int) -> float:
+    """The timbre distance at the played key nearest the source's pitch (DESIGN.md's measure)."""
+    key = estimate_pitch(source, rate).midi
+    keys = np.asarray(m["timbre_keys"], dtype=np.float64)
+    return float(m["timbre"][int(np.argmin(np.abs(keys - key)))])
+
+
 def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = None,
-                     corners: tuple[str, ...] = ("cat", "glide")):
+                     corners: tuple[str, ...] = ("cat", "glide"), keys: tuple[str, str, int] = ("C3", "C6", 6)):
     import tempfile
 
     from dawexport.audio.io import read_audio
@@ -393,7 +454,7 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
         src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
         for engine in engines:
             settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
-            spec = _instrument_spec(work, corner, engine, settings, rate)
+            spec = _instrument_spec(work, corner, engine, settings, rate, keys)
             t = time.perf_counter()
             result = build(spec, quiet=True)
             built_s = time.perf_counter() - t
@@ -407,14 +468,16 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
             m_flute = measure_instrument(result.folder / f"{corner}_{engine}.sfz",
                                          np.asarray(flute, np.float64).mean(axis=0), flute_rate, corner_cc=127) \
                 if corner == "cat" else None
-            timbre[(corner, engine)] = float(np.median(m["timbre"]))
+            timbre[(corner, engine)] = (float(np.median(m["timbre"])), at_source_key(m, source, source_rate))
             if m_flute is not None:
-                timbre[("flute", engine)] = float(np.median(m_flute["timbre"]))
+                flute_mono = np.asarray(flute, np.float64).mean(axis=0)
+                timbre[("flute", engine)] = (float(np.median(m_flute["timbre"])),
+                                             at_source_key(m_flute, flute_mono, flute_rate))
             for cc in (0, 64, 127):
                 c = np.abs(m["cents"][cc])
                 rows.append((corner, engine, cc, float(np.nanmedian(c)), float(np.nanmax(c)),
                              float(np.median(m["sustain"][cc])), float(np.min(m["sustain"][cc])), built_s))
-    print(f"\n### Instruments in sfizz: keys C3-C6 (every key played), corners [source, flute] on CC 1, "
+    print(f"\n### Instruments in sfizz: keys {keys[0]}-{keys[1]} rendered every {keys[2]} (every key played), corners [source, flute] on CC 1, "
           f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps} steps; model rate "
           f"{rate or 'each engine default'}\n")
     print("| source | engine | CC 1 | median abs cents | max abs cents | median sustain dB (3 s vs 1st s) | "
@@ -423,27 +486,32 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
     for corner, engine, cc, med, worst, sus, sus_worst, built_s in rows:
         print(f"| {corner} | {engine} | {cc} | {med:.1f} | {worst:.1f} | {sus:+.1f} | {sus_worst:+.1f} | "
               f"{built_s:.0f} |")
-    print("\ntimbre distance of the corner notes to their source (`fidelity.timbre_distance`, dB, median over "
-          "keys; goal: conceptor <= 1.5 x ddsp)\n")
-    print("| source | " + " | ".join(engines) + " | ratio |")
+    print("\ntimbre distance of the corner notes to their source (`fidelity.timbre_distance`, dB): median over "
+          "the played keys, and at the key nearest the source's pitch (DESIGN.md); goal: conceptor <= 1.5 x ddsp\n")
+    print("| source | " + " | ".join(f"{e} median / at source key" for e in engines) + " | ratio median / at key |")
     print("|---|" + "---:|" * (len(engines) + 1))
     for src in ("cat", "flute", "glide"):
-        vals = [timbre.get((src, e), float("nan")) for e in engines]
-        ratio = vals[0] / vals[1] if len(vals) > 1 else float("nan")
-        print(f"| {src} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {ratio:.2f} |")
+        vals = [timbre.get((src, e), (float("nan"), float("nan"))) for e in engines]
+        if all(np.isnan(v[0]) for v in vals):
+            continue
+        ratio = [vals[0][i] / vals[1][i] for i in (0, 1)] if len(vals) > 1 else [float("nan")] * 2
+        print(f"| {src} | " + " | ".join(f"{v[0]:.1f} / {v[1]:.1f}" for v in vals)
+              + f" | {ratio[0]:.2f} / {ratio[1]:.2f} |")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1", help="BLAS thread counts to compare, e.g. 1,2 (2 can be ~100x slower on a busy CPU)")
-    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "instrument", "rate"))
+    ap.add_argument("--only", choices=("loading", "render", "reconstruction", "grains", "instrument", "rate"))
     ap.add_argument("--against", default=None, metavar="REV",
                     help="also time the render kernels of this git revision, interleaved (same load)")
     ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
     ap.add_argument("--sources", default="cat,glide", help="sources blended with the flute in the instrument "
                     "table (cat, glide)")
+    ap.add_argument("--keys", default="C3-C6", help="key range of the instrument table, LOW-HIGH (C3-C6)")
+    ap.add_argument("--every", type=int, default=6, help="render a key every this many semitones (6)")
     ap.add_argument("--rate", type=int, default=None, help="model sample rate for the instrument table "
                     "(default: each engine's own; the conceptor's 22050 Hz cuts the sources' top octave)")
     args = ap.parse_args(argv)
@@ -457,10 +525,14 @@ def main(argv=None):
         bench_render(args.quick, threads, None if args.against is None else kernels_at(args.against))
     if args.only in (None, "reconstruction"):
         bench_reconstruction()
+    if args.only in (None, "grains"):
+        bench_grains()
     if args.only in (None, "rate"):
         bench_rate()
     if args.only in (None, "instrument"):
-        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate, tuple(args.sources.split(",")))
+        low, high = args.keys.split("-")
+        bench_instrument(args.ddsp_steps, args.engines.split(","), args.rate, tuple(args.sources.split(",")),
+                         (low, high, args.every))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared; figures are noisy)")
 
 

@@ -167,3 +167,28 @@ def test_a_take_whose_pitch_flips_or_wanders_is_warped_onto_the_key():
         assert abs(100 * (estimate_pitch(out[int(a * SR):int(b * SR)], SR).midi - 62.35)) < 10, (a, b)
     short, more = flatten_pitch(y[:int(0.7 * SR)], SR, 300.0, SR)   # too little input for the warp
     assert short is None and more > 1.3
+
+
+def test_a_breathy_source_keeps_its_noise_between_the_harmonics():
+    from dawexport.engines.conceptor.noise import noise_profile
+    rng = np.random.default_rng(1)
+    tone = harmonic(np.full(int(0.8 * SR), 250.0))
+    breath = 0.15 * rng.standard_normal(len(tone))
+    c = clip("breathy", tone + breath)
+    source = noise_profile(np.asarray(c.audio, np.float64), SR, 250.0).share
+    settings = ConceptorEngine.Settings(reservoir_size=60, n_reservoirs=1, grains_per_source=3)
+    eng = ConceptorEngine(settings, sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (c,)), None, None)
+    assert 0.5 < eng.noise[0].share / source < 1.5, (eng.noise[0].share, source)
+    note = estimate_pitch(np.asarray(c.audio, np.float64), SR).midi
+    req = RenderRequest((("breathy", 1.0),), "mono", int(round(note)), 127, 0.6, 0.05)
+    other = RenderRequest((("breathy", 1.0),), "mono", int(round(note)) + 2, 127, 0.6, 0.05)
+    [noisy] = eng.render([req])
+    assert np.array_equal(noisy, eng.render([other, req])[1])          # the noise belongs to the request
+    eng.settings = settings.model_copy(update={"noise": 0.0})
+    [clean] = eng.render([req])
+    hz = float(2 ** ((round(note) - 69) / 12) * 440)
+    held = slice(int(0.1 * SR), int(0.6 * SR))
+    got = noise_profile(noisy[held].astype(np.float64), SR, hz).share
+    assert noise_profile(clean[held].astype(np.float64), SR, hz).share < 0.2 * got
+    assert 0.4 < got / source < 2.0, (got, source)

@@ -36,7 +36,7 @@ are per voice and elementwise. Loading and linear algebra run in float64, render
 Modules: `reservoir` (the random reservoir), `algebra` (conceptors, NOT/AND/OR/morph), `loading` (grains
 into a reservoir, apertures, reconstruction), `kernels` (batched rendering in the three forms, morph runs),
 `blas` (BLAS threads), `grains` (cutting, retuning and walking grains), `level` (holding a note's level),
-`tuning` (a render's pitch, octave errors told apart), `settings`, `engine`, `pads` (the grain protocol).
+`tuning` (a render's pitch, octave errors told apart), `noise` (the noise term), `settings`, `engine`, `pads` (the grain protocol).
 """
 from .engine import ConceptorEngine
 from .settings import ConceptorSettings

@@ -31,6 +31,8 @@ How a request becomes audio:
   (`flatten_render`);
 - a voice whose free run drops out (a dead state between dissimilar grains) is rendered again with harder
   conceptors (`revive_hardening`); transitions between grains pass through a hardened halfway morph;
+- the noise between each pitched source's harmonics (what its periodic grains leave out: breath, bow,
+  hiss), measured at fit time, is added as shaped noise following the note's level (`noise`, see `noise`);
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
@@ -39,8 +41,8 @@ aperture) blend with the request's corner weights.
 from __future__ import annotations
 
 import functools
-
 import math
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -62,10 +64,11 @@ from .pads import GrainPads
 from .reservoir import Reservoir, make_reservoir
 from .settings import ConceptorSettings
 from .level import dropout_db
+from .noise import N_FFT as NOISE_FFT, HOP as NOISE_HOP, NoiseProfile, add_noise, blend_profiles, noise_profile
 from .tuning import flatten_pitch, render_pitch
 from .voices import Voice, VoiceRunner
 
-MODEL_VERSION = 2      # 2: checksummed model files, clips name their "recording", one velocity law
+MODEL_VERSION = 3      # 2: checksummed model files, clips name their "recording", one velocity law; 3: noise
 
 
 def _fixed_blas(method):
@@ -98,6 +101,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         self.grains: list[dict] = []      # per grain: clip, start, gain, length, periods
         self.errors: np.ndarray | None = None
         self._alive: np.ndarray | None = None   # per grain: does its free run sound? (see `_sounding`)
+        self.noise: list[NoiseProfile] = []     # per clip: what its periodic grains leave out (see `noise`)
 
     # ------------------------------------------------------------------ fit
 
@@ -107,7 +111,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         if corpus.sample_rate != self.sample_rate:
             raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
         sr = self.sample_rate
-        patterns, self.clips, self.grains = [], [], []
+        patterns, self.clips, self.grains, self.noise = [], [], [], []
         shared = grain_pitches(corpus.clips, s.shared_pitch_semitones) if s.flatten_glide else {}
         for clip in corpus.clips:
             grains = self._cut(clip, sr, shared.get(id(clip)))
@@ -126,6 +130,9 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                     patterns.append(g.audio)
                 else:
                     entry["grains"].append(-1)
+            noise = _noise_of(clip, sr)
+            entry["noise_share"] = noise.share
+            self.noise.append(noise)
             self.clips.append(entry)
         if not patterns:
             raise EngineError("every source is silent; the conceptor engine has nothing to load",
@@ -250,6 +257,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             arrays[f"spectrum.{j}"] = sv
         if m.diag_energy is not None:
             arrays["diag_energy"] = m.diag_energy
+        arrays["noise.psd"] = np.stack([n.psd for n in self.noise]) if self.noise else np.zeros((0, NOISE_FFT // 2 + 1))
         meta = {"version": MODEL_VERSION, "sample_rate": self.sample_rate, "seed": self.seed,
                 "form": m.form, "leak": r.leak, "spectral_radius": r.spectral_radius, "reservoir_seed": r.seed,
                 "readout_bias": m.readout_bias, "clips": self.clips, "grains": self.grains,
@@ -275,6 +283,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         self.errors = arrays["errors"]
         self._alive = None
         self.clips, self.grains = meta["clips"], meta["grains"]
+        self.noise = [NoiseProfile(psd, float(c["noise_share"])) for psd, c in zip(arrays["noise.psd"], self.clips)]
         self.sample_rate = int(meta["sample_rate"])
 
     def _require(self) -> LoadedReservoir:
@@ -473,6 +482,11 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         y = np.asarray(y[:frames], dtype=np.float32)
         if len(y) < frames:
             y = np.concatenate([y, np.zeros(frames - len(y), dtype=np.float32)])
+        if s.noise > 0 and self.noise:
+            terms = plan["voice"].terms
+            profile = blend_profiles([self.noise[c] for c, _ in terms], [w for _, w in terms])
+            seed = zlib.crc32(repr((self.seed, req.weights, req.channel, req.note, req.variation)).encode())
+            y = add_noise(y, sr, profile, rng=np.random.default_rng(seed), scale=s.noise).astype(np.float32)
         env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
         return y * env * np.float32(plan["ctl"]["gain"])
 
@@ -501,6 +515,19 @@ def grain_pitches(clips, within_semitones: float) -> dict[int, float]:
             if abs(c.pitch.midi - midi) <= within_semitones:
                 out[id(c)] = float(midi_to_hz(midi))
     return out
+
+
+def _noise_of(clip: Clip, sr: int) -> NoiseProfile:
+    """The noise between a pitched clip's harmonics over its voiced frames (none for unpitched clips: their
+    window grains hold their noise themselves)."""
+    x = np.asarray(clip.audio, dtype=np.float64)
+    if not clip.pitch.pitched or not np.any(x):
+        return NoiseProfile.silent()
+    tr = f0_track(x, sr)
+    centres = (np.arange(1 + max(0, len(x) - NOISE_FFT) // NOISE_HOP) * NOISE_HOP + NOISE_FFT / 2) / sr
+    hz = np.interp(centres, tr.times, np.where(tr.voiced, tr.hz, 0.0))
+    voiced = np.interp(centres, tr.times, tr.voiced.astype(np.float64)) > 0.5
+    return noise_profile(x, sr, np.where(voiced, hz, np.nan))
 
 
 def _load(res, patterns, settings, washout) -> LoadedReservoir:

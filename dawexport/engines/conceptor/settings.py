@@ -117,6 +117,10 @@ class ConceptorSettings(EngineSettings):
     flatten_render: bool = Field(True, description=(
         "with exact_pitch, time-warp a take whose pitch wanders along the note (a morph between blend "
         "corners) so it stays on the key all the way through"))
+    noise: float = Field(1.0, ge=0.0, le=4.0, description=(
+        "the noise term: what each pitched source's periodic grains leave out (breath, bow, hiss: the noise "
+        "between its harmonics) is measured at fit time and added to its notes as shaped noise following the "
+        "note's level; this scales its level (1: as measured, 0: none)"))
     unpitched_root: int = Field(60, ge=0, le=127)
     velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0)
     washout_ms: float = Field(10.0, ge=0.0, le=500.0)
