@@ -27,6 +27,23 @@ def test_samplernn_generation_matches_the_trained_forward_pass(frames):
     assert torch.equal(logits.argmax(-1), generated)
 
 
+def test_samplernn_sampling_draws_from_the_trained_softmax_the_same_on_any_number_of_cores():
+    """Each sample is the inverse-CDF draw of its own uniform from the training pass's softmax (at the
+    temperature), and splitting the streams between cores changes no sample."""
+    from dawexport.engines.samplernn.model import generate_on_cores
+    torch.manual_seed(1)
+    model = SampleRNN(SampleRNNConfig(frame_sizes=(8, 2), dim=16, mlp_dim=16, embed=4)).eval()
+    prime = torch.randint(0, 256, (5, 8))
+    uniforms = torch.rand(40, 5, generator=torch.Generator().manual_seed(2))
+    drawn = model.generate(prime, 40, uniforms, 0.7)
+    logits, _ = model(torch.cat([prime, drawn], 1))
+    cdf = torch.softmax(logits.double() / 0.7, -1).cumsum(-1)
+    redraw = (cdf <= uniforms.t()[:, :, None].double()).sum(-1).clamp(max=255)
+    assert (redraw == drawn).float().mean() > 0.99 and len(set(drawn.flatten().tolist())) > 20
+    assert torch.equal(generate_on_cores(model, prime, 40, uniforms, 0.7, cores=2), drawn)
+    assert torch.equal(generate_on_cores(model, prime, 40, uniforms, 0.7, cores=3), drawn)
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_lstm_vae_generation_in_the_hidden_size_matches_feeding_frames_back(layers):
     """The generator never forms a frame inside its loop (inp ∘ out folded); it must compute what feeding

@@ -8,7 +8,8 @@ The corpus (every source and channel, plus time-stretched and optionally pitch-s
 to 8-bit mu-law; the model trains on random crops with the common trainer (device auto, checkpoints, exact
 resume, budget). Generation runs every requested texture as one batch of streams, primed with a few
 samples of the sources, each stream drawing its samples from its own seeded uniforms (so a texture is the
-same whichever batch it is in), at `temperature`.
+same whichever batch it is in), at `temperature`; on the CPU the streams are split between `threads` cores,
+one torch thread each.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..common.training import TrainConfig, Trainer, TrainResult
 from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
 from ..wavenet.model import mu_law_decode
 from .data import quantise, random_crops, validation_crops
-from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, parameter_count
+from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, generate_on_cores, parameter_count
 from .settings import SampleRNNSettings
 
 MODEL_NAME = "samplernn"
@@ -110,8 +111,8 @@ class SampleRNNEngine(TextureEngine):
         device = pick_device(self.device)
         device = device if device.type == "cuda" else torch.device("cpu")     # the per-sample loop: CUDA or CPU
         model.to(device)
-        q = model.generate(torch.from_numpy(np.stack(primes)).to(device), n, torch.from_numpy(uniforms).to(device),
-                           self.settings.temperature)
+        q = generate_on_cores(model, torch.from_numpy(np.stack(primes)).to(device), n,
+                              torch.from_numpy(uniforms).to(device), self.settings.temperature, self.settings.threads)
         return list(mu_law_decode(q.cpu().numpy()))
 
 
