@@ -66,6 +66,39 @@ def test_lstm_vae_generation_in_the_hidden_size_matches_feeding_frames_back(laye
     assert spread.shape == (33,) and bool((spread > 0).all())
 
 
+def test_lstm_vae_reprimes_from_the_sources_onsets_the_same_in_any_batch():
+    """Re-priming finds the onsets of a click train in the encoded sources and starts each segment there; a
+    texture does not depend on the other textures generated with it."""
+    from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings
+    from dawexport.engines.lstm_vae.model import LSTMVAE, LSTMVAEConfig
+    sr, every = 22050, 0.25
+    x = np.zeros(2 * sr)
+    clicks = np.arange(0.1, 1.9, every)
+    for c in clicks:
+        k = int(c * sr)
+        x[k:k + 800] = np.exp(-np.arange(800) / 150) * np.sin(np.arange(800) * 0.3)
+    engine = LSTMVAEEngine(LSTMVAESettings(reprime_every=0.3, prime_frames=4, latent_size=4, lstm_size=16),
+                           sample_rate=sr, seed=0, device="cpu")
+    codec = engine.codec
+    feats = codec.encode(x)
+    engine.mean, engine.std = feats.mean(0), feats.std(0) + 1e-3
+    engine.prime_pool = ((feats - engine.mean) / engine.std).astype(np.float32)
+    engine.spread = np.ones(codec.size, np.float32)
+    ends = engine._prime_ends(4)
+    expected = (clicks * sr + codec.block) / codec.hop          # frames start a block before the audio
+    assert len(ends) == len(clicks)
+    assert np.all(np.abs(ends - 1 - expected) <= 4)             # the block the click enters
+    torch.manual_seed(0)
+    engine.model = LSTMVAE(LSTMVAEConfig(codec.size, 16, 1, 4)).eval()
+    keys = [("L", k) for k in range(3)]
+    together = engine._generate(engine.model, keys, sr)
+    alone = engine._generate(engine.model, keys[1:2], sr)
+    np.testing.assert_allclose(together[1], alone[0], atol=1e-5)
+    engine.settings = LSTMVAESettings(reprime_every=0, prime_frames=4, latent_size=4, lstm_size=16)
+    once = engine._generate(engine.model, keys[1:2], sr)[0]
+    assert np.max(np.abs(once - alone[0])) > 0.1 * np.max(np.abs(alone[0]))
+
+
 def test_block_codec_dct_is_exact_and_fft_phases_do_not_smear():
     t = np.arange(SR) / SR
     x = 0.4 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 661 * t)

@@ -39,7 +39,7 @@ class LSTMVAEEngine(TextureEngine):
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
                                 default_rate=22050)
     Settings = LSTMVAESettings
-    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters", "frame_noise")
+    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters", "frame_noise", "reprime_every")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -134,26 +134,35 @@ class LSTMVAEEngine(TextureEngine):
     # ------------------------------------------------------------------ generation
 
     def _generate(self, model: LSTMVAE, keys: list[tuple], n: int) -> list[np.ndarray]:
-        """One texture per key, n samples each: primed with source blocks, then the model's own blocks."""
+        """One texture per key, n samples each: primed with source blocks, then the model's own blocks; with
+        `reprime_every`, primed afresh from a source onset every that many seconds (a new hit, say)."""
         s, codec = self.settings, self.codec
         prime_len = min(s.prime_frames, len(self.prime_pool))
         steps = max(1, -(-n // codec.hop) + codec.block // codec.hop)
-        primes = np.empty((len(keys), prime_len, codec.size), dtype=np.float32)
+        period = steps if s.reprime_every <= 0 else max(1, int(round(s.reprime_every * self.sample_rate / codec.hop)))
+        segments = [(t, min(period, steps - t)) for t in range(0, steps, period)]
+        ends = self._prime_ends(prime_len) if len(segments) > 1 else None
+        primes = np.empty((len(segments), len(keys), prime_len, codec.size), dtype=np.float32)
         noise = np.empty((steps, len(keys), model.config.latent), dtype=np.float32)
         spread = None if self.spread is None or s.frame_noise <= 0 else self.spread * np.float32(s.frame_noise)
         frame_noise = None if spread is None else np.empty((len(keys), steps, codec.size), dtype=np.float32)
         for j, key in enumerate(keys):
             rng = np.random.default_rng(stable_seed("lstm_vae", self.seed, key))
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - prime_len + 1)))
-            primes[j] = self.prime_pool[offset:offset + prime_len]
             noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
             if frame_noise is not None:
                 frame_noise[j] = rng.standard_normal((steps, codec.size), dtype=np.float32)
                 frame_noise[j] *= spread
+            starts = [offset] if ends is None else list(ends[rng.integers(0, len(ends), len(segments))] - prime_len)
+            for k, start in enumerate(starts):
+                primes[k, j] = self.prime_pool[start:start + prime_len]
+        feats = [primes[0]]
         with cpu_threads(1):          # a step is a few (batch × hidden) matmuls: threads only wait on each other
-            feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature,
-                                   None if frame_noise is None else torch.from_numpy(frame_noise)).numpy()
-        feats = np.concatenate([primes, feats], axis=1)
+            for k, (t, length) in enumerate(segments):
+                feats.append(model.generate(
+                    torch.from_numpy(primes[k]), length, torch.from_numpy(noise[t:t + length]), s.temperature,
+                    None if frame_noise is None else torch.from_numpy(frame_noise[:, t:t + length])).numpy())
+        feats = np.concatenate(feats, axis=1)
         feats *= self.std
         feats += self.mean
         audio = codec.decode(feats)
@@ -164,6 +173,31 @@ class LSTMVAEEngine(TextureEngine):
             audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         np.clip(audio, -1.0, 1.0, out=audio)
         return list(audio.astype(np.float32, copy=False))
+
+    def _prime_ends(self, prime_len: int) -> np.ndarray:
+        """Where a re-priming prime ends (exclusive) in the pool: just after each onset block of the sources
+        (every position when they have none)."""
+        energy = self.codec.frame_energy_db(self.prime_pool * self.std + self.mean)
+        ends = onset_frames(energy) + 1
+        ends = ends[ends >= prime_len]
+        return ends if len(ends) else np.arange(prime_len, len(self.prime_pool) + 1)
+
+
+def onset_frames(energy_db: np.ndarray, rise_db: float = 6.0, floor_db: float = 30.0, gap: int = 8) -> np.ndarray:
+    """Blocks whose energy rises `rise_db` above both blocks before it, within `floor_db` of the loudest,
+    at least `gap` blocks after the previous onset.
+
+        >>> onset_frames(np.array([-60, -60, -10, -12, -14, -60, -60, -5, -8, -9.0]), gap=2)
+        array([2, 7])
+    """
+    e = np.asarray(energy_db, dtype=np.float64)
+    before = np.maximum(np.concatenate([[np.inf], e[:-1]]), np.concatenate([[np.inf, np.inf], e[:-2]]))
+    candidates = np.flatnonzero((e - before >= rise_db) & (e >= e.max() - floor_db))
+    kept: list[int] = []
+    for i in candidates:
+        if not kept or i - kept[-1] >= gap:
+            kept.append(int(i))
+    return np.array(kept, dtype=np.int64)
 
 
 __all__ = ["LSTMVAEEngine", "LSTMVAESettings"]
