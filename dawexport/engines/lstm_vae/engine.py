@@ -8,7 +8,10 @@ Training audio (every source and channel with time-stretched / pitch-shifted cop
 is cut into windowed blocks (`frames.BlockCodec`); each block's features are standardised per coefficient
 and the model learns to predict the next block (log-MSE + β·KL) on random runs of `seq_frames` blocks.
 A texture starts from `prime_frames` blocks of the sources (a seeded position per texture) and continues
-with the model's own predictions, the latent drawn at `temperature`.
+with the model's own predictions, the latent drawn at `temperature`; every `reprime_every` seconds it is
+primed afresh with the blocks up to an onset of the sources (a seeded one per texture and segment), so a
+model that settles into a decay or a hum after a hit gets the next hit to continue. The prime's blocks are
+never part of the texture: what sounds is the model's own continuation.
 """
 from __future__ import annotations
 
