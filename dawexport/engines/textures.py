@@ -1,6 +1,6 @@
 """What the texture engines (`samplernn`, `lstm_vae`) share: their training settings, the augmented
 training audio (time-stretched and optionally pitch-shifted copies of every channel of every source) and
-the preview clips written while they train.
+the preview clips written while they train, and the onsets they re-prime a texture from.
 
     originals, copies = training_audio(corpus, settings, progress)     # float32 arrays at the corpus rate
     hook = preview_hook(workdir, 16000, generate, settings)  # Trainer(on_validate=hook)
@@ -127,7 +127,24 @@ def preview_hook(workdir: Path, sample_rate: int, generate: Callable[..., list],
     return hook
 
 
-__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "preview_hook", "training_audio"]
+def onset_frames(energy_db: np.ndarray, rise_db: float = 6.0, floor_db: float = 30.0, gap: int = 8) -> np.ndarray:
+    """Onsets for re-priming a texture: blocks whose energy rises `rise_db` above both blocks before it, within `floor_db` of the loudest,
+    at least `gap` blocks after the previous onset.
+
+        >>> onset_frames(np.array([-60, -60, -10, -12, -14, -60, -60, -5, -8, -9.0]), gap=2)
+        array([2, 7])
+    """
+    e = np.asarray(energy_db, dtype=np.float64)
+    before = np.maximum(np.concatenate([[np.inf], e[:-1]]), np.concatenate([[np.inf, np.inf], e[:-2]]))
+    candidates = np.flatnonzero((e - before >= rise_db) & (e >= e.max() - floor_db))
+    kept: list[int] = []
+    for i in candidates:
+        if not kept or i - kept[-1] >= gap:
+            kept.append(int(i))
+    return np.array(kept, dtype=np.int64)
+
+
+__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "onset_frames", "preview_hook", "training_audio"]
 
 
 class TextureEngine(Engine):

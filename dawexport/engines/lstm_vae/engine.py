@@ -27,7 +27,7 @@ from ..common.persistence import load_module_state, read_torch_model, save_state
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads
 from ..common.training import TrainConfig, Trainer, TrainResult
-from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
+from ..textures import RENDER_ONLY, TextureEngine, onset_frames, preview_hook, training_audio
 from .frames import BlockCodec
 from .model import LSTMVAE, LSTMVAEConfig
 from .settings import LSTMVAESettings
@@ -184,23 +184,6 @@ class LSTMVAEEngine(TextureEngine):
         ends = onset_frames(energy) + 1
         ends = ends[ends >= prime_len]
         return ends if len(ends) else np.arange(prime_len, len(self.prime_pool) + 1)
-
-
-def onset_frames(energy_db: np.ndarray, rise_db: float = 6.0, floor_db: float = 30.0, gap: int = 8) -> np.ndarray:
-    """Blocks whose energy rises `rise_db` above both blocks before it, within `floor_db` of the loudest,
-    at least `gap` blocks after the previous onset.
-
-        >>> onset_frames(np.array([-60, -60, -10, -12, -14, -60, -60, -5, -8, -9.0]), gap=2)
-        array([2, 7])
-    """
-    e = np.asarray(energy_db, dtype=np.float64)
-    before = np.maximum(np.concatenate([[np.inf], e[:-1]]), np.concatenate([[np.inf, np.inf], e[:-2]]))
-    candidates = np.flatnonzero((e - before >= rise_db) & (e >= e.max() - floor_db))
-    kept: list[int] = []
-    for i in candidates:
-        if not kept or i - kept[-1] >= gap:
-            kept.append(int(i))
-    return np.array(kept, dtype=np.int64)
 
 
 __all__ = ["LSTMVAEEngine", "LSTMVAESettings"]
