@@ -1,5 +1,5 @@
 """What the texture engines (`samplernn`, `lstm_vae`) share: their training settings, the augmented
-training audio (time-stretched and optionally pitch-shifted copies of every channel of every source) and
+training audio (time-stretched and optionally pitch-shifted copies of every channel of every source),
 the preview clips written while they train, and the onsets they re-prime a texture from.
 
     originals, copies = training_audio(corpus, settings, progress)     # float32 arrays at the corpus rate
@@ -40,6 +40,9 @@ class TextureSettings(TrainingSettings):
     preview_clips: int = Field(3, ge=1, le=16)
     preview_seconds: float = Field(2.0, gt=0, le=30)
     temperature: float = Field(1.0, ge=0, le=4, description="sampling spread; 0 = always the likeliest")
+    reprime_every: float = Field(0.5, ge=0, le=60, description="seconds between fresh primes from an onset of the "
+                                                              "sources (0: primed once: a model trained on a drum "
+                                                              "take then decays into a held hum or silence)")
     render_batch: int = Field(64, ge=1, le=1024, description="textures generated together")
 
     @field_validator("stretches")
@@ -57,7 +60,7 @@ class TextureSettings(TrainingSettings):
         return values
 
 
-RENDER_ONLY = ("temperature", "render_batch", "preview_every", "preview_clips", "preview_seconds")
+RENDER_ONLY = ("temperature", "reprime_every", "render_batch", "preview_every", "preview_clips", "preview_seconds")
 
 
 def highpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:

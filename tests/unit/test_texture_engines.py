@@ -99,6 +99,26 @@ def test_lstm_vae_reprimes_from_the_sources_onsets_the_same_in_any_batch():
     assert np.max(np.abs(once - alone[0])) > 0.1 * np.max(np.abs(alone[0]))
 
 
+def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch():
+    from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings
+    from dawexport.engines.samplernn.data import quantise
+    x = np.zeros(SR)
+    clicks = np.arange(0.1, 0.9, 0.2)
+    for c in clicks:
+        k = int(c * SR)
+        x[k:k + 400] = 0.8 * np.exp(-np.arange(400) / 80) * np.sin(np.arange(400) * 0.5)
+    settings = SampleRNNSettings(reprime_every=0.1, frame_size=8, sub_frame_size=2, dim=16, mlp_dim=16, embed=4)
+    engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
+    engine.prime_pool = quantise([x.astype(np.float32)])[0]
+    ends = engine._prime_ends(8)
+    assert len(ends) == len(clicks) and np.all(np.abs(ends - clicks * SR) <= 2 * 256)
+    torch.manual_seed(0)
+    engine.model = SampleRNN(engine.model_config()).eval()
+    keys = [("L", k) for k in range(3)]
+    together = engine._generate(engine.model, keys, 4000)
+    np.testing.assert_array_equal(together[2], engine._generate(engine.model, keys[2:], 4000)[0])
+
+
 def test_block_codec_dct_is_exact_and_fft_phases_do_not_smear():
     t = np.arange(SR) / SR
     x = 0.4 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 661 * t)

@@ -42,7 +42,7 @@ class LSTMVAEEngine(TextureEngine):
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
                                 default_rate=22050)
     Settings = LSTMVAESettings
-    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters", "frame_noise", "reprime_every")
+    render_only = RENDER_ONLY + ("prime_frames", "griffin_lim_iters", "frame_noise")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)

@@ -23,9 +23,6 @@ class LSTMVAESettings(TextureSettings):
     kl_weight: float = Field(1e-3, ge=0, le=10)
     seq_frames: int = Field(64, ge=2, le=4096, description="frames per training example")
     prime_frames: int = Field(8, ge=1, le=256, description="frames of the sources that start each texture")
-    reprime_every: float = Field(0.5, ge=0, le=60, description="seconds between fresh primes from an onset of the "
-                                                              "sources (0: primed once; a drum take then decays "
-                                                              "into a held hum or silence)")
     frame_noise: float = Field(0.0, ge=0, le=4, description="spread added to each generated frame, × what the "
                                                            "model's predictions missed in training (0: the "
                                                            "predicted frame; dct output moves nearer the "
