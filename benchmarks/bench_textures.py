@@ -92,7 +92,7 @@ def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> flo
         return time.perf_counter() - t0
 
 
-def samplernn_speed(batch: int, steps: int, repeats: int, cores: int) -> dict:
+def samplernn_speed(batch: int, steps: int, repeats: int, cores: int, shared: bool = False) -> dict:
     settings = SampleRNNSettings()
     torch.manual_seed(0)
     model = SampleRNN(SampleRNNConfig(frame_sizes=settings.frame_sizes, dim=settings.dim,
@@ -102,12 +102,16 @@ def samplernn_speed(batch: int, steps: int, repeats: int, cores: int) -> dict:
     gen, bound = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        generate_on_cores(model, prime, steps, uniforms, 1.0, cores)
+        if shared:                       # the previous way: one group, `cores` torch threads sharing each matmul
+            with cpu_threads(cores):
+                model.generate(prime, steps, uniforms, 1.0)
+        else:
+            generate_on_cores(model, prime, steps, uniforms, 1.0, cores)
         gen.append(time.perf_counter() - t0)
         bound.append(samplernn_bound(model, batch, steps, cores))
     g, b = statistics.median(gen), statistics.median(bound)
     rate = batch * steps / g
-    return {"batch": batch, "cores": cores, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE,
+    return {"batch": batch, "cores": cores, "shared": shared, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE,
             "share_of_bound": b / g, "bound_samples_per_s": batch * steps / b}
 
 
@@ -202,6 +206,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--steps", type=int, default=1024, help="samples generated per SampleRNN run")
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2], help="SampleRNN generation threads")
+    parser.add_argument("--shared-threads", action="store_true",
+                        help="also the streams in one group with torch's threads sharing each matmul (the "
+                             "previous way), against the same bound")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--engines", nargs="+", default=["lstm_vae", "samplernn"])
@@ -216,6 +223,8 @@ def main() -> int:
     figures: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
 
     rows = [samplernn_speed(b, args.steps, args.repeats, c) for c in args.cores for b in args.batch]
+    if args.shared_threads:
+        rows += [samplernn_speed(b, args.steps, args.repeats, max(args.cores), shared=True) for b in args.batch]
     figures["samplernn_speed"] = rows
     s = SampleRNNSettings()
     print(f"\n**SampleRNN generation** (default model: {s.tiers} tiers, frames {s.frame_sizes}, GRU {s.dim}, "
@@ -224,7 +233,7 @@ def main() -> int:
     print("| cores | batch | samples/s | × real time at 44.1 kHz | matmul bound (samples/s) | share of bound |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['cores']} | {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
+        print(f"| {r['cores']}{' (shared matmuls)' if r['shared'] else ''} | {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
               f"{r['bound_samples_per_s']:,.0f} | {100 * r['share_of_bound']:.0f} % |")
 
     vae = [lstm_vae_speed(d, 64, args.seconds) for d in ("dct", "fft")]
