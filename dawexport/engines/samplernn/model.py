@@ -126,7 +126,7 @@ class SampleRNN(nn.Module):
         cumulative probability exceeds the uniform); with temperature 0 (or uniforms None) the likeliest
         class is taken.
 
-        Per sample the loop runs the MLP's two matmuls and five other steps on preallocated buffers: the
+        Per sample the loop runs the MLP's two matmuls and eight small steps on preallocated buffers: the
         embeddings × first layer are one lookup table summed by `embedding_bag`, the first layer's bias
         rides in the frame tier's conditioning (added once per frame), 1/temperature is folded into the
         output layer, and the drawn class is written straight into the (time-major) sample buffer.
