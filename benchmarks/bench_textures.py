@@ -5,8 +5,8 @@
     python benchmarks/bench_textures.py --build                # + a cold `dawexport build instruments/textures.yaml`
 
 What it measures (prints markdown tables; not timed tests: on a shared machine compare ratios in one run):
-- SampleRNN batched generation (`SampleRNN.generate`, the engine's path) of the default model at batch B:
-  samples per second, × real time at 44.1 kHz (aggregate), and the share of this machine's matmul bound:
+- SampleRNN batched generation (`generate_on_cores`, the engine's path: streams split between cores, one
+  torch thread each) of the default model at batch B: samples per second, × real time at 44.1 kHz (aggregate), and the share of this machine's matmul bound:
   the very same matmuls (per sample the MLP's two, plus the frame tiers' GRU, input and upsampling matmuls
   every frame) timed alone in the same run, interleaved with the generation runs (medians);
 - LSTM-VAE generation of 64 textures of 4 s (`LSTMVAEEngine._generate`: the LSTM steps, the decoding to
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,8 @@ from dawexport.audio.resample import resample  # noqa: E402
 from dawexport.engines.base import Clip, Corpus, TextureRequest  # noqa: E402
 from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings  # noqa: E402
 from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings  # noqa: E402
-from dawexport.engines.samplernn.model import SampleRNN, SampleRNNConfig  # noqa: E402
+from dawexport.engines.common.torch_utils import cpu_threads  # noqa: E402
+from dawexport.engines.samplernn.model import SampleRNN, SampleRNNConfig, generate_on_cores  # noqa: E402
 from dawexport.progress import Progress, SILENT  # noqa: E402
 from dawexport.render.curator import curate  # noqa: E402
 
@@ -56,33 +58,41 @@ CD_RATE = 44100
 
 # ------------------------------------------------------------------------------------- SampleRNN speed
 
-def samplernn_bound(model: SampleRNN, batch: int, steps: int) -> float:
-    """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order)."""
+def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> float:
+    """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order), the
+    streams split between `cores` threads with one torch thread each, as `generate_on_cores` splits them."""
     cfg = model.config
-    h = torch.randn(batch, cfg.mlp_dim)
-    out1, out2 = torch.empty(batch, cfg.mlp_dim), torch.empty(batch, 256)
-    w_hidden, w_out = model.hidden.weight.t().contiguous(), model.out.weight.t().contiguous()
-    tiers = []
-    for tier in model.tiers:
-        frame = torch.randn(batch, tier.frame)
-        state = torch.randn(batch, cfg.dim)
-        w_ih, w_hh = tier.gru.weight_ih_l0.t().contiguous(), tier.gru.weight_hh_l0.t().contiguous()
-        tiers.append((tier, frame, state, w_ih, w_hh))
-    with torch.no_grad():
+    bounds = [round(i * batch / cores) for i in range(cores + 1)]
+
+    def run(rows: int) -> None:
+        torch.set_num_threads(1)
+        h = torch.randn(rows, cfg.mlp_dim)
+        out1, out2 = torch.empty(rows, cfg.mlp_dim), torch.empty(rows, 256)
+        w_hidden, w_out = model.hidden.weight.t().contiguous(), model.out.weight.t().contiguous()
+        tiers = []
+        for tier in model.tiers:
+            frame = torch.randn(rows, tier.frame)
+            state = torch.randn(rows, cfg.dim)
+            w_ih, w_hh = tier.gru.weight_ih_l0.t().contiguous(), tier.gru.weight_hh_l0.t().contiguous()
+            tiers.append((tier, frame, state, w_ih, w_hh))
+        with torch.no_grad():
+            for t in range(steps):
+                for tier, frame, state, w_ih, w_hh in tiers:
+                    if t % tier.frame == 0:
+                        x = torch.addmm(tier.inp.bias, frame, tier.inp.weight.t())
+                        torch.mm(x, w_ih)
+                        torch.mm(state, w_hh)
+                        torch.addmm(tier.up.bias, state, tier.up.weight.t())
+                torch.addmm(model.hidden.bias, h, w_hidden, out=out1)
+                torch.addmm(model.out.bias, out1, w_out, out=out2)
+
+    with cpu_threads(1), ThreadPoolExecutor(cores) as pool:
         t0 = time.perf_counter()
-        for t in range(steps):
-            for tier, frame, state, w_ih, w_hh in tiers:
-                if t % tier.frame == 0:
-                    x = torch.addmm(tier.inp.bias, frame, tier.inp.weight.t())
-                    torch.mm(x, w_ih)
-                    torch.mm(state, w_hh)
-                    torch.addmm(tier.up.bias, state, tier.up.weight.t())
-            torch.addmm(model.hidden.bias, h, w_hidden, out=out1)
-            torch.addmm(model.out.bias, out1, w_out, out=out2)
+        list(pool.map(run, [hi - lo for lo, hi in zip(bounds, bounds[1:])]))
         return time.perf_counter() - t0
 
 
-def samplernn_speed(batch: int, steps: int, repeats: int) -> dict:
+def samplernn_speed(batch: int, steps: int, repeats: int, cores: int, shared: bool = False) -> dict:
     settings = SampleRNNSettings()
     torch.manual_seed(0)
     model = SampleRNN(SampleRNNConfig(frame_sizes=settings.frame_sizes, dim=settings.dim,
@@ -92,13 +102,17 @@ def samplernn_speed(batch: int, steps: int, repeats: int) -> dict:
     gen, bound = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model.generate(prime, steps, uniforms, 1.0)
+        if shared:                       # the previous way: one group, `cores` torch threads sharing each matmul
+            with cpu_threads(cores):
+                model.generate(prime, steps, uniforms, 1.0)
+        else:
+            generate_on_cores(model, prime, steps, uniforms, 1.0, cores)
         gen.append(time.perf_counter() - t0)
-        bound.append(samplernn_bound(model, batch, steps))
+        bound.append(samplernn_bound(model, batch, steps, cores))
     g, b = statistics.median(gen), statistics.median(bound)
     rate = batch * steps / g
-    return {"batch": batch, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE, "share_of_bound": b / g,
-            "bound_samples_per_s": batch * steps / b, "threads": torch.get_num_threads()}
+    return {"batch": batch, "cores": cores, "shared": shared, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE,
+            "share_of_bound": b / g, "bound_samples_per_s": batch * steps / b}
 
 
 def lstm_vae_speed(domain: str, textures: int, seconds: float) -> dict:
@@ -191,6 +205,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--steps", type=int, default=1024, help="samples generated per SampleRNN run")
+    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2], help="SampleRNN generation threads")
+    parser.add_argument("--shared-threads", action="store_true",
+                        help="also the streams in one group with torch's threads sharing each matmul (the "
+                             "previous way), against the same bound")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--engines", nargs="+", default=["lstm_vae", "samplernn"])
@@ -204,16 +222,18 @@ def main() -> int:
     args = parser.parse_args()
     figures: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
 
-    rows = [samplernn_speed(b, args.steps, args.repeats) for b in args.batch]
+    rows = [samplernn_speed(b, args.steps, args.repeats, c) for c in args.cores for b in args.batch]
+    if args.shared_threads:
+        rows += [samplernn_speed(b, args.steps, args.repeats, max(args.cores), shared=True) for b in args.batch]
     figures["samplernn_speed"] = rows
     s = SampleRNNSettings()
     print(f"\n**SampleRNN generation** (default model: {s.tiers} tiers, frames {s.frame_sizes}, GRU {s.dim}, "
-          f"MLP {s.mlp_dim}; {torch.get_num_threads()} torch threads; {args.steps} samples, median of "
-          f"{args.repeats})\n")
-    print("| batch | samples/s | × real time at 44.1 kHz | matmul bound (samples/s) | share of bound |")
-    print("|---|---|---|---|---|")
+          f"MLP {s.mlp_dim}; streams split between cores, one torch thread each; {args.steps} samples, "
+          f"median of {args.repeats}; load average {os.getloadavg()[0]:.1f})\n")
+    print("| cores | batch | samples/s | × real time at 44.1 kHz | matmul bound (samples/s) | share of bound |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
+        print(f"| {r['cores']}{' (shared matmuls)' if r['shared'] else ''} | {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
               f"{r['bound_samples_per_s']:,.0f} | {100 * r['share_of_bound']:.0f} % |")
 
     vae = [lstm_vae_speed(d, 64, args.seconds) for d in ("dct", "fft")]

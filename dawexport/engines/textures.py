@@ -1,6 +1,6 @@
 """What the texture engines (`samplernn`, `lstm_vae`) share: their training settings, the augmented
-training audio (time-stretched and optionally pitch-shifted copies of every channel of every source) and
-the preview clips written while they train.
+training audio (time-stretched and optionally pitch-shifted copies of every channel of every source),
+the preview clips written while they train, and the onsets they re-prime a texture from.
 
     originals, copies = training_audio(corpus, settings, progress)     # float32 arrays at the corpus rate
     hook = preview_hook(workdir, 16000, generate, settings)  # Trainer(on_validate=hook)
@@ -40,6 +40,9 @@ class TextureSettings(TrainingSettings):
     preview_clips: int = Field(3, ge=1, le=16)
     preview_seconds: float = Field(2.0, gt=0, le=30)
     temperature: float = Field(1.0, ge=0, le=4, description="sampling spread; 0 = always the likeliest")
+    reprime_every: float = Field(0.5, ge=0, le=60, description="seconds between fresh primes from an onset of the "
+                                                              "sources (0: primed once: a model trained on a drum "
+                                                              "take then decays into a held hum or silence)")
     render_batch: int = Field(64, ge=1, le=1024, description="textures generated together")
 
     @field_validator("stretches")
@@ -57,7 +60,7 @@ class TextureSettings(TrainingSettings):
         return values
 
 
-RENDER_ONLY = ("temperature", "render_batch", "preview_every", "preview_clips", "preview_seconds")
+RENDER_ONLY = ("temperature", "reprime_every", "render_batch", "preview_every", "preview_clips", "preview_seconds")
 
 
 def highpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -127,7 +130,24 @@ def preview_hook(workdir: Path, sample_rate: int, generate: Callable[..., list],
     return hook
 
 
-__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "preview_hook", "training_audio"]
+def onset_frames(energy_db: np.ndarray, rise_db: float = 6.0, floor_db: float = 30.0, gap: int = 8) -> np.ndarray:
+    """Onsets for re-priming a texture: blocks whose energy rises `rise_db` above both blocks before it, within `floor_db` of the loudest,
+    at least `gap` blocks after the previous onset.
+
+        >>> onset_frames(np.array([-60, -60, -10, -12, -14, -60, -60, -5, -8, -9.0]), gap=2)
+        array([2, 7])
+    """
+    e = np.asarray(energy_db, dtype=np.float64)
+    before = np.maximum(np.concatenate([[np.inf], e[:-1]]), np.concatenate([[np.inf, np.inf], e[:-2]]))
+    candidates = np.flatnonzero((e - before >= rise_db) & (e >= e.max() - floor_db))
+    kept: list[int] = []
+    for i in candidates:
+        if not kept or i - kept[-1] >= gap:
+            kept.append(int(i))
+    return np.array(kept, dtype=np.int64)
+
+
+__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "onset_frames", "preview_hook", "training_audio"]
 
 
 class TextureEngine(Engine):

@@ -27,6 +27,23 @@ def test_samplernn_generation_matches_the_trained_forward_pass(frames):
     assert torch.equal(logits.argmax(-1), generated)
 
 
+def test_samplernn_sampling_draws_from_the_trained_softmax_the_same_on_any_number_of_cores():
+    """Each sample is the inverse-CDF draw of its own uniform from the training pass's softmax (at the
+    temperature), and splitting the streams between cores changes no sample."""
+    from dawexport.engines.samplernn.model import generate_on_cores
+    torch.manual_seed(1)
+    model = SampleRNN(SampleRNNConfig(frame_sizes=(8, 2), dim=16, mlp_dim=16, embed=4)).eval()
+    prime = torch.randint(0, 256, (5, 8))
+    uniforms = torch.rand(40, 5, generator=torch.Generator().manual_seed(2))
+    drawn = model.generate(prime, 40, uniforms, 0.7)
+    logits, _ = model(torch.cat([prime, drawn], 1))
+    cdf = torch.softmax(logits.double() / 0.7, -1).cumsum(-1)
+    redraw = (cdf <= uniforms.t()[:, :, None].double()).sum(-1).clamp(max=255)
+    assert (redraw == drawn).float().mean() > 0.99 and len(set(drawn.flatten().tolist())) > 20
+    assert torch.equal(generate_on_cores(model, prime, 40, uniforms, 0.7, cores=2), drawn)
+    assert torch.equal(generate_on_cores(model, prime, 40, uniforms, 0.7, cores=3), drawn)
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_lstm_vae_generation_in_the_hidden_size_matches_feeding_frames_back(layers):
     """The generator never forms a frame inside its loop (inp ∘ out folded); it must compute what feeding
@@ -47,6 +64,59 @@ def test_lstm_vae_generation_in_the_hidden_size_matches_feeding_frames_back(laye
     torch.testing.assert_close(fast, torch.stack(frames, 1), atol=1e-5, rtol=1e-4)
     spread = model.residual_spread([torch.randn(2, 9, 33)])
     assert spread.shape == (33,) and bool((spread > 0).all())
+
+
+def test_lstm_vae_reprimes_from_the_sources_onsets_the_same_in_any_batch():
+    """Re-priming finds the onsets of a click train in the encoded sources and starts each segment there; a
+    texture does not depend on the other textures generated with it."""
+    from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings
+    from dawexport.engines.lstm_vae.model import LSTMVAE, LSTMVAEConfig
+    sr, every = 22050, 0.25
+    x = np.zeros(2 * sr)
+    clicks = np.arange(0.1, 1.9, every)
+    for c in clicks:
+        k = int(c * sr)
+        x[k:k + 800] = np.exp(-np.arange(800) / 150) * np.sin(np.arange(800) * 0.3)
+    engine = LSTMVAEEngine(LSTMVAESettings(reprime_every=0.3, prime_frames=4, latent_size=4, lstm_size=16),
+                           sample_rate=sr, seed=0, device="cpu")
+    codec = engine.codec
+    feats = codec.encode(x)
+    engine.mean, engine.std = feats.mean(0), feats.std(0) + 1e-3
+    engine.prime_pool = ((feats - engine.mean) / engine.std).astype(np.float32)
+    engine.spread = np.ones(codec.size, np.float32)
+    ends = engine._prime_ends(4)
+    expected = (clicks * sr + codec.block) / codec.hop          # frames start a block before the audio
+    assert len(ends) == len(clicks)
+    assert np.all(np.abs(ends - 1 - expected) <= 4)             # the block the click enters
+    torch.manual_seed(0)
+    engine.model = LSTMVAE(LSTMVAEConfig(codec.size, 16, 1, 4)).eval()
+    keys = [("L", k) for k in range(3)]
+    together = engine._generate(engine.model, keys, sr)
+    alone = engine._generate(engine.model, keys[1:2], sr)
+    np.testing.assert_allclose(together[1], alone[0], atol=1e-5)
+    engine.settings = LSTMVAESettings(reprime_every=0, prime_frames=4, latent_size=4, lstm_size=16)
+    once = engine._generate(engine.model, keys[1:2], sr)[0]
+    assert np.max(np.abs(once - alone[0])) > 0.1 * np.max(np.abs(alone[0]))
+
+
+def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch():
+    from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings
+    from dawexport.engines.samplernn.data import quantise
+    x = np.zeros(SR)
+    clicks = np.arange(0.1, 0.9, 0.2)
+    for c in clicks:
+        k = int(c * SR)
+        x[k:k + 400] = 0.8 * np.exp(-np.arange(400) / 80) * np.sin(np.arange(400) * 0.5)
+    settings = SampleRNNSettings(reprime_every=0.1, frame_size=8, sub_frame_size=2, dim=16, mlp_dim=16, embed=4)
+    engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
+    engine.prime_pool = quantise([x.astype(np.float32)])[0]
+    ends = engine._prime_ends(8)
+    assert len(ends) == len(clicks) and np.all(np.abs(ends - clicks * SR) <= 2 * 256)
+    torch.manual_seed(0)
+    engine.model = SampleRNN(engine.model_config()).eval()
+    keys = [("L", k) for k in range(3)]
+    together = engine._generate(engine.model, keys, 4000)
+    np.testing.assert_array_equal(together[2], engine._generate(engine.model, keys[2:], 4000)[0])
 
 
 def test_block_codec_dct_is_exact_and_fft_phases_do_not_smear():

@@ -8,7 +8,10 @@ Training audio (every source and channel with time-stretched / pitch-shifted cop
 is cut into windowed blocks (`frames.BlockCodec`); each block's features are standardised per coefficient
 and the model learns to predict the next block (log-MSE + β·KL) on random runs of `seq_frames` blocks.
 A texture starts from `prime_frames` blocks of the sources (a seeded position per texture) and continues
-with the model's own predictions, the latent drawn at `temperature`.
+with the model's own predictions, the latent drawn at `temperature`; every `reprime_every` seconds it is
+primed afresh with the blocks up to an onset of the sources (a seeded one per texture and segment), so a
+model that settles into a decay or a hum after a hit gets the next hit to continue. The prime's blocks are
+never part of the texture: what sounds is the model's own continuation.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from ..common.persistence import load_module_state, read_torch_model, save_state
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads
 from ..common.training import TrainConfig, Trainer, TrainResult
-from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
+from ..textures import RENDER_ONLY, TextureEngine, onset_frames, preview_hook, training_audio
 from .frames import BlockCodec
 from .model import LSTMVAE, LSTMVAEConfig
 from .settings import LSTMVAESettings
@@ -134,26 +137,35 @@ class LSTMVAEEngine(TextureEngine):
     # ------------------------------------------------------------------ generation
 
     def _generate(self, model: LSTMVAE, keys: list[tuple], n: int) -> list[np.ndarray]:
-        """One texture per key, n samples each: primed with source blocks, then the model's own blocks."""
+        """One texture per key, n samples each: primed with source blocks, then the model's own blocks; with
+        `reprime_every`, primed afresh from a source onset every that many seconds (a new hit, say)."""
         s, codec = self.settings, self.codec
         prime_len = min(s.prime_frames, len(self.prime_pool))
         steps = max(1, -(-n // codec.hop) + codec.block // codec.hop)
-        primes = np.empty((len(keys), prime_len, codec.size), dtype=np.float32)
+        period = steps if s.reprime_every <= 0 else max(1, int(round(s.reprime_every * self.sample_rate / codec.hop)))
+        segments = [(t, min(period, steps - t)) for t in range(0, steps, period)]
+        ends = self._prime_ends(prime_len) if len(segments) > 1 else None
+        primes = np.empty((len(segments), len(keys), prime_len, codec.size), dtype=np.float32)
         noise = np.empty((steps, len(keys), model.config.latent), dtype=np.float32)
         spread = None if self.spread is None or s.frame_noise <= 0 else self.spread * np.float32(s.frame_noise)
         frame_noise = None if spread is None else np.empty((len(keys), steps, codec.size), dtype=np.float32)
         for j, key in enumerate(keys):
             rng = np.random.default_rng(stable_seed("lstm_vae", self.seed, key))
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - prime_len + 1)))
-            primes[j] = self.prime_pool[offset:offset + prime_len]
             noise[:, j] = rng.standard_normal((steps, model.config.latent), dtype=np.float32)
             if frame_noise is not None:
                 frame_noise[j] = rng.standard_normal((steps, codec.size), dtype=np.float32)
                 frame_noise[j] *= spread
+            starts = [offset] if ends is None else list(ends[rng.integers(0, len(ends), len(segments))] - prime_len)
+            for k, start in enumerate(starts):
+                primes[k, j] = self.prime_pool[start:start + prime_len]
+        feats = [primes[0]]
         with cpu_threads(1):          # a step is a few (batch × hidden) matmuls: threads only wait on each other
-            feats = model.generate(torch.from_numpy(primes), steps, torch.from_numpy(noise), s.temperature,
-                                   None if frame_noise is None else torch.from_numpy(frame_noise)).numpy()
-        feats = np.concatenate([primes, feats], axis=1)
+            for k, (t, length) in enumerate(segments):
+                feats.append(model.generate(
+                    torch.from_numpy(primes[k]), length, torch.from_numpy(noise[t:t + length]), s.temperature,
+                    None if frame_noise is None else torch.from_numpy(frame_noise[:, t:t + length])).numpy())
+        feats = np.concatenate(feats, axis=1)
         feats *= self.std
         feats += self.mean
         audio = codec.decode(feats)
@@ -164,6 +176,14 @@ class LSTMVAEEngine(TextureEngine):
             audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         np.clip(audio, -1.0, 1.0, out=audio)
         return list(audio.astype(np.float32, copy=False))
+
+    def _prime_ends(self, prime_len: int) -> np.ndarray:
+        """Where a re-priming prime ends (exclusive) in the pool: just after each onset block of the sources
+        (every position when they have none)."""
+        energy = self.codec.frame_energy_db(self.prime_pool * self.std + self.mean)
+        ends = onset_frames(energy) + 1
+        ends = ends[ends >= prime_len]
+        return ends if len(ends) else np.arange(prime_len, len(self.prime_pool) + 1)
 
 
 __all__ = ["LSTMVAEEngine", "LSTMVAESettings"]

@@ -89,6 +89,17 @@ class BlockCodec:
             return self.overlap_add(blocks, length)
         return self._decode_fft(f, length)
 
+    def frame_energy_db(self, features: np.ndarray) -> np.ndarray:
+        """Energy (dB) of each block (..., frames) from its features (Parseval: the coefficients' or the
+        magnitudes' squares), for finding onsets in encoded audio."""
+        f = np.asarray(features, dtype=np.float64)
+        if self.domain == "dct":
+            energy = np.square(np.expm1(np.abs(f) * self._scale) * DCT_EPS).sum(axis=-1)
+        else:
+            mag = np.maximum(np.exp(f) - MAG_EPS, 0.0)
+            energy = np.square(mag[..., 1:-1]).sum(axis=-1) * 2 + np.square(mag[..., [0, -1]]).sum(axis=-1)
+        return 10 * np.log10(energy + 1e-20)
+
     def _decode_fft(self, f: np.ndarray, length: int | None, group: int = 16) -> np.ndarray:
         """Magnitudes exp(f) with peak-locked phases, then `iters` Griffin-Lim passes (float32 throughout),
         `group` sounds at a time (the arrays of a group stay nearer the cache)."""

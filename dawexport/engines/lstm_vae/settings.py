@@ -11,7 +11,9 @@ from ..textures import TextureSettings
 class LSTMVAESettings(TextureSettings):
     """SONGSHTR's defaults: one 128-unit LSTM layer; quality peaked around 2-3 thousand iterations. `fft` by
     default: on the repository's sounds its output lies at ~0.6 × white noise's distance from the sources'
-    spectrum after 600 steps, `dct`'s at ~1.5 × (it predicts the average of coefficients whose signs vary)."""
+    spectrum after 600 steps, `dct`'s at ~1.5 × (it predicts the average of coefficients whose signs vary).
+    Re-primed from an onset every 0.5 s by default: primed once, the drum take gave 0 of 64 candidates the
+    curator keeps (a held decay, then silence) and the field recording 15 (hums), re-primed 64 and 60."""
     domain: Literal["dct", "fft"] = Field("fft", description="dct: coherent, narrower; fft: magnitudes only, "
                                                              "phases rebuilt (more ethereal)")
     block_size: int = Field(512, ge=32, le=8192, description="samples per block (a power of two)")

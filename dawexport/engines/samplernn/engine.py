@@ -8,7 +8,8 @@ The corpus (every source and channel, plus time-stretched and optionally pitch-s
 to 8-bit mu-law; the model trains on random crops with the common trainer (device auto, checkpoints, exact
 resume, budget). Generation runs every requested texture as one batch of streams, primed with a few
 samples of the sources, each stream drawing its samples from its own seeded uniforms (so a texture is the
-same whichever batch it is in), at `temperature`.
+same whichever batch it is in), at `temperature`; on the CPU the streams are split between `threads` cores,
+one torch thread each.
 """
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from ..common.persistence import load_module_state, read_torch_model, save_state
 from ..common.seeding import stable_seed
 from ..common.torch_utils import pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
-from ..textures import RENDER_ONLY, TextureEngine, preview_hook, training_audio
+from ..textures import RENDER_ONLY, TextureEngine, onset_frames, preview_hook, training_audio
 from ..wavenet.model import mu_law_decode
 from .data import quantise, random_crops, validation_crops
-from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, parameter_count
+from .model import SILENCE_CLASS, SampleRNN, SampleRNNConfig, generate_on_cores, parameter_count
 from .settings import SampleRNNSettings
 
 MODEL_NAME = "samplernn"
 PRIME_POOL_S = 20.0          # seconds of the sources kept with the model to prime generation
+ONSET_BLOCK_S = 0.016        # the blocks whose energy rise marks an onset to re-prime from
 
 
 class SampleRNNEngine(TextureEngine):
@@ -99,20 +101,38 @@ class SampleRNNEngine(TextureEngine):
 
     def _generate(self, model: SampleRNN, keys: list[tuple], n: int) -> list[np.ndarray]:
         """One stream per key (anything hashable with the seed): primed from the pool, sampled from its own
-        seeded uniforms. Returns float32 audio (n samples each)."""
-        top = model.config.top
-        primes, uniforms = [], np.empty((n, len(keys)), dtype=np.float32)
+        seeded uniforms; with `reprime_every`, primed afresh just after an onset of the sources every that
+        many seconds. Returns float32 audio (n samples each)."""
+        s, top = self.settings, model.config.top
+        period = n if s.reprime_every <= 0 else max(top, int(round(s.reprime_every * self.sample_rate)))
+        segments = [(t, min(period, n - t)) for t in range(0, n, period)]
+        ends = self._prime_ends(top) if len(segments) > 1 else None
+        primes = np.empty((len(segments), len(keys), top), dtype=np.int64)
+        uniforms = np.empty((n, len(keys)), dtype=np.float32)
         for j, key in enumerate(keys):
             rng = np.random.default_rng(stable_seed("samplernn", self.seed, key))
             offset = int(rng.integers(0, max(1, len(self.prime_pool) - top)))
-            primes.append(_padded(self.prime_pool[offset:offset + top], top))
             uniforms[:, j] = rng.random(n, dtype=np.float32)
+            starts = [offset] if ends is None else list(ends[rng.integers(0, len(ends), len(segments))] - top)
+            for k, start in enumerate(starts):
+                primes[k, j] = _padded(self.prime_pool[start:start + top], top)
         device = pick_device(self.device)
         device = device if device.type == "cuda" else torch.device("cpu")     # the per-sample loop: CUDA or CPU
         model.to(device)
-        q = model.generate(torch.from_numpy(np.stack(primes)).to(device), n, torch.from_numpy(uniforms).to(device),
-                           self.settings.temperature)
-        return list(mu_law_decode(q.cpu().numpy()))
+        q = [generate_on_cores(model, torch.from_numpy(primes[k]).to(device), length,
+                               torch.from_numpy(uniforms[t:t + length]).to(device), s.temperature, s.threads).cpu()
+             for k, (t, length) in enumerate(segments)]
+        return list(mu_law_decode(torch.cat(q, 1).numpy()))
+
+    def _prime_ends(self, top: int) -> np.ndarray:
+        """Where a re-priming prime ends (exclusive) in the pool: at the end of each onset block (16 ms) of
+        the sources, so the model continues a hit from inside its attack (every position when none)."""
+        block = max(1, int(round(ONSET_BLOCK_S * self.sample_rate)))
+        audio = mu_law_decode(self.prime_pool[:len(self.prime_pool) // block * block].astype(np.int64))
+        energy = 10 * np.log10(np.square(audio.reshape(-1, block), dtype=np.float64).sum(axis=1) + 1e-20)
+        ends = (onset_frames(energy) + 1) * block
+        ends = ends[ends >= top]
+        return ends if len(ends) else np.arange(top, len(self.prime_pool) + 1)
 
 
 def _padded(x: np.ndarray, n: int) -> np.ndarray:

@@ -17,11 +17,14 @@ small matmuls per stream batch plus the frame tiers' steps every few samples.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..common.torch_utils import cpu_threads
 
 CLASSES = 256
 SILENCE_CLASS = 128
@@ -119,52 +122,49 @@ class SampleRNN(nn.Module):
         """Continue `prime` (B, top) classes by n samples for B streams at once → (B, n) classes, on the
         model's device (CPU or CUDA: the same code).
 
-        `uniforms` (n, B) in [0, 1) pick each sample from the softmax (inverse CDF); with temperature 0
-        (or uniforms None) the likeliest class is taken.
+        `uniforms` (n, B) in [0, 1) pick each sample from the softmax (inverse CDF: the first class whose
+        cumulative probability exceeds the uniform); with temperature 0 (or uniforms None) the likeliest
+        class is taken.
 
-        Per sample the loop runs the MLP's two matmuls and a handful of fused steps on preallocated
-        buffers: the embeddings × first layer are one lookup table summed by `embedding_bag`, the first
-        layer's bias rides in the frame tier's conditioning (added once per frame), 1/temperature is
-        folded into the output layer, and the class is drawn by inverse CDF on unnormalised exponentials.
+        Per sample the loop runs the MLP's two matmuls and eight small steps on preallocated buffers: the
+        embeddings × first layer are one lookup table summed by `embedding_bag`, the first layer's bias
+        rides in the frame tier's conditioning (added once per frame), 1/temperature is folded into the
+        output layer, and the drawn class is written straight into the (time-major) sample buffer.
         """
         cfg = self.config
         dev = self.out.weight.device
         sizes, top, bottom = cfg.frame_sizes, cfg.top, cfg.frame_sizes[-1]
         b = prime.shape[0]
-        q = torch.empty(b, top + n, dtype=torch.long, device=dev)
-        q[:, :top] = prime.to(dev)
+        q = torch.empty(top + n, b, dtype=torch.long, device=dev)        # time-major: q[pos] is one row
+        q[:top] = prime.to(dev).t()
         # embedding ∘ first layer as one table per input position: (bottom·256, mlp_dim)
         w = self.inp.weight.reshape(cfg.mlp_dim, bottom, cfg.embed)
         tables = torch.einsum("ce,dpe->pcd", self.embed.weight, w).reshape(bottom * CLASSES, cfg.mlp_dim)
-        offsets = torch.arange(bottom, device=dev) * CLASSES
+        offsets = (torch.arange(bottom, device=dev) * CLASSES)[:, None]
         sample = uniforms is not None and temperature > 0
         scale = 1.0 / temperature if sample else 1.0
         w_hidden, b_hidden = self.hidden.weight.t().contiguous(), self.hidden.bias
         w_out, b_out = (self.out.weight * scale).t().contiguous(), self.out.bias * scale
         if sample:
-            uniforms = uniforms.to(dev, torch.float32)
+            uniforms = uniforms.to(dev, torch.float32)[:, :, None].contiguous()
         hidden: list[torch.Tensor | None] = [None] * len(sizes)
         conds: list[torch.Tensor | None] = [None] * len(sizes)
         tiers = [(k, tier, tier.frame) for k, tier in enumerate(self.tiers)]
         last = len(tiers) - 1
-        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)
-        bags = torch.arange(0, b * bottom, bottom, device=dev)           # one bag of `bottom` rows per stream
+        window = torch.empty(bottom, b, dtype=torch.long, device=dev)     # the MLP's past samples, table rows
+        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)        # the same, one bag per stream
+        bags = torch.arange(0, b * bottom, bottom, device=dev)
         flat_idx = idx.view(-1)
-        if sample:
-            uniforms = uniforms[:, :, None].contiguous()
         h1 = torch.empty(b, cfg.mlp_dim, device=dev)
         h2 = torch.empty(b, cfg.mlp_dim, device=dev)
         logits = torch.empty(b, CLASSES, device=dev)
-        top_logit = torch.empty(b, 1, device=dev)
         cdf = torch.empty(b, CLASSES, device=dev)
-        threshold = torch.empty(b, 1, device=dev)
-        c = torch.empty(b, 1, dtype=torch.long, device=dev)
         for t in range(n):
             pos = top + t
             for k, tier, f in tiers:
                 if t % f:
                     continue
-                inp = tier.inp(dequantize(q[:, pos - f:pos]))
+                inp = tier.inp(dequantize(q[pos - f:pos].t()))
                 if k:
                     upper = tiers[k - 1][2]
                     inp = inp + conds[k - 1][:, (t % upper) // f]
@@ -173,21 +173,51 @@ class SampleRNN(nn.Module):
                                            tier.gru.bias_ih_l0, tier.gru.bias_hh_l0)
                 cond = tier.up(hidden[k]).reshape(b, tier.ratio, tier.out_dim)
                 conds[k] = cond + self.inp.bias if k == last else cond
-            torch.add(q[:, pos - bottom:pos], offsets, out=idx)
+            torch.add(q[pos - bottom:pos], offsets, out=window)
+            idx.copy_(window.t())
             torch.add(F.embedding_bag(flat_idx, tables, bags, mode="sum"), conds[-1][:, t % bottom], out=h1).relu_()
             torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
             torch.addmm(b_out, h2, w_out, out=logits)
+            row = q[pos]
             if sample:
-                torch.amax(logits, 1, keepdim=True, out=top_logit)
-                torch.cumsum(logits.sub_(top_logit).exp_(), 1, out=cdf)
-                torch.mul(cdf[:, -1:], uniforms[t], out=threshold)
-                torch.searchsorted(cdf, threshold, out=c).clamp_(max=CLASSES - 1)
-                q[:, pos:pos + 1] = c
+                torch.softmax(logits, 1, out=cdf)
+                torch.cumsum(cdf, 1, out=logits)
+                torch.searchsorted(logits, uniforms[t], right=True, out=row[:, None]).clamp_(max=CLASSES - 1)
             else:
-                q[:, pos] = logits.argmax(1)
+                torch.argmax(logits, 1, out=row)
             if callback is not None and (t + 1) % 4096 == 0:
                 callback(t + 1)
-        return q[:, top:]
+        return q[top:].t()
+
+
+def generate_on_cores(model: SampleRNN, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None,
+                      temperature: float = 1.0, cores: int = 1) -> torch.Tensor:
+    """`model.generate` with the streams split into `cores` groups, each stepped by its own thread with one
+    torch thread → (B, n) classes, the same as one group gives (a stream reads only its own prime and uniforms).
+
+    Per sample the work is a few small matmuls, too small to share between cores: their threads would
+    wait on each other every few microseconds, and on a busy machine a parallel region that waits for a
+    descheduled thread ran 10-40× slower. Whole streams per core never wait. On CUDA it is one group.
+
+        >>> model = SampleRNN(SampleRNNConfig(frame_sizes=(8,), dim=16, mlp_dim=16, embed=4)).eval()
+        >>> prime, uniforms = torch.full((3, 8), 128), torch.rand(40, 3)
+        >>> torch.equal(generate_on_cores(model, prime, 40, uniforms, cores=2), model.generate(prime, 40, uniforms))
+        True
+    """
+    b = prime.shape[0]
+    groups = max(1, min(int(cores), b))
+    if model.out.weight.device.type != "cpu" or groups == 1:
+        with cpu_threads(1):
+            return model.generate(prime, n, uniforms, temperature)
+    bounds = [round(i * b / groups) for i in range(groups + 1)]
+    parts = [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+    def run(part: slice) -> torch.Tensor:
+        torch.set_num_threads(1)            # this thread's own count (torch reads it per thread)
+        return model.generate(prime[part], n, None if uniforms is None else uniforms[:, part], temperature)
+
+    with cpu_threads(1), ThreadPoolExecutor(groups) as pool:
+        return torch.cat(list(pool.map(run, parts)), 0)
 
 
 def parameter_count(model: nn.Module) -> int:
