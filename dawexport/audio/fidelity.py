@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from dawexport.audio.resample import resample
-from dawexport.audio.spectral import mel_filterbank
+from dawexport.audio.spectral import frames, mel_filterbank, power_frames
 
 N_FFT = 2048
 HOP = 512
@@ -40,18 +40,10 @@ FORMANT_TOP_HZ = 8000.0
 ONSET_WITHIN_DB = 40.0
 
 
-def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).ravel()
-    if len(x) < n_fft:
-        x = np.concatenate([x, np.zeros(n_fft - len(x))])
-    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-
-
 def mel_power(x: np.ndarray, sample_rate: int, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
     """(frames, 64) mel-band power of uncentred Hann frames (frame k starts at sample k·hop), 40 Hz–16 kHz
     (the top edge drops to Nyquist for rates under 32 kHz)."""
-    window = np.hanning(n_fft + 2)[1:-1]
-    power = np.abs(np.fft.rfft(_frames(x, n_fft, hop) * window, axis=1)) ** 2
+    power = power_frames(x, n_fft, hop)
     fmin, fmax = MEL_RANGE_HZ
     bank = mel_filterbank(sample_rate, n_fft, N_MELS, fmin=fmin, fmax=min(fmax, sample_rate / 2.0))
     return power @ bank.T + 1e-20
@@ -126,7 +118,7 @@ def harmonic_envelope(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray
     averaged over the frames within 20 dB of the loudest. `f0_hz` is one pitch or one per frame of hop
     `hop` (a gliding source); each harmonic's amplitude is the spectral peak within half a harmonic of k·f0."""
     window = np.hanning(n_fft + 2)[1:-1]
-    mag = np.abs(np.fft.rfft(_frames(x, n_fft, hop) * window, axis=1))
+    mag = np.abs(np.fft.rfft(frames(x, n_fft, hop) * window, axis=1))
     f0 = np.broadcast_to(np.asarray(f0_hz, np.float64), (len(mag),)) if np.ndim(f0_hz) == 0 \
         else np.interp(np.arange(len(mag)), np.arange(len(f0_hz)), np.asarray(f0_hz, np.float64))
     energy = (mag ** 2).sum(axis=1) + 1e-20

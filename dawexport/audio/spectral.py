@@ -61,6 +61,23 @@ def pitch_shift(x: np.ndarray, semitones: float, max_denominator: int = 64) -> t
     return y.astype(np.float32), float(ratio)
 
 
+def frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Uncentred frames of `x` (frame k starts at sample k·hop), zero-padded to one frame if shorter: a view.
+
+        >>> frames(np.arange(10.0), 4, 3).tolist()
+        [[0.0, 1.0, 2.0, 3.0], [3.0, 4.0, 5.0, 6.0], [6.0, 7.0, 8.0, 9.0]]
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if len(x) < n_fft:
+        x = np.concatenate([x, np.zeros(n_fft - len(x))])
+    return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+
+
+def power_frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Power spectra of the Hann-windowed `frames` of `x`: (frames, n_fft // 2 + 1)."""
+    return np.abs(np.fft.rfft(frames(x, n_fft, hop) * np.hanning(n_fft + 2)[1:-1], axis=1)) ** 2
+
+
 def stft(x: np.ndarray, n_fft: int) -> np.ndarray:
     """Hann STFT with hop n_fft / 4 of x padded by n_fft zeros on each side: (frames, n_fft // 2 + 1)."""
     hop = n_fft // 4

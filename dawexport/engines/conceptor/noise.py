@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import median_filter
 
+from dawexport.audio.spectral import power_frames
+
 from .level import rms_envelope
 
 N_FFT = 2048
@@ -42,19 +44,11 @@ class NoiseProfile:
         return NoiseProfile(np.zeros(N_FFT // 2 + 1), 0.0)
 
 
-def _power_frames(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).ravel()
-    if len(x) < N_FFT:
-        x = np.concatenate([x, np.zeros(N_FFT - len(x))])
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
-    return np.abs(np.fft.rfft(frames * np.hanning(N_FFT + 2)[1:-1], axis=1)) ** 2
-
-
 def noise_profile(x: np.ndarray, sr: int, f0_hz: float | np.ndarray, within_db: float = 20.0) -> NoiseProfile:
     """The noise between the harmonics of `x` (f0: one pitch, or one per frame of `HOP`), averaged over the
     frames within `within_db` of the loudest: per frame, the median power over one harmonic spacing (which
     skips the harmonic peaks), corrected for the median's bias on noise (ln 2)."""
-    power = _power_frames(x)
+    power = power_frames(x, N_FFT, HOP)
     energy = power.sum(axis=1) + 1e-30
     loud = 10 * np.log10(energy) >= 10 * np.log10(energy.max()) - within_db
     f0 = np.asarray(f0_hz, dtype=np.float64)
