@@ -140,7 +140,7 @@ class SampleRNN(nn.Module):
         # embedding ∘ first layer as one table per input position: (bottom·256, mlp_dim)
         w = self.inp.weight.reshape(cfg.mlp_dim, bottom, cfg.embed)
         tables = torch.einsum("ce,dpe->pcd", self.embed.weight, w).reshape(bottom * CLASSES, cfg.mlp_dim)
-        offsets = (torch.arange(bottom, device=dev) * CLASSES)[:, None]
+        offsets = torch.arange(bottom, device=dev) * CLASSES
         sample = uniforms is not None and temperature > 0
         scale = 1.0 / temperature if sample else 1.0
         w_hidden, b_hidden = self.hidden.weight.t().contiguous(), self.hidden.bias
@@ -151,8 +151,7 @@ class SampleRNN(nn.Module):
         conds: list[torch.Tensor | None] = [None] * len(sizes)
         tiers = [(k, tier, tier.frame) for k, tier in enumerate(self.tiers)]
         last = len(tiers) - 1
-        window = torch.empty(bottom, b, dtype=torch.long, device=dev)     # the MLP's past samples, table rows
-        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)        # the same, one bag per stream
+        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)   # table rows of the MLP's past samples, a bag per stream
         bags = torch.arange(0, b * bottom, bottom, device=dev)
         flat_idx = idx.view(-1)
         h1 = torch.empty(b, cfg.mlp_dim, device=dev)
@@ -173,8 +172,7 @@ class SampleRNN(nn.Module):
                                            tier.gru.bias_ih_l0, tier.gru.bias_hh_l0)
                 cond = tier.up(hidden[k]).reshape(b, tier.ratio, tier.out_dim)
                 conds[k] = cond + self.inp.bias if k == last else cond
-            torch.add(q[pos - bottom:pos], offsets, out=window)
-            idx.copy_(window.t())
+            torch.add(q[pos - bottom:pos].t(), offsets, out=idx)
             torch.add(F.embedding_bag(flat_idx, tables, bags, mode="sum"), conds[-1][:, t % bottom], out=h1).relu_()
             torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
             torch.addmm(b_out, h2, w_out, out=logits)
