@@ -151,7 +151,7 @@ class SampleRNN(nn.Module):
         conds: list[torch.Tensor | None] = [None] * len(sizes)
         tiers = [(k, tier, tier.frame) for k, tier in enumerate(self.tiers)]
         last = len(tiers) - 1
-        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)   # table rows of the MLP's past samples, a bag per stream
+        idx = torch.empty(b, bottom, dtype=torch.long, device=dev)  # table rows of the MLP's past samples, a bag per stream
         bags = torch.arange(0, b * bottom, bottom, device=dev)
         flat_idx = idx.view(-1)
         h1 = torch.empty(b, cfg.mlp_dim, device=dev)
