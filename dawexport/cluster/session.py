@@ -95,7 +95,8 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
                            f"{len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPU(s), "
                            f"{resources.get('GPU', 0):g} GPU(s)")
 
-    stages = RayStages(ray, connect)      # Ray starts in a thread while the driver reads the sources
+    # Ray starts in a thread while the driver reads the sources; a Ray of our own is not waited for
+    stages = RayStages(ray, connect, here_while_starting=address is None)
     try:
         yield stages
     finally:

@@ -2,6 +2,10 @@
 chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish), the caches, and the
 fits with nothing to train (a sampler's, a cached model's): a task would only move the same files.
 
+A build never waits for a Ray of its own to start: until it is up, one stage at a time runs here, as a
+build without Ray runs it (a tiny build may finish before Ray is up; a big one keeps this process busy
+meanwhile). A cluster given by address is only ever used through Ray: it is up as soon as it connects.
+
     >>> shards(["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"], parts=3)
     [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]
     >>> shards([0, 1, 2], parts=8)
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Callable, Hashable, Iterator, Sequence
 
-from ..pipeline import Stages, fit_or_load, model_folder
+from ..pipeline import Stages, fit_or_load, model_folder, render_here
 from ..progress import SILENT
 from . import tasks
 
@@ -56,12 +62,15 @@ def render_groups(engine, kind: str, requests: Sequence, take_size: int) -> list
 class RayStages(Stages):
     """`pipeline.Stages` whose fit, render and post-processing run on Ray; safe to share between threads."""
 
-    def __init__(self, ray, connect: Callable[[], None] | None = None):
+    def __init__(self, ray, connect: Callable[[], None] | None = None, *, here_while_starting: bool = False):
         """`connect` (ray.init) runs in a thread of its own, so Ray starts while the driver reads the sources
-        and plans; each stage waits for it (None: Ray is already connected)."""
+        and plans; each stage waits for it (None: Ray is already connected). `here_while_starting`: a stage
+        that finds Ray still starting runs in this process instead, one at a time (for a Ray started here)."""
         object.__setattr__(self, "_state", {"ray": ray, "fits": {}, "lock": threading.Lock(),
                                             "models": weakref.WeakKeyDictionary(), "error": None,
-                                            "started": threading.Event(), "released": threading.Event()})
+                                            "started": threading.Event(), "released": threading.Event(),
+                                            "here": threading.Lock() if here_while_starting else None,
+                                            "ran_here": 0})
         super().__init__(fit=self._fit_remote, render=self._render_remote, map=self._map_remote)
         starting = threading.Thread(target=self._start, args=(connect,), name="ray-start", daemon=True)
         self._state["starting"] = starting
@@ -100,6 +109,25 @@ class RayStages(Stages):
         if self._state["error"] is not None:
             raise self._state["error"]
 
+    @property
+    def stages_run_here(self) -> int:
+        """How many stages ran in this process because Ray was still starting."""
+        return self._state["ran_here"]
+
+    @contextmanager
+    def _here_while_starting(self) -> Iterator[bool]:
+        """True while this stage may run here: Ray is still starting and no other stage runs here."""
+        here = self._state["here"]
+        if here is None or self._state["started"].is_set() or not here.acquire(blocking=False):
+            yield False
+            return
+        try:
+            with self._state["lock"]:
+                self._state["ran_here"] += 1
+            yield True
+        finally:
+            here.release()
+
     def warmed_up(self) -> None:
         """Wait until Ray is up and every worker has imported the pipeline (what the benchmark times)."""
         self.ready()
@@ -131,22 +159,43 @@ class RayStages(Stages):
         self._state["models"][engine] = (spec, key)      # what its render tasks load
         if (model_folder(spec, engine, key) / "complete").exists() or not engine.capabilities.trainable:
             return fit_or_load(engine, corpus, spec, progress)     # cached, or nothing to train: here
-        self.ready()
-        gpu = self._wants_gpu(engine)
-        with self._state["lock"]:     # two specs of one batch that share a model train it once
+        with self._here_while_starting() as here:
+            with self._state["lock"]:
+                claimed = here and key not in self._state["fits"]
+                if claimed:       # no other spec of the batch trains this model: train it here
+                    fitting = self._state["fits"][key] = Future()
+            if claimed:
+                progress.info(f"training {engine.name} here while Ray starts")
+                try:
+                    trained = fit_or_load(engine, corpus, spec, progress)
+                except BaseException as error:
+                    fitting.set_exception(error)
+                    raise
+                fitting.set_result(trained)
+                return trained
+        with self._state["lock"]:
             ref = self._state["fits"].get(key)
-            if ref is None:
-                ref = self._state["fit"].options(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=RETRIES,
-                                                 retry_exceptions=False, name="fit_model").remote(spec, corpus)
-                self._state["fits"][key] = ref
-        progress.stage("train" if engine.capabilities.trainable else "model",
-                       f"{engine.name} in a Ray task ({'1 GPU' if gpu else '1 CPU'}); cache "
-                       f"{model_folder(spec, engine, key).parent.parent}")
-        trained = self.ray.get(ref)
-        fit_or_load(engine, corpus, spec)       # the worker saved it in the cache: load it here
+        if not isinstance(ref, Future):      # (a Future: it trains here)
+            self.ready()
+            gpu = self._wants_gpu(engine)
+            with self._state["lock"]:     # two specs of one batch that share a model train it once
+                ref = self._state["fits"].get(key)
+                if ref is None:
+                    ref = self._state["fit"].options(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=RETRIES,
+                                                     retry_exceptions=False, name="fit_model").remote(spec, corpus)
+                    self._state["fits"][key] = ref
+            progress.stage("train" if engine.capabilities.trainable else "model",
+                           f"{engine.name} in a Ray task ({'1 GPU' if gpu else '1 CPU'}); cache "
+                           f"{model_folder(spec, engine, key).parent.parent}")
+        trained = ref.result() if isinstance(ref, Future) else self.ray.get(ref)
+        fit_or_load(engine, corpus, spec)       # trained elsewhere and saved in the cache: load it here
         return trained
 
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
+        with self._here_while_starting() as here:
+            if here:
+                progress.info(f"rendering {len(requests)} takes here while Ray starts")
+                return render_here(engine, plan, requests, progress)
         self.ready()
         gpu = self._wants_gpu(engine)
         parts = (shards(render_groups(engine, plan.kind, requests, len(plan.channels)),
@@ -166,8 +215,11 @@ class RayStages(Stages):
         return takes
 
     def _map_remote(self, fn, *iterables) -> list:
-        self.ready()
         columns = [list(column) for column in iterables]
+        with self._here_while_starting() as here:
+            if here:
+                return list(map(fn, *columns))
+        self.ready()
         rows = len(columns[0]) if columns else 0
         parts = shards(range(rows), parts=SHARDS_PER_CPU * self._state["cpus"])
         task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,

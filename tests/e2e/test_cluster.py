@@ -152,6 +152,33 @@ def test_a_ray_started_for_the_build_stops_with_it(local, tmp_path, monkeypatch)
     assert processes_marked("DAWEXPORT_TEST_RAY", mark) == []
 
 
+def test_stages_run_here_while_a_ray_of_our_own_is_starting(local, tmp_path, monkeypatch):
+    """A build does not wait for the Ray it started: until Ray is up its stages run here (one at a time), and
+    write what a build without Ray writes. Here Ray never comes up, so fit, render and post-processing all do."""
+    from dawexport.cluster import ClusterError
+    from dawexport.cluster.stages import RayStages
+    from dawexport.pipeline import build
+    monkeypatch.setenv("DAWEXPORT_CACHE", str(tmp_path / "cache"))
+    gate = threading.Event()
+
+    def never_up() -> None:
+        gate.wait(120)
+        raise ClusterError("Ray does not start in this test", key="--cluster", fix="none needed")
+
+    spec = write_specs(tmp_path)[2]            # a conceptor: trained, rendered in groups, post-processed
+    stages = RayStages(None, never_up, here_while_starting=True)
+    try:
+        build(spec, quiet=True, stages=stages)
+    finally:
+        gate.set()
+        stages.wait_started()
+        stages.release()
+    assert stages.stages_run_here == 3
+    assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
+    with pytest.raises(ClusterError):          # once Ray has failed to start, a stage says why
+        stages.ready()
+
+
 def _kill_when(title: str, ready, builder: threading.Thread, timeout: float = 120) -> int | None:
     """SIGKILL the first process titled `title` once `ready()` holds; its pid, or None if the build ended first."""
     deadline = time.monotonic() + timeout
