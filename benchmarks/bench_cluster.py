@@ -1,25 +1,30 @@
 """Many instruments through Ray vs one after another; prints a markdown table.
 
-    python benchmarks/bench_cluster.py              # eight small conceptor specs (~3-4 minutes on 2 cores)
+    python benchmarks/bench_cluster.py              # eight small conceptor specs (~4-5 minutes on 2 cores)
     python benchmarks/bench_cluster.py --specs 4    # fewer (--specs 0: only Ray's overhead)
+    python benchmarks/bench_cluster.py --repeats 9  # the cold overhead over more tries (default 5)
 
 1. Eight small specs (conceptor engine, distinct seeds, so nothing is shared between them) built serially in
    this process (`build_many(specs)`), then, from empty caches, through a local Ray with two workers
    (`build_many(specs, cluster="ray")`, the time to start Ray included). Both in the same run: the ratio is
-   the figure (goal >= 1.7x on this 2-core machine).
+   the figure (goal >= 1.7x on this 2-core machine). Beside it, what two processes get out of these cores:
+   the same render (the first spec's model, single-threaded as a Ray worker runs it) alone, then twice at
+   once; 2 x alone / at once is the most any two workers can gain here (2.0 on two free, whole cores).
 2. Ray's overhead for one tiny build (a sampler spec): the Ray build (starting Ray included) minus the same
-   build here (goal <= 5 s); beside it, what starting and stopping Ray alone costs, and the same build through
-   a Ray already running on this machine (`ray start --head`, then RAY_ADDRESS): the overhead left when
-   the start-up is paid once for many builds.
+   build here (goal <= 5 s), `--repeats` times (min / median / max: a cold start varies from run to run);
+   beside it, what starting and stopping Ray alone costs, and the same build through a Ray already running on
+   this machine (`ray start --head`, then RAY_ADDRESS): the overhead left when the start-up is paid once.
 Both builds of a spec must write byte-identical folders; the script checks it and says so.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -93,15 +98,20 @@ def ray_start_stop(workers: int) -> tuple[float, float]:
     return started - start, time.perf_counter() - started
 
 
-def tiny_overhead(tmp: Path, workers: int) -> list[tuple[str, str, str]]:
+def tiny_overhead(tmp: Path, workers: int, repeats: int) -> list[tuple[str, str, str]]:
     from support.ray_cluster import two_node_cluster
     (tmp / "tiny").mkdir()
     tiny = write_spec(tmp / "tiny", "tiny", {"name": "sampler"}, keys={"low": "C4", "high": "D4", "every": 3},
                       velocity_layers=1)
-    folders = {name: copy_specs([tiny], tmp / f"tiny-{name}") for name in ("warm-up", "here", "ray", "running")}
+    names = ["warm-up", "running"] + [f"{side}{i}" for i in range(repeats) for side in ("here", "ray")]
+    folders = {name: copy_specs([tiny], tmp / f"tiny-{name}") for name in names}
     timed_batch(tmp / "tiny-warm-up", folders["warm-up"])     # imports paid here, by neither side
-    local_one = timed_batch(tmp / "tiny-here", folders["here"])
-    ray_one = timed_batch(tmp / "tiny-ray", folders["ray"], cluster="ray", num_cpus=workers)
+    here, on_ray = [], []
+    for i in range(repeats):       # each Ray build beside a build here, so both see the same load
+        here.append(timed_batch(tmp / f"tiny-here{i}", folders[f"here{i}"]))
+        on_ray.append(timed_batch(tmp / f"tiny-ray{i}", folders[f"ray{i}"], cluster="ray", num_cpus=workers))
+    overhead = [r - h for r, h in zip(on_ray, here)]
+    local_one = statistics.median(here)
     start, stop = ray_start_stop(workers)
     with two_node_cluster(cpus_per_node=workers, nodes=1) as address:
         os.environ["RAY_ADDRESS"] = address
@@ -109,22 +119,69 @@ def tiny_overhead(tmp: Path, workers: int) -> list[tuple[str, str, str]]:
             running = timed_batch(tmp / "tiny-running", folders["running"], cluster="ray")
         finally:
             os.environ.pop("RAY_ADDRESS", None)
-    same = all(hashes(tmp / f"tiny-{name}" / "out" / "tiny") == hashes(tmp / "tiny-here" / "out" / "tiny")
-               for name in ("ray", "running"))
-    return [("one tiny sampler build here", f"{local_one:.2f} s", ""),
-            ("the same through Ray (starting and stopping Ray included)", f"{ray_one:.2f} s", ""),
-            ("Ray's overhead", f"{ray_one - local_one:.2f} s", "≤ 5 s"),
+    reference = hashes(tmp / "tiny-here0" / "out" / "tiny")
+    same = all(hashes(tmp / f"tiny-{name}" / "out" / "tiny") == reference for name in names if name != "warm-up")
+    spread = (f"{min(overhead):.2f} / **{statistics.median(overhead):.2f}** / {max(overhead):.2f} s"
+              if repeats > 1 else f"**{overhead[0]:.2f} s**")
+    return [("one tiny sampler build here (median)", f"{local_one:.2f} s", ""),
+            ("the same through Ray, starting and stopping Ray included (median)",
+             f"{statistics.median(on_ray):.2f} s", ""),
+            (f"Ray's overhead, a Ray started for the build (min / median / max of {repeats})", spread, "≤ 5 s"),
             ("starting Ray alone, until its workers have imported dawexport (no build)", f"{start:.2f} s", ""),
             ("stopping it alone", f"{stop:.2f} s", ""),
             ("the same build through a Ray already running here (RAY_ADDRESS)", f"{running:.2f} s", ""),
             ("Ray's overhead when it is already running", f"{running - local_one:.2f} s", "≤ 5 s"),
-            ("byte-identical folders", "yes" if same else "NO", "yes")]
+            (f"byte-identical folders ({len(names) - 1} tiny builds)", "yes" if same else "NO", "yes")]
+
+
+def _render_alone(spec: Path, cache: Path, count: int, barrier, seconds) -> None:
+    """Render the first `count` requests of the spec with its cached model; time only the render."""
+    from dawexport.engines import make_engine
+    from dawexport.pipeline import CACHE_ENV, build_corpus, fit_or_load
+    from dawexport.render.plan import make_plan
+    from dawexport.spec import load_spec
+    os.environ[CACHE_ENV] = str(cache)
+    loaded = load_spec(spec)
+    engine = make_engine(loaded)
+    corpus = build_corpus(loaded, engine.sample_rate)
+    fit_or_load(engine, corpus, loaded)
+    requests = make_plan(loaded, corpus.channels).requests()[:count]
+    barrier.wait()
+    start = time.perf_counter()
+    engine.render(requests)
+    seconds.put(time.perf_counter() - start)
+
+
+def two_at_once(spec: Path, cache: Path, count: int = 14) -> tuple[float, float]:
+    """Seconds of one render process alone, and the mean of two running it at once (one thread each)."""
+    context = multiprocessing.get_context("spawn")
+    threads = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({name: "1" for name in threads})      # as Ray runs a 1-CPU task
+    try:
+        times = []
+        for processes in (1, 2):
+            barrier, seconds = context.Barrier(processes), context.Queue()
+            runs = [context.Process(target=_render_alone, args=(spec, cache, count, barrier, seconds))
+                    for _ in range(processes)]
+            for run in runs:
+                run.start()
+            times.append([seconds.get(timeout=600) for _ in runs])
+            for run in runs:
+                run.join()
+    finally:
+        for name, value in threads.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return times[0][0], statistics.mean(times[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="tries of the tiny build's cold overhead")
     args = parser.parse_args()
     os.environ.pop("RAY_ADDRESS", None)
     rows = []
@@ -145,9 +202,14 @@ def main() -> None:
                 print(f"{len(differ)} file(s) differ between the two builds: " + ", ".join(differ[:12]))
             rows += [(f"{args.specs} conceptor specs, serially in one process", f"{serial:.1f} s", ""),
                      (f"the same through Ray, {args.workers} workers (starting Ray included)", f"{ray_s:.1f} s", ""),
-                     ("speed-up", f"{serial / ray_s:.2f}×", "≥ 1.7×"),
+                     ("speed-up", f"**{serial / ray_s:.2f}×**", "≥ 1.7×"),
                      ("byte-identical folders", "yes" if same else "NO", "yes")]
-        rows += tiny_overhead(tmp, args.workers)
+            alone, together = two_at_once(here[0], tmp / "here" / "cache")
+            rows += [("one render of the first spec, alone (1 thread)", f"{alone:.1f} s", ""),
+                     ("the same, two processes at once (each)", f"{together:.1f} s", ""),
+                     ("what two processes can gain on these cores (2 × alone / at once)",
+                      f"{2 * alone / together:.2f}×", "")]
+        rows += tiny_overhead(tmp, args.workers, max(1, args.repeats))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} "
           "at the end (other jobs share these cores)\n")

@@ -84,7 +84,7 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
 
     def connect() -> None:
         try:
-            with _quiet_sigterm_warning():
+            with _quiet_sigterm_warning(), _own_ray_settings(address is None):
                 ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ClusterError(f"cannot connect to Ray at {address or 'a new local instance'}: {error}",
@@ -96,7 +96,7 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
                            f"{resources.get('GPU', 0):g} GPU(s)")
 
     # Ray starts in a thread while the driver reads the sources; a Ray of our own is not waited for
-    stages = RayStages(ray, connect, here_while_starting=address is None)
+    stages = RayStages(ray, connect, here_while_starting=address is None, cpus=num_cpus or os.cpu_count() or 1)
     try:
         yield stages
     finally:
@@ -107,6 +107,25 @@ def ray_session(cluster: str, *, cache: Path | None = None, num_cpus: int | None
             ray.shutdown()
         finally:
             stages.release()
+
+
+# Read by the raylet we start (Ray's system config from the environment; Ray ignores names it no longer has).
+# No prestarted workers: ray.init would wait until they have started and registered (a second or more of
+# Python start-up on a small machine); the warm-up tasks submitted right after it start them anyway.
+OWN_RAY_SETTINGS = {"RAY_prestart_worker_first_driver": "0"}
+
+
+@contextmanager
+def _own_ray_settings(own: bool) -> Iterator[None]:
+    """`OWN_RAY_SETTINGS` in the environment while a Ray of our own starts (the user's own values win)."""
+    added = [name for name in OWN_RAY_SETTINGS if own and name not in os.environ]
+    for name in added:
+        os.environ[name] = OWN_RAY_SETTINGS[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 MONITORS = ("ray/autoscaler/_private/monitor.py", "ray/_private/log_monitor.py")

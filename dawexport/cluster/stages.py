@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import Counter
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Callable, Hashable, Iterator, Sequence
@@ -62,15 +63,17 @@ def render_groups(engine, kind: str, requests: Sequence, take_size: int) -> list
 class RayStages(Stages):
     """`pipeline.Stages` whose fit, render and post-processing run on Ray; safe to share between threads."""
 
-    def __init__(self, ray, connect: Callable[[], None] | None = None, *, here_while_starting: bool = False):
+    def __init__(self, ray, connect: Callable[[], None] | None = None, *, here_while_starting: bool = False,
+                 cpus: int = 1):
         """`connect` (ray.init) runs in a thread of its own, so Ray starts while the driver reads the sources
-        and plans; each stage waits for it (None: Ray is already connected). `here_while_starting`: a stage
-        that finds Ray still starting runs in this process instead, one at a time (for a Ray started here)."""
+        and plans; each stage waits for it (None: Ray is already connected). `here_while_starting`: while Ray
+        is still starting, one stage at a time runs in this process instead, shard by shard, handing the
+        shards left to Ray once it is up (for a Ray started here, of `cpus` CPUs)."""
         object.__setattr__(self, "_state", {"ray": ray, "fits": {}, "lock": threading.Lock(),
                                             "models": weakref.WeakKeyDictionary(), "error": None,
                                             "started": threading.Event(), "released": threading.Event(),
                                             "here": threading.Lock() if here_while_starting else None,
-                                            "ran_here": 0})
+                                            "ran_here": Counter(), "cpus": max(1, cpus)})
         super().__init__(fit=self._fit_remote, render=self._render_remote, map=self._map_remote)
         starting = threading.Thread(target=self._start, args=(connect,), name="ray-start", daemon=True)
         self._state["starting"] = starting
@@ -110,23 +113,36 @@ class RayStages(Stages):
             raise self._state["error"]
 
     @property
-    def stages_run_here(self) -> int:
-        """How many stages ran in this process because Ray was still starting."""
-        return self._state["ran_here"]
+    def ran_here(self) -> dict[str, int]:
+        """How many fits, render shards and post-processing chunks ran here while Ray was starting."""
+        with self._state["lock"]:
+            return dict(self._state["ran_here"])
 
     @contextmanager
     def _here_while_starting(self) -> Iterator[bool]:
-        """True while this stage may run here: Ray is still starting and no other stage runs here."""
+        """True when this stage may run here: Ray is still starting and no other stage runs here."""
         here = self._state["here"]
         if here is None or self._state["started"].is_set() or not here.acquire(blocking=False):
             yield False
             return
         try:
-            with self._state["lock"]:
-                self._state["ran_here"] += 1
             yield True
         finally:
             here.release()
+
+    def _here_until_started(self, stage: str, parts: list[list[int]], run: Callable, out: list, bar) -> list:
+        """Run `parts` here, one after another, while Ray is still starting (and no other stage runs here),
+        putting each part's results in `out` at its indices; return the parts left for Ray."""
+        left = list(parts)
+        with self._here_while_starting() as here:
+            while here and left and not self._state["started"].is_set():
+                part = left.pop(0)
+                for index, result in zip(part, run(part)):
+                    out[index] = result
+                bar.update(len(part))
+                with self._state["lock"]:
+                    self._state["ran_here"][stage] += 1
+        return left
 
     def warmed_up(self) -> None:
         """Wait until Ray is up and every worker has imported the pipeline (what the benchmark times)."""
@@ -172,6 +188,8 @@ class RayStages(Stages):
                     fitting.set_exception(error)
                     raise
                 fitting.set_result(trained)
+                with self._state["lock"]:
+                    self._state["ran_here"]["fit"] += 1
                 return trained
         with self._state["lock"]:
             ref = self._state["fits"].get(key)
@@ -192,40 +210,46 @@ class RayStages(Stages):
         return trained
 
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
-        with self._here_while_starting() as here:
-            if here:
-                progress.info(f"rendering {len(requests)} takes here while Ray starts")
-                return render_here(engine, plan, requests, progress)
-        self.ready()
-        gpu = self._wants_gpu(engine)
         parts = (shards(render_groups(engine, plan.kind, requests, len(plan.channels)),
                         parts=SHARDS_PER_CPU * self._state["cpus"])
                  if engine.capabilities.batch_invariant else [list(range(len(requests)))])
-        spec, key = self._state["models"][engine]
-        spec_ref = self.ray.put(spec)
-        task = self._state["render"].options(num_cpus=0 if gpu else 1, num_gpus=GPU_PER_RENDER if gpu else 0,
-                                             max_retries=RETRIES, retry_exceptions=False, name="render_shard")
-        refs = [(task.remote(spec_ref, key, plan.kind, [requests[i] for i in part]), len(part)) for part in parts]
-        with progress.bar(total=len(requests), desc=f"render ({len(parts)} tasks)", unit="take") as bar:
-            rendered = self._gather(refs, bar)
         takes: list = [None] * len(requests)
-        for part, shard in zip(parts, rendered):
-            for index, take in zip(part, shard):
-                takes[index] = take
+        with progress.bar(total=len(requests), desc=f"render ({len(parts)} shards)", unit="take") as bar:
+            left = self._here_until_started(
+                "render", parts, lambda part: render_here(engine, plan, [requests[i] for i in part]), takes, bar)
+            if left:
+                self.ready()
+                gpu = self._wants_gpu(engine)
+                spec, key = self._state["models"][engine]
+                spec_ref = self.ray.put(spec)
+                task = self._state["render"].options(num_cpus=0 if gpu else 1,
+                                                     num_gpus=GPU_PER_RENDER if gpu else 0, max_retries=RETRIES,
+                                                     retry_exceptions=False, name="render_shard")
+                refs = [(task.remote(spec_ref, key, plan.kind, [requests[i] for i in part]), len(part))
+                        for part in left]
+                for part, shard in zip(left, self._gather(refs, bar)):
+                    for index, take in zip(part, shard):
+                        takes[index] = take
         return takes
 
     def _map_remote(self, fn, *iterables) -> list:
         columns = [list(column) for column in iterables]
-        with self._here_while_starting() as here:
-            if here:
-                return list(map(fn, *columns))
-        self.ready()
         rows = len(columns[0]) if columns else 0
         parts = shards(range(rows), parts=SHARDS_PER_CPU * self._state["cpus"])
-        task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
-                                            name="post_process")
-        refs = [(task.remote(fn, *[column[part[0]:part[-1] + 1] for column in columns]), len(part))
-                for part in parts]
+        out: list = [None] * rows
+
+        def chunk(part: list[int]) -> list:
+            return [column[part[0]:part[-1] + 1] for column in columns]
+
         with SILENT.bar(total=rows) as bar:
-            chunks = self._gather(refs, bar)
-        return [item for chunk in chunks for item in chunk]
+            left = self._here_until_started("post-process", parts, lambda part: list(map(fn, *chunk(part))),
+                                            out, bar)
+            if left:
+                self.ready()
+                task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
+                                                    name="post_process")
+                refs = [(task.remote(fn, *chunk(part)), len(part)) for part in left]
+                for part, results in zip(left, self._gather(refs, bar)):
+                    for index, result in zip(part, results):
+                        out[index] = result
+        return out
