@@ -130,18 +130,25 @@ class RayStages(Stages):
         finally:
             here.release()
 
-    def _here_until_started(self, stage: str, parts: list[list[int]], run: Callable, out: list, bar) -> list:
-        """Run `parts` here, one after another, while Ray is still starting (and no other stage runs here),
-        putting each part's results in `out` at its indices; return the parts left for Ray."""
-        left = list(parts)
+    def _here_until_started(self, stage: str, make_parts: Callable[[], list], run: Callable, out: list,
+                            bar) -> list:
+        """Split the work (`make_parts`, by the CPUs Ray has, or will have) and run parts here, one after
+        another, while Ray is still starting and no other stage runs here, putting each part's results in
+        `out` at its indices; return the parts left for Ray, once Ray is up."""
         with self._here_while_starting() as here:
-            while here and left and not self._state["started"].is_set():
+            if not here:
+                self.ready()
+                return make_parts()
+            left = make_parts()
+            while left and not self._state["started"].is_set():
                 part = left.pop(0)
                 for index, result in zip(part, run(part)):
                     out[index] = result
                 bar.update(len(part))
                 with self._state["lock"]:
                     self._state["ran_here"][stage] += 1
+        if left:
+            self.ready()
         return left
 
     def warmed_up(self) -> None:
@@ -210,15 +217,18 @@ class RayStages(Stages):
         return trained
 
     def _render_remote(self, engine, plan, requests, progress=SILENT) -> list:
-        parts = (shards(render_groups(engine, plan.kind, requests, len(plan.channels)),
-                        parts=SHARDS_PER_CPU * self._state["cpus"])
-                 if engine.capabilities.batch_invariant else [list(range(len(requests)))])
+        def make_parts() -> list[list[int]]:
+            if not engine.capabilities.batch_invariant:
+                return [list(range(len(requests)))]
+            return shards(render_groups(engine, plan.kind, requests, len(plan.channels)),
+                          parts=SHARDS_PER_CPU * self._state["cpus"])
+
         takes: list = [None] * len(requests)
-        with progress.bar(total=len(requests), desc=f"render ({len(parts)} shards)", unit="take") as bar:
+        with progress.bar(total=len(requests), desc="render", unit="take") as bar:
             left = self._here_until_started(
-                "render", parts, lambda part: render_here(engine, plan, [requests[i] for i in part]), takes, bar)
+                "render", make_parts, lambda part: render_here(engine, plan, [requests[i] for i in part]), takes,
+                bar)
             if left:
-                self.ready()
                 gpu = self._wants_gpu(engine)
                 spec, key = self._state["models"][engine]
                 spec_ref = self.ray.put(spec)
@@ -235,17 +245,16 @@ class RayStages(Stages):
     def _map_remote(self, fn, *iterables) -> list:
         columns = [list(column) for column in iterables]
         rows = len(columns[0]) if columns else 0
-        parts = shards(range(rows), parts=SHARDS_PER_CPU * self._state["cpus"])
         out: list = [None] * rows
 
         def chunk(part: list[int]) -> list:
             return [column[part[0]:part[-1] + 1] for column in columns]
 
         with SILENT.bar(total=rows) as bar:
-            left = self._here_until_started("post-process", parts, lambda part: list(map(fn, *chunk(part))),
-                                            out, bar)
+            left = self._here_until_started(
+                "post-process", lambda: shards(range(rows), parts=SHARDS_PER_CPU * self._state["cpus"]),
+                lambda part: list(map(fn, *chunk(part))), out, bar)
             if left:
-                self.ready()
                 task = self._state["chunk"].options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
                                                     name="post_process")
                 refs = [(task.remote(fn, *chunk(part)), len(part)) for part in left]
