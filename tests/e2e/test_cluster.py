@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,59 @@ def test_stages_run_here_while_a_ray_of_our_own_is_starting(local, tmp_path, mon
     assert file_hashes(tmp_path / "out" / spec.stem) == local[spec.stem]
     with pytest.raises(ClusterError):          # once Ray has failed to start, a stage says why
         stages.ready()
+
+
+class _Done:
+    """A finished task's result, as a stand-in for a Ray object reference."""
+    def __init__(self, value):
+        self.value = value
+
+
+class _StubRay:
+    """Just enough of the `ray` module to run tasks at once in this process and count them."""
+    def __init__(self, cpus: int):
+        self.cpus, self.submitted = cpus, Counter()
+
+    def cluster_resources(self):
+        return {"CPU": float(self.cpus)}
+
+    def remote(self, fn):
+        stub = self
+
+        class Task:
+            def options(self, **_):
+                return self
+
+            def remote(self, *args):
+                stub.submitted[fn.__name__] += 1
+                return _Done(fn(*args))
+        return Task()
+
+    def put(self, value):
+        return value
+
+    def wait(self, pending, num_returns=1):
+        return pending[:num_returns], pending[num_returns:]
+
+    def get(self, refs):
+        return [ref.value for ref in refs]
+
+
+def test_a_cluster_given_by_address_is_split_by_its_own_cpus():
+    """Work for a cluster given by address waits for it and is cut into shards by the cluster's CPUs (not
+    this machine's), and none of it runs here."""
+    from dawexport.cluster.stages import SHARDS_PER_CPU, RayStages
+    ray_stub, gate, squares = _StubRay(cpus=8), threading.Event(), []
+    stages = RayStages(ray_stub, lambda: gate.wait(60), cpus=1)      # still connecting
+    mapping = threading.Thread(target=lambda: squares.extend(stages.map(lambda x: x * x, range(40))))
+    mapping.start()
+    time.sleep(0.2)
+    gate.set()
+    mapping.join(60)
+    stages.release()
+    assert squares == [x * x for x in range(40)]
+    assert ray_stub.submitted["process_chunk"] == SHARDS_PER_CPU * 8
+    assert stages.ran_here == {}
 
 
 def _kill_when(title: str, ready, builder: threading.Thread, timeout: float = 120) -> int | None:
