@@ -2,9 +2,10 @@
 chunks. The driver keeps the rest (sources, plan, wavetables, export, atomic publish), the caches, and the
 fits with nothing to train (a sampler's, a cached model's): a task would only move the same files.
 
-A build never waits for a Ray of its own to start: until it is up, one stage at a time runs here, as a
-build without Ray runs it (a tiny build may finish before Ray is up; a big one keeps this process busy
-meanwhile). A cluster given by address is only ever used through Ray: it is up as soon as it connects.
+A build never waits for a Ray of its own to start: until it is up, one stage at a time runs here, shard by
+shard as a build without Ray would run it, and the shards left go to Ray once it is up (a tiny build may be
+done before Ray is; a big one keeps this process busy meanwhile). A cluster given by address is only ever
+used through Ray: it is up as soon as it connects.
 
     >>> shards(["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"], parts=3)
     [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9]]
