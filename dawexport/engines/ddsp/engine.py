@@ -57,7 +57,8 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
+from .model import (DDSP, DDSPConfig, envelope_roughness, fft_sizes, frame_loudness_loss,
+                    multi_resolution_stft_loss)
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -120,6 +121,8 @@ class DDSPEngine(Engine):
                           hidden=s.hidden_size, n_harmonics=s.n_harmonics, noise_bands=s.noise_bands,
                           n_mels=s.n_mels, table_size=s.table_size, reverb=s.reverb,
                           envelope_points=s.envelope_points,
+                          pitch_free=s.pitch_free,
+                          envelope_read=s.envelope_read,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
     def train_config(self) -> TrainConfig:
@@ -168,8 +171,12 @@ class DDSPEngine(Engine):
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
-            audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
+            logits = model.logits(batch["f0"], batch["loud"], z)
+            audio = model.synthesize(model._controls_from_logits(logits, batch["f0"], batch["loud"]),
+                                     batch["white"], kw)
             loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
+            if s.envelope_smoothness and model.config.envelope_points:
+                loss = loss + s.envelope_smoothness * envelope_roughness(logits[1])
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss
