@@ -18,6 +18,7 @@ import torch
 from dawexport.audio.analysis import PitchEstimate, estimate_pitch, f0_track, hz_to_midi, midi_to_hz, rms_db
 from dawexport.engines import engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
+from dawexport.audio.resample import resample
 from dawexport.audio.spectral import pitch_shift, restore_envelope, time_stretch
 from dawexport.engines.common.envelopes import note_envelope
 from dawexport.engines.common.persistence import load_tensors
@@ -342,7 +343,9 @@ def test_renders_are_at_the_requested_pitch(trained):
                           + [request({"dark": 0.5, "bright": 0.5}, "R", note=n, duration=0.8) for n in notes])
     for take, note in zip(takes, notes + notes):
         assert take.dtype == np.float32 and len(take) == SR
-        assert abs(cents_off(take[: int(0.8 * SR)], SR, note)) < 5
+        # read at 48 kHz: at 16 kHz `estimate_pitch` misreads some 500-750 Hz spectra by up to 6 cents (a
+        # blend at note 71 reads +6 cents there, +0.01 by the FFT peaks of its harmonics, -0.1 at 48 kHz)
+        assert abs(cents_off(resample(take[: int(0.8 * SR)], SR, 48000), 48000, note)) < 5
 
 
 def test_louder_velocity_is_louder_and_brighter(trained):

@@ -12,10 +12,11 @@ Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live
 What it learns. Every (source, channel) of the corpus is a *key*. The encoder maps each normalised log-mel
 frame to a timbre latent, so a recording becomes a trajectory z(t) (NSynth's temporal embedding); the decoder
 trains on the per-frame z of the audio it must produce, and a pitch-shifted training copy reads z(t) from the
-unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (f0, A-weighted
+unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (A-weighted
 loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + a spectral envelope on a mel frequency
 grid, which each harmonic reads over its own band, so formants stay in place at any pitch; harmonics above
-Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with a multi-resolution
+Nyquist removed) plus filtered noise; f0 only places the harmonics on the envelope and sets the harmonic and
+noise levels through one linear term (`pitch_free`), so the colour cannot drift with the pitch, optionally through a learned room per key, trained with a multi-resolution
 spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
 attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
 correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
