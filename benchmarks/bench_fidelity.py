@@ -4,6 +4,7 @@
     python benchmarks/bench_fidelity.py --max-steps 300 --minutes 3 --png docs/cat_corner.png --json out.json
     python benchmarks/bench_fidelity.py --max-steps 300 --set loudness_weight=1     # any other ddsp setting
     python benchmarks/bench_fidelity.py --max-steps 300 --pairs vowel-pluck         # one instrument only
+    python benchmarks/bench_fidelity.py --floors        # each sound's formant floor only (seconds, no build)
 
 Four sounds with real movement: the repository's cat meow (a two-syllable glide, stereo) and flute (a breathy
 attack), and two made here with real articulation: a sung vowel that glides /a/ → /i/ with its pitch rising and a
@@ -13,7 +14,8 @@ source's key and an octave either side, one velocity layer), and each source is 
 its instrument played through sfizz with the three measures of `dawexport.audio.fidelity` (DESIGN.md): timbre at
 the source's key, evolution over the source's length, and formants 12 semitones below and above. The goals are
 those of issue 10: timbre ≤ max(1.5 × sampler, 2 dB), evolution ≤ max(1.5 × sampler, 3 dB), formants ≤ 0.5 ×
-sampler. With --png it also draws the source and the ddsp notes of the cat corner as spectrograms side by side.
+sampler. It also prints each sound's formant floor: the source moved ±12 semitones with its own harmonic
+envelope (`formant_keeping_shift`), what a perfect formant-keeping model scores. With --png it also draws the source and the ddsp notes of the cat corner as spectrograms side by side.
 """
 from __future__ import annotations
 
