@@ -15,7 +15,8 @@ its instrument played through sfizz with the three measures of `dawexport.audio.
 the source's key, evolution over the source's length, and formants 12 semitones below and above. The goals are
 those of issue 10: timbre ≤ max(1.5 × sampler, 2 dB), evolution ≤ max(1.5 × sampler, 3 dB), formants ≤ 0.5 ×
 sampler. It also prints each sound's formant floor: the source moved ±12 semitones with its own harmonic
-envelope (`formant_keeping_shift`), what a perfect formant-keeping model scores. With --png it also draws the source and the ddsp notes of the cat corner as spectrograms side by side.
+envelope (`formant_keeping_shift`), what a perfect formant-keeping model scores. With --png it also draws
+the source and the ddsp notes of the cat corner as spectrograms side by side.
 """
 from __future__ import annotations
 
