@@ -15,10 +15,10 @@ trains on the per-frame z of the audio it must produce, and a pitch-shifted trai
 unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (A-weighted
 loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + a spectral envelope on a mel frequency
 grid, which each harmonic reads over its own band, so formants stay in place at any pitch; harmonics above
-Nyquist removed) plus filtered noise; f0 only places the harmonics on the envelope and sets the harmonic and
-noise levels through one linear term (`pitch_free`), so the colour cannot drift with the pitch, optionally through a learned room per key, trained with a multi-resolution
-spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
-attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
+Nyquist removed) plus filtered noise, optionally through a learned room per key; f0 only places the harmonics
+on the envelope and sets the harmonic and noise levels through one linear term (`pitch_free`), so the colour
+cannot drift with the pitch. It trains with a multi-resolution spectral loss at the model's own rate (16 to
+48 kHz); a quarter of the crops start at a clip's beginning, so attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
 correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
 spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
 loudness contour and pitch contour.
@@ -58,8 +58,7 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import (DDSP, DDSPConfig, envelope_roughness, fft_sizes, frame_loudness_loss,
-                    multi_resolution_stft_loss)
+from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -172,12 +171,8 @@ class DDSPEngine(Engine):
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
-            logits = model.logits(batch["f0"], batch["loud"], z)
-            audio = model.synthesize(model._controls_from_logits(logits, batch["f0"], batch["loud"]),
-                                     batch["white"], kw)
+            audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
             loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
-            if s.envelope_smoothness and model.config.envelope_points:
-                loss = loss + s.envelope_smoothness * envelope_roughness(logits[1])
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss

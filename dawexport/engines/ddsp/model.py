@@ -133,18 +133,6 @@ def envelope_at_points(envelope: torch.Tensor, freqs_hz: torch.Tensor, sample_ra
     return e0 + (e1 - e0) * frac
 
 
-def envelope_roughness(envelope: torch.Tensor) -> torch.Tensor:
-    """Mean |second difference| of envelope logits along frequency (B, F, P): 0 for a straight line in mel,
-    a prior against an envelope that wiggles between a source's harmonics, where no harmonic pins it down.
-
-        >>> float(envelope_roughness(torch.arange(8.0).reshape(1, 1, 8)))
-        0.0
-        >>> float(envelope_roughness(torch.tensor([[[0.0, 1.0, 0.0, 1.0]]])))
-        2.0
-    """
-    return (envelope[..., 2:] - 2 * envelope[..., 1:-1] + envelope[..., :-2]).abs().mean()
-
-
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
     """(B, F) frame values → (B, F * hop) samples, linear between frame centres, the last frame held."""
     nxt = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
@@ -546,7 +534,7 @@ class DDSP(nn.Module):
 
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
-           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "envelope_roughness", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
+           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
            "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",
            "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
            "wavetable_read"]

@@ -27,9 +27,6 @@ class DDSPSettings(TrainingSettings):
         "band", description="how a harmonic reads the envelope: 'band' the envelope's mean over its own band "
         "(k ± ½)·f0; 'point' its value at k·f0 (in training at a random point of that band, so the whole band "
         "learns)")
-    envelope_smoothness: float = Field(0.0, ge=0.0, le=10.0, description="weight of a prior against "
-                                       "envelope wiggles (mean |second difference| of its logits along "
-                                       "frequency) added to the loss; 0: none")
     pitch_free: bool = Field(True, description="the decoder reads only loudness and the latent z(t), not f0: "
                              "the envelope it outputs is the same at every pitch (f0 places the harmonics on it "
                              "and sets the harmonic and noise levels through one linear term). False: f0 is an "
