@@ -18,8 +18,8 @@ grid, which each harmonic reads over its own band, so formants stay in place at 
 Nyquist removed) plus filtered noise, optionally through a learned room per key; f0 only places the harmonics
 on the envelope and sets the harmonic and noise levels through one linear term (`pitch_free`), so the colour
 cannot drift with the pitch. It trains with a multi-resolution spectral loss at the model's own rate (16 to
-48 kHz); a quarter of the crops start at a clip's beginning, so attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
-correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
+48 kHz); a quarter of the crops start at a clip's beginning, so attacks are learned. The output level is
+anchored to the loudness asked for (the network learns a bounded correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
 spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
 loudness contour and pitch contour.
 
