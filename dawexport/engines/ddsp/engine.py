@@ -19,9 +19,9 @@ Nyquist removed) plus filtered noise, optionally through a learned room per key;
 on the envelope and sets the harmonic and noise levels through one linear term (`pitch_free`), so the colour
 cannot drift with the pitch. It trains with a multi-resolution spectral loss at the model's own rate (16 to
 48 kHz); a quarter of the crops start at a clip's beginning, so attacks are learned. The output level is
-anchored to the loudness asked for (the network learns a bounded correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
-spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
-loudness contour and pitch contour.
+anchored to the loudness asked for (the network learns a bounded correction and the timbre). Small corpora
+are augmented by pitch shifting (resampling, with the source's spectral envelope put back) and time
+stretching (phase vocoder). Each key keeps its first take's z(t), loudness contour and pitch contour.
 
 How it plays. A note replays its corners' trajectories re-timed to its length (`common.trajectory`): attack as
 recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own

@@ -534,7 +534,8 @@ class DDSP(nn.Module):
 
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
-           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
+           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid",
+           "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
            "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",
            "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
            "wavetable_read"]
