@@ -4,6 +4,7 @@
     python benchmarks/bench_fidelity.py --max-steps 300 --minutes 3 --png docs/cat_corner.png --json out.json
     python benchmarks/bench_fidelity.py --max-steps 300 --set loudness_weight=1     # any other ddsp setting
     python benchmarks/bench_fidelity.py --max-steps 300 --pairs vowel-pluck         # one instrument only
+    python benchmarks/bench_fidelity.py --floors        # each sound's formant floor only (seconds, no build)
 
 Four sounds with real movement: the repository's cat meow (a two-syllable glide, stereo) and flute (a breathy
 attack), and two made here with real articulation: a sung vowel that glides /a/ → /i/ with its pitch rising and a
@@ -13,7 +14,9 @@ source's key and an octave either side, one velocity layer), and each source is 
 its instrument played through sfizz with the three measures of `dawexport.audio.fidelity` (DESIGN.md): timbre at
 the source's key, evolution over the source's length, and formants 12 semitones below and above. The goals are
 those of issue 10: timbre ≤ max(1.5 × sampler, 2 dB), evolution ≤ max(1.5 × sampler, 3 dB), formants ≤ 0.5 ×
-sampler. With --png it also draws the source and the ddsp notes of the cat corner as spectrograms side by side.
+sampler. It also prints each sound's formant floor: the source moved ±12 semitones with its own harmonic
+envelope (`formant_keeping_shift`), what a perfect formant-keeping model scores. With --png it also draws
+the source and the ddsp notes of the cat corner as spectrograms side by side.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from dawexport.audio.analysis import estimate_pitch, f0_track  # noqa: E402
-from dawexport.audio.fidelity import evolution_distance, formant_distance, timbre_distance  # noqa: E402
+from dawexport.audio.fidelity import (evolution_distance, formant_distance, formant_keeping_shift,  # noqa: E402
+                                     timbre_distance)
 from dawexport.audio.spectral import mel_filterbank  # noqa: E402
 from dawexport.pipeline import build  # noqa: E402
 from dawexport.spec import parse_spec  # noqa: E402
@@ -159,6 +163,24 @@ def measure(source: np.ndarray, sr: int, root: int, sfz: Path, cc1: int) -> dict
     return row
 
 
+def formant_floor(source: np.ndarray, sr: int) -> dict:
+    """The formant distances, −12 and +12, of the source moved with its own envelope (`formant_keeping_shift`):
+    what a perfect source-filter model would score, so a goal below it is out of reach on this measure.
+    The second pair of figures reads the moved notes against the same resynthesis unmoved, which removes what
+    the resynthesis itself loses (a sum of sines on the smoothed f0 curve: 2.0 dB for the cat at 0 semitones),
+    leaving what the measure loses with fewer (+12) or more (−12) harmonics tracing the same envelope."""
+    src_f0 = f0_frames(source, sr)
+    unmoved = formant_keeping_shift(source, sr, 0.0)
+    unmoved_f0 = f0_frames(unmoved, sr)
+    row = {"floor0": formant_distance(source, src_f0, sr, unmoved, unmoved_f0, sr)}
+    for shift in (-12, 12):
+        moved = formant_keeping_shift(source, sr, shift)
+        moved_f0 = f0_frames(moved, sr)
+        row[f"floor{shift:+d}"] = formant_distance(source, src_f0, sr, moved, moved_f0, sr)
+        row[f"resynth{shift:+d}"] = formant_distance(unmoved, unmoved_f0, sr, moved, moved_f0, sr)
+    return row
+
+
 # --------------------------------------------------------------------------- the picture
 
 def _colour(v: np.ndarray) -> np.ndarray:
@@ -219,6 +241,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="build folder (default: a temporary one)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--floors", action="store_true", help="only print each sound's formant floor (seconds)")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_fidelity_"))
@@ -238,6 +261,16 @@ def main() -> int:
     pairs = [tuple(p.split("-")) for p in args.pairs.split(",")]
     if any(p not in PAIRS for p in pairs):
         parser.error(f"--pairs: choose from {', '.join('-'.join(p) for p in PAIRS)}")
+    floors = {sound: formant_floor(*sources[sound]) for pair in pairs for sound in pair}
+    floor_line = ("formant floor (the source moved with its own harmonic envelope, `formant_keeping_shift`; "
+                  "what a perfect formant-keeping model scores), −12 / +12 dB: "
+                  + "; ".join(f"{k} {v['floor-12']:.1f} / {v['floor+12']:.1f}" for k, v in floors.items())
+                  + ". Against the same resynthesis unmoved (its own loss at 0 semitones in brackets): "
+                  + "; ".join(f"{k} {v['resynth-12']:.1f} / {v['resynth+12']:.1f} ({v['floor0']:.1f})"
+                              for k, v in floors.items()))
+    if args.floors:
+        print(floor_line)
+        return 0
     for pair in pairs:
         for engine in ("ddsp", "sampler"):
             for corner, sound in enumerate(pair):
@@ -275,8 +308,9 @@ def main() -> int:
           "formants −12 and +12 ≤ 0.5 × sampler)")
     print("\nformants without the 60 dB floor (harmonics down to the 24-bit floor count), −12 / +12 dB: "
           + "; ".join(f"{r['sound']} {r['engine']} {r['unfloored-12']:.1f} / {r['unfloored+12']:.1f}" for r in results))
+    print("\n" + floor_line)
     if args.json:
-        args.json.write_text(json.dumps({"settings": settings, "rows": results}, indent=1))
+        args.json.write_text(json.dumps({"settings": settings, "rows": results, "floors": floors}, indent=1))
     return 0
 
 

@@ -18,6 +18,7 @@ import torch
 from dawexport.audio.analysis import PitchEstimate, estimate_pitch, f0_track, hz_to_midi, midi_to_hz, rms_db
 from dawexport.engines import engine_class
 from dawexport.engines.base import Clip, Corpus, RenderRequest
+from dawexport.audio.resample import resample
 from dawexport.audio.spectral import pitch_shift, restore_envelope, time_stretch
 from dawexport.engines.common.envelopes import note_envelope
 from dawexport.engines.common.persistence import load_tensors
@@ -178,6 +179,67 @@ def test_a_spectral_envelope_keeps_the_formants_in_place_an_octave_up(points):
     assert (loudest == 2000.0) == bool(points), loudest
 
 
+@pytest.mark.parametrize("pitch_free", [True, False])
+def test_a_pitch_free_decoder_outputs_the_same_envelope_at_every_pitch(pitch_free):
+    """For a fixed z(t) and loudness, a pitch-free decoder's envelope is the same an octave up (only the
+    harmonic and noise levels may follow f0); a decoder that reads f0 outputs another colour there."""
+    from dawexport.engines.ddsp.model import DDSP, DDSPConfig
+    torch.manual_seed(0)
+    config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=20, noise_bands=9,
+                        n_mels=8, table_size=256, envelope_points=24, pitch_free=pitch_free)
+    model = DDSP(config).eval()
+    with torch.no_grad():
+        for p in model.decoder.parameters():          # pitch_level starts at zero: give f0 a say in the levels
+            p.add_(0.3 * torch.randn_like(p))
+        z, loud = torch.randn(1, 6, 4), torch.linspace(-30.0, 0.0, 6)[None]
+        low = model.logits(torch.full((1, 6), 200.0), loud, z)
+        high = model.logits(torch.full((1, 6), 400.0), loud, z)
+    assert torch.equal(low[1], high[1]) == pitch_free
+    assert not torch.equal(low[0], high[0])                   # the level still hears f0
+
+
+def test_old_model_configs_keep_an_f0_input_and_band_reading():
+    """A model file saved before `pitch_free` / `envelope_read` has neither key: it builds the decoder it
+    was trained with (f0 among its inputs) and loads its weights."""
+    from dawexport.engines.ddsp.model import DDSP, DDSPConfig
+    old = dict(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=20, noise_bands=9, n_mels=8,
+               table_size=256, envelope_points=24)
+    config = DDSPConfig(**old)
+    assert (config.pitch_free, config.envelope_read) == (False, "band")
+    model = DDSP(config)
+    assert model.decoder.inp[0].in_features == 2 + 4
+    model.load_state_dict(DDSP(DDSPConfig(**old)).state_dict())
+
+
+def test_point_reading_trains_on_the_band_and_plays_the_harmonic():
+    """'point' reading: in training each harmonic reads a random point of its band (k ± ½)·f0, so a note at
+    another pitch never reads an untrained stretch; in rendering it reads its own frequency k·f0."""
+    from dawexport.engines.ddsp.model import DDSP, DDSPConfig, envelope_at_points, exp_sigmoid
+    config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=8, noise_bands=9,
+                        n_mels=8, table_size=256, envelope_points=48, envelope_read="point")
+    model = DDSP(config)
+    env = torch.linspace(-4.0, 4.0, 48).reshape(1, 1, 48)        # rising in mel: monotone in frequency
+    f0 = torch.tensor([[300.0]])
+    logits = [torch.zeros(1, 1, 1), env, torch.zeros(1, 1, 9)]
+    k = torch.arange(1, 9, dtype=torch.float32)
+
+    def level(points_hz):                                          # the envelope's amplitude there
+        return exp_sigmoid(envelope_at_points(env, points_hz[None, None], SR))[0, 0]
+    model.eval()
+    played = model._controls_from_logits(logits, f0, torch.zeros(1, 1))["harm_amps"][0, 0]
+    want = level(300.0 * k)
+    assert torch.allclose(played / played.sum(), want / want.sum(), rtol=1e-5)
+    model.train()
+    torch.manual_seed(1)
+    reads = torch.stack([model._controls_from_logits(logits, f0, torch.zeros(1, 1))["harm_amps"][0, 0]
+                         for _ in range(20)])
+    assert reads.std(0).min() > 0                                # another point of the band each time
+    ratio = reads / reads[:, :1]                                  # each harmonic against the first: within its band
+    lowest, highest = level(300.0 * (k - 0.5)), level(300.0 * (k + 0.5))
+    assert bool((ratio[:, 1:] >= (lowest[1:] / highest[0]) * 0.999).all())
+    assert bool((ratio[:, 1:] <= (highest[1:] / lowest[0]) * 1.001).all())
+
+
 def test_oscillator_phase_stays_exact_over_a_long_note():
     """A minute-long note keeps its pitch: the phase after n samples is n * f0 / sr (mod 1) to within float32's
     representation of f0 (drift < 0.002 cycles after a minute, a pitch error below 1e-4 cents)."""
@@ -281,7 +343,9 @@ def test_renders_are_at_the_requested_pitch(trained):
                           + [request({"dark": 0.5, "bright": 0.5}, "R", note=n, duration=0.8) for n in notes])
     for take, note in zip(takes, notes + notes):
         assert take.dtype == np.float32 and len(take) == SR
-        assert abs(cents_off(take[: int(0.8 * SR)], SR, note)) < 5
+        # read at 48 kHz: at 16 kHz `estimate_pitch` misreads some 500-750 Hz spectra by up to 6 cents (a
+        # blend at note 71 reads +6 cents there, +0.01 by the FFT peaks of its harmonics, -0.1 at 48 kHz)
+        assert abs(cents_off(resample(take[: int(0.8 * SR)], SR, 48000), 48000, note)) < 5
 
 
 def test_louder_velocity_is_louder_and_brighter(trained):

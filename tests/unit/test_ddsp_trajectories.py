@@ -80,9 +80,10 @@ def test_an_along_time_wavetable_follows_the_trajectory_not_its_mean():
     note = RenderRequest((("s", 1.0),), "L", 60, 127, len(loud) * 256 / SR, 0.0)
     tables = {}
     for name, track in (("moving", moving), ("still", still)):
-        # one logit per harmonic: the untrained decoder's outputs for a and b then differ clearly (its smooth
-        # spectral envelope, the default, puts them within 2 dB of each other)
-        engine = hand_made([("s", loud, track.astype(np.float32))], envelope_points=0)
+        # one logit per harmonic and f0 among the inputs: the untrained decoder's outputs for a and b then
+        # differ clearly (with its smooth spectral envelope, the default, they lie within 2 dB of each other,
+        # and without f0 its random weights for this seed put them 2.6 dB apart)
+        engine = hand_made([("s", loud, track.astype(np.float32))], envelope_points=0, pitch_free=False)
         take, = engine.render([note])
         tables[name] = harmonic_db(table_from_note(take, SR, frames=16, f0_hz=float(midi_to_hz(60))))
     # what the decoder makes of a and of b (held, at full level): the two ends the table should reach

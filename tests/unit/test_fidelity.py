@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from dawexport.audio.fidelity import evolution_distance, formant_distance, onset_sample, timbre_distance
+from dawexport.audio.analysis import estimate_pitch
+from dawexport.audio.fidelity import (evolution_distance, formant_distance, formant_keeping_shift, onset_sample,
+                                     timbre_distance)
 
 SR = 32000
 
@@ -95,3 +97,16 @@ def test_formants_ignore_harmonics_more_than_60_db_down():
 def test_formants_refuse_a_pitch_with_no_band_left():
     with pytest.raises(ValueError, match="no band"):
         formant_distance(harmonic_note(220), 6000.0, SR, harmonic_note(220), 220.0, SR)
+
+
+@pytest.mark.parametrize("semitones", [-12, 12])
+def test_a_formant_keeping_shift_moves_the_pitch_and_keeps_the_resonance(semitones):
+    """The floor reference: the note an octave away with its resonance where it was, so it scores far below
+    a tape-speed transposition (which moves the resonance an octave too)."""
+    source = harmonic_note(300, formant_hz=1500)
+    moved = formant_keeping_shift(source, SR, semitones)
+    ratio = 2.0 ** (semitones / 12)
+    assert abs(estimate_pitch(moved, SR).hz - 300 * ratio) < 2.0
+    tape = harmonic_note(300 * ratio, formant_hz=1500 * ratio)
+    kept = formant_distance(source, 300.0, SR, moved, 300 * ratio, SR)
+    assert kept < 1.5 and formant_distance(source, 300.0, SR, tape, 300 * ratio, SR) > 3 * kept

@@ -12,15 +12,16 @@ Then `engine.fit(corpus, workdir, progress)` trains (resumable: checkpoints live
 What it learns. Every (source, channel) of the corpus is a *key*. The encoder maps each normalised log-mel
 frame to a timbre latent, so a recording becomes a trajectory z(t) (NSynth's temporal embedding); the decoder
 trains on the per-frame z of the audio it must produce, and a pitch-shifted training copy reads z(t) from the
-unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (f0, A-weighted
+unshifted source, so it learns to put a source's timbre on other pitches. A GRU decoder turns (A-weighted
 loudness, z) per ~5 ms frame into an additive harmonic bank (amplitude + a spectral envelope on a mel frequency
 grid, which each harmonic reads over its own band, so formants stay in place at any pitch; harmonics above
-Nyquist removed) plus filtered noise, optionally through a learned room per key, trained with a multi-resolution
-spectral loss at the model's own rate (16 to 48 kHz); a quarter of the crops start at a clip's beginning, so
-attacks are learned. The output level is anchored to the loudness asked for (the network learns a bounded
-correction and the timbre). Small corpora are augmented by pitch shifting (resampling, with the source's
-spectral envelope put back) and time stretching (phase vocoder). Each key keeps its first take's z(t),
-loudness contour and pitch contour.
+Nyquist removed) plus filtered noise, optionally through a learned room per key; f0 only places the harmonics
+on the envelope and sets the harmonic and noise levels through one linear term (`pitch_free`), so the colour
+cannot drift with the pitch. It trains with a multi-resolution spectral loss at the model's own rate (16 to
+48 kHz); a quarter of the crops start at a clip's beginning, so attacks are learned. The output level is
+anchored to the loudness asked for (the network learns a bounded correction and the timbre). Small corpora
+are augmented by pitch shifting (resampling, with the source's spectral envelope put back) and time
+stretching (phase vocoder). Each key keeps its first take's z(t), loudness contour and pitch contour.
 
 How it plays. A note replays its corners' trajectories re-timed to its length (`common.trajectory`): attack as
 recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
@@ -120,6 +121,8 @@ class DDSPEngine(Engine):
                           hidden=s.hidden_size, n_harmonics=s.n_harmonics, noise_bands=s.noise_bands,
                           n_mels=s.n_mels, table_size=s.table_size, reverb=s.reverb,
                           envelope_points=s.envelope_points,
+                          pitch_free=s.pitch_free,
+                          envelope_read=s.envelope_read,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
     def train_config(self) -> TrainConfig:

@@ -114,6 +114,25 @@ def envelope_at_harmonics(envelope: torch.Tensor, f0_hz: torch.Tensor, n_harmoni
         envelope.dtype)
 
 
+def envelope_at_points(envelope: torch.Tensor, freqs_hz: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Read a spectral envelope (B, F, P) on its mel grid (as `envelope_at_harmonics`) at frequencies
+    (B, F, K), linear between grid points → (B, F, K).
+
+        >>> env = torch.arange(5.0).reshape(1, 1, 5)                         # 0..4 from 0 Hz to Nyquist
+        >>> envelope_at_points(env, torch.tensor([[[0.0, 8000.0]]]), 16000).tolist()
+        [[[0.0, 4.0]]]
+    """
+    points = envelope.shape[-1]
+    if points < 2:
+        return envelope.expand(*freqs_hz.shape)
+    scale = (points - 1) / hz_to_mel(0.5 * sample_rate).to(freqs_hz.device)
+    pos = (hz_to_mel(freqs_hz) * scale).clamp(0.0, points - 1)
+    i = pos.floor().long().clamp_(0, points - 2)
+    frac = (pos - i).to(envelope.dtype)
+    e0, e1 = torch.gather(envelope, -1, i), torch.gather(envelope, -1, i + 1)
+    return e0 + (e1 - e0) * frac
+
+
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
     """(B, F) frame values → (B, F * hop) samples, linear between frame centres, the last frame held."""
     nxt = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
@@ -369,24 +388,39 @@ class Decoder(nn.Module):
     An input MLP, a GRU over time and an output MLP that also sees the input MLP's features (DDSP's RnnFc).
     The distribution has one logit per harmonic, or `envelope_points` > 0 logits of a spectral envelope on a
     mel frequency grid (read at the harmonics by `envelope_at_harmonics`).
+
+    With `pitch_free` the network reads only (loudness, z): the envelope cannot depend on f0, so the colour
+    learned at one pitch is the colour at every pitch (a source-filter model: f0 only places the harmonics on
+    the envelope). f0 then reaches the overall harmonic and noise levels alone, through one linear term.
     """
 
-    def __init__(self, latent: int, hidden: int, n_harmonics: int, noise_bands: int, envelope_points: int = 0):
+    def __init__(self, latent: int, hidden: int, n_harmonics: int, noise_bands: int, envelope_points: int = 0,
+                 pitch_free: bool = False):
         super().__init__()
-        self.inp = mlp([2 + latent, hidden, hidden])
+        self.pitch_free = pitch_free
+        self.inp = mlp([(1 if pitch_free else 2) + latent, hidden, hidden])
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.out = mlp([2 * hidden, hidden, hidden])
         self.sizes = (1, envelope_points or n_harmonics, noise_bands)
         self.head = nn.Linear(hidden, sum(self.sizes))
+        if pitch_free:
+            self.pitch_level = nn.Linear(1, 2)          # f0 → (harmonic level, noise level) logit offsets
+            nn.init.zeros_(self.pitch_level.weight)
+            nn.init.zeros_(self.pitch_level.bias)
 
     def forward(self, pitch: torch.Tensor, loud: torch.Tensor, z: torch.Tensor):
         """pitch, loud (B, F) normalised; z (B, latent) or (B, F, latent) → three logit tensors (B, F, ·)."""
         if z.dim() == 2:
             z = z[:, None, :].expand(-1, pitch.shape[1], -1)
-        x = self.inp(torch.cat([pitch[..., None], loud[..., None], z.to(pitch.dtype)], dim=-1))
+        features = [loud[..., None], z.to(pitch.dtype)]
+        x = self.inp(torch.cat(features if self.pitch_free else [pitch[..., None]] + features, dim=-1))
         h, _ = self.gru(x)
         y = self.head(self.out(torch.cat([h, x], dim=-1)))
-        return torch.split(y, self.sizes, dim=-1)
+        amp, dist, noise = torch.split(y, self.sizes, dim=-1)
+        if self.pitch_free:
+            level = self.pitch_level(pitch[..., None].to(y.dtype))
+            amp, noise = amp + level[..., :1], noise + level[..., 1:]
+        return amp, dist, noise
 
 
 @dataclass(frozen=True)
@@ -403,6 +437,8 @@ class DDSPConfig:
     reverb: bool = False
     reverb_samples: int = 0
     envelope_points: int = 0        # 0: one distribution logit per harmonic number (models saved before it)
+    envelope_read: str = "band"     # "band": each harmonic reads its band's mean; "point": its frequency
+    pitch_free: bool = False        # the decoder reads only loudness and z (False: f0 too, models saved before it)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -417,11 +453,16 @@ class DDSP(nn.Module):
         self.config = config
         c = config
         self.encoder = Encoder(c.n_mels, c.latent, c.hidden)
-        self.decoder = Decoder(c.latent, c.hidden, c.n_harmonics, c.noise_bands, c.envelope_points)
+        self.decoder = Decoder(c.latent, c.hidden, c.n_harmonics, c.noise_bands, c.envelope_points,
+                               c.pitch_free)
         self.harmonic = Harmonic(c.sample_rate, c.hop, c.table_size)
         self.noise = FilteredNoise(c.hop)
         self.reverb = Reverb(c.n_keys, c.reverb_samples, c.sample_rate) if c.reverb else None
         self.register_buffer("loud_ref", torch.zeros(()))
+
+    def logits(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor):
+        """The decoder's raw outputs (amplitude, distribution or envelope, noise logits) for frame features."""
+        return self.decoder(hz_to_unit_pitch(f0_hz), (loudness_db - self.loud_ref) / 20.0, z)
 
     def controls(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor) -> dict:
         """Network pass: frame features → synthesiser controls (harmonic amplitudes, noise magnitudes).
@@ -430,8 +471,7 @@ class DDSP(nn.Module):
         correction times loudness_gain(loudness), so a level outside the corpus's dynamic range still comes
         out at that level, while the timbre (harmonic distribution, noise shape) is what the network learned
         for that loudness."""
-        rel = (loudness_db - self.loud_ref) / 20.0
-        return self._controls_from_logits(self.decoder(hz_to_unit_pitch(f0_hz), rel, z), f0_hz, loudness_db)
+        return self._controls_from_logits(self.logits(f0_hz, loudness_db, z), f0_hz, loudness_db)
 
     def controls_blend(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, latents: torch.Tensor,
                        weights: torch.Tensor) -> dict:
@@ -465,7 +505,12 @@ class DDSP(nn.Module):
     def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict:
         amp, dist, noise = logits
         with torch.autocast(device_type=f0_hz.device.type, enabled=False):
-            if self.config.envelope_points:
+            if self.config.envelope_points and self.config.envelope_read == "point":
+                k = harmonic_numbers(self.config.n_harmonics, f0_hz.device)
+                if self.training:       # a random point of each harmonic's band, so the whole band learns
+                    k = k + torch.rand(*f0_hz.shape, len(k), device=f0_hz.device) - 0.5
+                dist = envelope_at_points(dist.float(), f0_hz.float()[..., None] * k, self.config.sample_rate)
+            elif self.config.envelope_points:
                 dist = envelope_at_harmonics(dist.float(), f0_hz.float(), self.config.n_harmonics,
                                              self.config.sample_rate)
             gain = loudness_gain(loudness_db.float(), self.loud_ref)[..., None]
@@ -489,7 +534,8 @@ class DDSP(nn.Module):
 
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
-           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
+           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid",
+           "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
            "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",
            "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
            "wavetable_read"]

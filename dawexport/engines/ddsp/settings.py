@@ -23,6 +23,14 @@ class DDSPSettings(TrainingSettings):
                                  "harmonic spectral envelope the decoder outputs; each harmonic reads it at its "
                                  "frequency, so formants stay in place at every pitch. 0: one amplitude per "
                                  "harmonic number (formants move with the pitch unless training teaches otherwise)")
+    envelope_read: Literal["band", "point"] = Field(
+        "band", description="how a harmonic reads the envelope: 'band' the envelope's mean over its own band "
+        "(k ± ½)·f0; 'point' its value at k·f0 (in training at a random point of that band, so the whole band "
+        "learns)")
+    pitch_free: bool = Field(True, description="the decoder reads only loudness and the latent z(t), not f0: "
+                             "the envelope it outputs is the same at every pitch (f0 places the harmonics on it "
+                             "and sets the harmonic and noise levels through one linear term). False: f0 is an "
+                             "input too, and the colour can drift with the pitch")
     noise_bands: int = Field(65, ge=2, le=512)
     n_mels: int = Field(64, ge=8, le=256, description="mel bands the encoder reads")
     table_size: int = Field(2048, ge=64, le=16384, description="samples per single-cycle table")
