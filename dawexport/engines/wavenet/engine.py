@@ -58,7 +58,7 @@ in session 3, before the generator lost its gather and its slow exp); up to seve
 machine is busy. Training is the expensive part on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
 step on 4096-sample crops (~3 s on 2 quiet cores), far from the ~10^5 steps NSynth trained for, which is why
 the default is guided (600 ddsp guide steps, at the output rate with the high band, then 600 WaveNet steps:
-about 13 minutes on 2 quiet cores, estimated; 11 measured with `high_band: none`). Unguided, a
+about 12 minutes on 2 quiet cores, estimated; 11 measured with `high_band: none`). Unguided, a
 CPU-trained model plays noisy, barely pitched notes; train it on a GPU (and at NSynth's sizes).
 """
 from __future__ import annotations
