@@ -135,7 +135,10 @@ def time_matmuls(model: WaveNetAutoencoder, cond: torch.Tensor, parts: list[int]
                 torch.addmm(gen.cond_frame, gen.w_guide, feat, out=gen.cond_now)
             slots = [gen.slots[i][t % (2 * dil[i] + 1)] for i in range(n)]
             for i in range(n):
-                torch.addmm(gen.cond_layers[i], gen.w_taps[i], gen.x_mat, out=gen.g)
+                d, ring, (w_far, w_near, w_now) = dil[i], gen.slots[i], gen.w_taps[i]
+                torch.addmm(gen.cond_layers[i], w_far, ring[(t - 2 * d) % (2 * d + 1)], out=gen.g)
+                gen.g.addmm_(w_near, ring[(t - d) % (2 * d + 1)])
+                gen.g.addmm_(w_now, slots[i])
                 if i == 0:
                     torch.addmm(gen.b_skip, gen.w_skip[0], gen.z, out=gen.skip)
                 else:
@@ -189,7 +192,8 @@ def gemm_peak(threads: int, size: int = 1024, reps: int = 10) -> float:
 
 def scratch_floats_per_voice(cfg: WaveNetConfig) -> int:
     c, s, n = cfg.width, cfg.skip, len(cfg.dilations)
-    return 3 * c + 2 * c + c + 3 * s + 2 * CLASSES + 2 + n * 2 * c
+    # gate, z, skip and head, logits + probabilities + cdf + prior, every layer's conditioning (frame and now)
+    return 2 * c + c + 3 * s + 4 * CLASSES + 1 + 2 * n * 2 * c
 
 
 def bench_width(width: int, batch: int, grid_samples: int, steps: int, repeats: int, threads: int,
@@ -352,10 +356,15 @@ def quality(work: Path, wavenet_settings: dict, ddsp_settings: dict, log) -> dic
         result = build(spec, quiet=True, force=True)
         out[f"{label}_build_minutes"] = (time.perf_counter() - t0) / 60
         built[label] = (spec, result.folder / f"{spec.name}.sfz")
-        logs = sorted(cache_root(spec).rglob("training_log.jsonl"), key=lambda q: q.stat().st_mtime)
-        for q in logs[-2:]:
-            kind = "guide" if q.parent.name == "guide" else label
-            out[f"{kind}_steps"], out[f"{kind}_steps_per_s"] = steps_per_s(q)
+        folders = sorted((cache_root(spec) / "models").glob(f"{label}-*"), key=lambda q: q.stat().st_mtime)
+        if folders and (folders[-1] / "training_log.jsonl").exists():
+            out[f"{label}_steps"], out[f"{label}_steps_per_s"] = steps_per_s(folders[-1] / "training_log.jsonl")
+        if folders and (folders[-1] / "ddsp.json").exists() and label == "wavenet":
+            # the guide's training log stays in its training folder (deleted once the model is saved); its
+            # TrainResult (steps, seconds) is saved with it
+            trained = json.loads((folders[-1] / "ddsp.json").read_text())["training"]
+            out["guide_steps"] = trained["step"]
+            out["guide_steps_per_s"] = trained["step"] / max(trained["seconds"], 1e-9)
         log(f"  built {label} in {out[f'{label}_build_minutes']:.1f} min")
     spec, sfz = built["wavenet"]
     synth = sfizz_synth(sfz)

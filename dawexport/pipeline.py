@@ -228,7 +228,7 @@ def render_takes(engine: Engine, plan: RenderPlan, model_key: str, spec: Instrum
         return takes
     what = "pads" if plan.kind == "kit" else "cells"
     progress.stage("render", f"{len(plan.cells)} {what} × {len(plan.channels)} channel(s) = {len(requests)} "
-                   f"renders at {engine.sample_rate} Hz")
+                   f"renders at {engine.take_rate} Hz")
     takes = render(engine, plan, requests, progress)
     _check_finite(takes, engine)
     _save_takes(cache, takes)
@@ -318,8 +318,8 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
 
     engine = make_engine(spec)
     progress.stage("sources", f"{sum(len(r) for r in spec.sources.values())} recording(s) → "
-                   f"{engine.sample_rate} Hz, stereo mode {spec.stereo}")
-    corpus = build_corpus(spec, engine.sample_rate, progress)
+                   f"{engine.corpus_rate} Hz, stereo mode {spec.stereo}")
+    corpus = build_corpus(spec, engine.corpus_rate, progress)
     trained = stages.fit(engine, corpus, spec, progress)
     note = clock_stop_note(engine.training, engine.settings)
     if note:
@@ -347,7 +347,7 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
         progress.stage("samples", f"post-processing {len(plan.cells)} samples → {spec.output.sample_rate} Hz, "
                        f"{spec.output.bit_depth}-bit")
         settings = SampleSettings.from_spec(spec)
-        samples = make_samples(plan, takes, engine.sample_rate, settings, staging.path, progress, stages.map)
+        samples = make_samples(plan, takes, engine.take_rate, settings, staging.path, progress, stages.map)
         instrument = assemble_instrument(spec, plan, samples, engine)
         instrument = replace(instrument, wavetables=tuple(_wavetables(spec, engine, corpus, staging.path,
                                                                       progress, textures)))

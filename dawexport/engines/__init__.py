@@ -70,7 +70,9 @@ def validate_engine(spec, file: str) -> None:
 def make_engine(spec) -> Engine:
     cls = engine_class(spec.engine.name)
     settings = cls.Settings.model_validate(spec.engine.settings)
-    return cls(settings, sample_rate=engine_rate(spec), seed=spec.engine.seed, device=spec.engine.device)
+    engine = cls(settings, sample_rate=engine_rate(spec), seed=spec.engine.seed, device=spec.engine.device)
+    engine.output_rate = spec.output.sample_rate
+    return engine
 
 
 __all__ = ["Capabilities", "Clip", "Corpus", "Engine", "EngineSettings", "GrainRequest", "RenderRequest", "ENGINES",

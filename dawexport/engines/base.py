@@ -169,6 +169,8 @@ class Engine(abc.ABC):
     capabilities: ClassVar[Capabilities]
     Settings: ClassVar[type[EngineSettings]] = EngineSettings
     render_only: ClassVar[tuple[str, ...]] = ()
+    # the rate the instrument's samples are written at (`make_engine` sets it from the spec; None: unknown)
+    output_rate: int | None = None
 
     def __init__(self, settings: EngineSettings, *, sample_rate: int, seed: int = 0, device: str = "auto"):
         self.settings = settings
@@ -198,11 +200,22 @@ class Engine(abc.ABC):
                            (self.training or {}).get("steps")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
+    @property
+    def corpus_rate(self) -> int:
+        """The rate of the corpus it learns from: the model's rate (an engine with a part at another rate, as
+        the wavenet's full-band guide, says so here)."""
+        return self.sample_rate
+
+    @property
+    def take_rate(self) -> int:
+        """The rate of the takes `render` returns: the model's rate unless the engine says otherwise."""
+        return self.sample_rate
+
     def check_corpus_rate(self, corpus: Corpus) -> None:
-        """An EngineError unless the corpus is at the engine's sample rate."""
-        if corpus.sample_rate != self.sample_rate:
-            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the {self.name} model runs at "
-                              f"{self.sample_rate} Hz", fix="resample the corpus to the engine's rate")
+        """An EngineError unless the corpus is at the rate the engine learns from (`corpus_rate`)."""
+        if corpus.sample_rate != self.corpus_rate:
+            raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the {self.name} model learns from "
+                              f"{self.corpus_rate} Hz", fix="resample the corpus to the engine's rate")
 
     @abc.abstractmethod
     def fit(self, corpus: Corpus, workdir: Path, progress) -> None:

@@ -56,7 +56,7 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None)
         if table_spec.along == "blend":
             requests = [RenderRequest(w, "", table_spec.note, 127, 1.0, 0.0)
                         for w in path_weights(corners, table_spec.frames)]
-            table = table_from_takes(_mono(engine, corpus, requests), engine.sample_rate,
+            table = table_from_takes(_mono(engine, corpus, requests), engine.take_rate,
                                      f0_hz=float(midi_to_hz(table_spec.note)))
             comment = f"dawexport {spec.name} {' to '.join(corners)}"
         elif table_spec.along == "texture":
@@ -70,7 +70,7 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None)
                 tuple((c, 1.0 / len(corners)) for c in corners)
             [note] = _mono(engine, corpus, [RenderRequest(weights, "", table_spec.note, 127,
                                                           spec.note.length, 0.0)])
-            table = table_from_note(note, engine.sample_rate, frames=table_spec.frames,
+            table = table_from_note(note, engine.take_rate, frames=table_spec.frames,
                                     f0_hz=float(midi_to_hz(table_spec.note)))
             comment = f"dawexport {spec.name} {table_spec.name} over time"
         table = normalise_table(table)

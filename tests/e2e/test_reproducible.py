@@ -123,6 +123,16 @@ def _same_whole_and_in_shards(render, requests, size):
         assert backwards[i].tobytes() == take.tobytes(), ("order", requests[i])
 
 
+def test_wavenet_takes_with_the_guides_high_band_render_the_same_whole_and_in_shards(tmp_path):
+    """high_band: guide: the ddsp guide at the output rate, the WaveNet at 16 kHz, joined take by take."""
+    from dawexport.engines.wavenet.data import corpus_at
+    cls = engine_class("wavenet")
+    engine = cls(cls.Settings(**TINY["wavenet"]), sample_rate=SR, seed=7, device="cpu", output_rate=44100)
+    engine.fit(corpus_at(_corpus(), 44100), tmp_path, None)
+    assert engine.take_rate == 44100 and engine.guide.sample_rate == 44100
+    _same_whole_and_in_shards(engine.render, _grid()[::6], 3)
+
+
 @pytest.fixture(scope="module")
 def conceptor():
     cls = engine_class("conceptor")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ...audio.repitch import repitch
+from ...audio.resample import resample
 from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Corpus
@@ -35,6 +36,15 @@ class SourceClip:
 class Example:
     audio: np.ndarray        # float32
     midi: float
+
+
+def corpus_at(corpus: Corpus, rate: int) -> Corpus:
+    """The corpus resampled to `rate` (the same object when it is already there)."""
+    if corpus.sample_rate == rate:
+        return corpus
+    clips = tuple(replace(c, audio=resample(np.asarray(c.audio, np.float32), corpus.sample_rate, rate))
+                  for c in corpus.clips)
+    return Corpus(rate, corpus.channels, clips)
 
 
 def source_clips(corpus: Corpus, unpitched_root: int) -> list[SourceClip]:

@@ -21,6 +21,16 @@ guide's mu-law class. Either way it learns the residual around the guide, not au
 tune from its first hundred steps, and the take has the guide's level and envelope (no extra gain or release
 envelope is applied). `guide: none` is NSynth's original recipe (below).
 
+The high band (`high_band: guide`, the default for a guided model). A 16 kHz WaveNet has nothing above 8 kHz,
+which sounds dull and which a comparison with the 44.1/48 kHz sources counts. So the guide is trained at the
+instrument's output rate (the corpus is read at that rate; the WaveNet learns from it resampled to 16 kHz), and
+every take is made at the output rate: the guide renders the note at the output rate; that render, resampled to
+16 kHz, is what the WaveNet refines; the WaveNet's 16 kHz take is resampled to the output rate (the same
+resampler as everywhere, flat to 7.2 kHz) and a crossover (`dawexport.audio.crossover`: one linear-phase FIR
+low-pass h, output = guide + h * (wavenet - guide), so the two bands' filters sum to exactly 1 in gain and
+phase) keeps the WaveNet below 6.4 kHz, the guide above 7.2 kHz and a complementary blend between. `none` (or an
+unguided model) gives the pure 16 kHz takes, resampled by the pipeline with nothing above 8 kHz.
+
 What it learns. A non-causal dilated-convolution encoder turns audio into 16-dimensional timbre latents, one
 every `hop` (512) samples; a causal WaveNet decoder, conditioned on the repeated latents and (by default) on
 the note's pitch, predicts each 8-bit mu-law sample from the ones before it. The corpus is augmented with
@@ -43,11 +53,12 @@ seeds each voice's sampling, and the blend points of one key share that seed, so
 and not the performance.
 
 Cost on a 2-core CPU (benchmarks/bench_wavenet.py): the default decoder (width 64, one stack of 10 layers)
-decodes the 234 voices of cat_flute (2.4 s each, 9 M samples at 16 kHz) in about a minute (the two-stack
-decoder measured 1.8 min); up to several times that while the machine is busy. Training is the expensive part
-on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
+decodes the 234 voices of cat_flute (2.4 s each, 9 M samples at 16 kHz) in about two minutes (2.2 min quiet
+in session 3, before the generator lost its gather and its slow exp); up to several times that while the
+machine is busy. Training is the expensive part on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
 step on 4096-sample crops (~3 s on 2 quiet cores), far from the ~10^5 steps NSynth trained for, which is why
-the default is guided (600 ddsp guide steps, then 600 WaveNet steps: about 10 minutes on 2 quiet cores). Unguided, a
+the default is guided (600 ddsp guide steps, at the output rate with the high band, then 600 WaveNet steps:
+about 12 minutes on 2 quiet cores, estimated; 11 measured with `high_band: none`). Unguided, a
 CPU-trained model plays noisy, barely pitched notes; train it on a GPU (and at NSynth's sizes).
 """
 from __future__ import annotations
@@ -60,7 +71,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...audio.crossover import crossover
 from ...audio.repitch import repitch
+from ...audio.resample import resample
 from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Capabilities, Corpus, Engine, RenderRequest
@@ -70,7 +83,7 @@ from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..common.velocity import velocity_db
-from .data import SourceClip, crop, make_examples, noisy_guides, source_clips
+from .data import SourceClip, corpus_at, crop, make_examples, noisy_guides, source_clips
 from .generator import FastGenerator
 from .latents import frame_loudness_db, held_latents, loudness_direction, release_mix
 from ..ddsp import DDSPEngine
@@ -80,6 +93,9 @@ from .settings import WaveNetSettings
 MODEL_NAME = "wavenet"
 FLOOR_DB = -120.0
 VOICE_BLOCK = 8     # voices per decode block (see _decode)
+# the high band's crossover, as fractions of the WaveNet's Nyquist: all WaveNet up to 0.8, all guide from 0.9
+# (the resampler is flat to 0.9 of it, so the WaveNet's band reaches the crossover unaltered)
+CROSSOVER = (0.8, 0.9)
 
 
 class WaveNetEngine(Engine):
@@ -93,8 +109,9 @@ class WaveNetEngine(Engine):
                    "crossfade_s", "render_batch")
     Guide = DDSPEngine
 
-    def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
+    def __init__(self, settings, *, sample_rate, seed=0, device="auto", output_rate=None):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
+        self.output_rate = output_rate
         self.model: WaveNetAutoencoder | None = None
         self.clips: list[SourceClip] = []
         self.silence_latent: np.ndarray | None = None
@@ -115,11 +132,37 @@ class WaveNetEngine(Engine):
                              guide_prior=s.guide == "ddsp" and s.guide_prior,
                              residual_scale=s.guide_residual if s.guide == "ddsp" else 0.0)
 
+    @property
+    def high_band(self) -> bool:
+        """Whether the takes carry the guide's band above the WaveNet's (`high_band: guide`, a guided model and
+        an output rate above the WaveNet's)."""
+        s = self.settings
+        return (s.guide == "ddsp" and s.high_band == "guide" and self.output_rate is not None
+                and self.output_rate > self.sample_rate)
+
+    @property
+    def guide_rate(self) -> int:
+        """The ddsp guide's rate: the output rate when it plays the high band, else the WaveNet's."""
+        return int(self.output_rate) if self.high_band else self.sample_rate
+
+    @property
+    def corpus_rate(self) -> int:
+        return self.guide_rate            # the guide learns from the full band, the WaveNet from it resampled
+
+    @property
+    def take_rate(self) -> int:
+        return self.guide_rate
+
+    def crossover_hz(self) -> tuple[float, float]:
+        """(all WaveNet below, all guide above) in Hz: 6.4 and 7.2 kHz for a 16 kHz WaveNet."""
+        return CROSSOVER[0] * self.sample_rate / 2, CROSSOVER[1] * self.sample_rate / 2
+
     def guide_engine(self) -> DDSPEngine:
-        """The ddsp engine whose render of each note the WaveNet refines (same rate, seed, device, threads)."""
+        """The ddsp engine whose render of each note the WaveNet refines (same seed, device, threads; at the
+        output rate when it also plays the high band)."""
         s = self.settings
         settings = DDSPEngine.Settings(**{"threads": s.threads, **s.guide_settings, "max_steps": s.guide_steps})
-        return DDSPEngine(settings, sample_rate=self.sample_rate, seed=self.seed, device=self.device)
+        return DDSPEngine(settings, sample_rate=self.guide_rate, seed=self.seed, device=self.device)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_settings(self.settings, seed=self.seed, device=self.device)
@@ -129,7 +172,7 @@ class WaveNetEngine(Engine):
         self.check_corpus_rate(corpus)
         s = self.settings
         t0 = time.monotonic()
-        clips = source_clips(corpus, s.unpitched_root)
+        clips = source_clips(corpus_at(corpus, self.sample_rate), s.unpitched_root)
         train, plain = make_examples(clips, s, self.sample_rate, progress)
         progress.info(f"wavenet: prepared the corpus in {time.monotonic() - t0:.1f} s")
         guide = None
@@ -329,11 +372,14 @@ class WaveNetEngine(Engine):
         total_steps = sum(lengths[b[0]] for b in batches)
         progress.info(f"wavenet: decoding {len(requests)} voice(s) in {len(batches)} batch(es), "
                       f"{sum(lengths) / self.sample_rate:.1f} s of audio at {self.sample_rate} Hz on {device.type}")
-        guides = None
+        guides = full_band = None
         if model.config.guide_features:
             if self.guide is None:
                 raise EngineError("the wavenet model has lost its ddsp guide; delete its folder and build again")
             guides = self.guide.render(requests, progress)
+            if self.high_band:        # the guide plays at the output rate: the high band too
+                full_band = guides
+                guides = [resample(g, self.guide_rate, self.sample_rate) for g in guides]
         out: list[np.ndarray | None] = [None] * len(requests)
         bar = progress.bar(total=total_steps, desc="wavenet render", unit="step")
         t0 = time.monotonic()
@@ -362,18 +408,29 @@ class WaveNetEngine(Engine):
                 for j, i in enumerate(chunk):
                     r = requests[i]
                     take = audio[j, :lengths[i]].copy()
+                    rate = self.sample_rate
                     if guides is None:      # a guided take has the guide's level, envelope and release
                         take *= np.float32(10.0 ** (velocity_db(r.velocity, s.velocity_range_db) / 20.0))
                         take *= release_envelope(lengths[i], self.sample_rate, r.duration_s, r.release_s)
+                    if full_band is not None:
+                        take, rate = self.add_high_band(take, full_band[i]), self.guide_rate
                     if sum(w for _, w in r.weights if w > 0) <= 0:
                         take[:] = 0.0
-                    out[i] = tail_fade(take.astype(np.float32), self.sample_rate, r.release_s)
+                    out[i] = tail_fade(take.astype(np.float32), rate, r.release_s)
         finally:
             bar.close()
         seconds = time.monotonic() - t0
         progress.info(f"wavenet: {sum(lengths):,} samples in {seconds:.1f} s "
                       f"({sum(lengths) / max(seconds, 1e-9) / self.sample_rate:.2f}× real time, aggregate)")
         return out  # type: ignore[return-value]
+
+    def add_high_band(self, take: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """The WaveNet's take (at its rate) resampled to the guide's full-band render's rate, with the guide's
+        band above the crossover (`crossover_hz`) in place of its empty top: one take at the guide's rate."""
+        low = resample(take, self.sample_rate, self.guide_rate)
+        n = len(guide)
+        low = low[:n] if len(low) >= n else np.pad(low, (0, n - len(low)))
+        return crossover(low, guide, self.guide_rate, *self.crossover_hz())
 
     def _decode(self, model: WaveNetAutoencoder, cond: torch.Tensor, n: int, uniforms: torch.Tensor,
                 device: torch.device, bar, guide: torch.Tensor | None = None) -> torch.Tensor:

@@ -39,9 +39,10 @@ class FastGenerator:
         with torch.no_grad():
             half = torch.ones(2 * c, device=dev)
             half[:c] = 2.0                                   # tanh(f) = 2·sigmoid(2f) - 1
-            # fused taps: conv weight (2C, C, 3) → (2C, 3C), column blocks [t-2d | t-d | t]
-            self.w_taps = [(conv.weight.detach().to(dev).permute(0, 2, 1).reshape(2 * c, 3 * c)
-                            * half[:, None]).contiguous() for conv in decoder.taps]
+            # taps: conv weight (2C, C, 3) → three (2C, C) matrices for the inputs at t - 2d, t - d and t, each
+            # applied straight to its slot of the ring (no gather of the three into one operand)
+            self.w_taps = [[(conv.weight.detach().to(dev)[..., k] * half[:, None]).contiguous() for k in range(3)]
+                           for conv in decoder.taps]
             # conditioning (B, cond) → (n·2C, B), conv biases folded in, gate half scaled
             tap_bias = torch.cat([conv.bias.detach().to(dev) for conv in decoder.taps])
             scale = half.repeat(n)
@@ -65,10 +66,6 @@ class FastGenerator:
         # state and scratch (channels-first: column j is voice j)
         self.queues = [torch.zeros(2 * d + 1, c, b, device=dev) for d in self.dilations]
         self.slots = [list(q.unbind(0)) for q in self.queues]                     # views, made once
-        self.taps_index = [[torch.tensor([(p - 2 * d) % (2 * d + 1), (p - d) % (2 * d + 1), p],
-                                         device=dev) for p in range(2 * d + 1)] for d in self.dilations]
-        self.x = torch.empty(3, c, b, device=dev)
-        self.x_mat = self.x.view(3 * c, b)
         self.g = torch.empty(2 * c, b, device=dev)
         self.g_f, self.g_g = self.g[:c], self.g[c:]
         self.z = torch.empty(c, b, device=dev)
@@ -77,7 +74,6 @@ class FastGenerator:
         self.h2 = torch.empty(s, b, device=dev)
         self.logits = torch.empty(b, CLASSES, device=dev)
         self.cdf = torch.empty(b, CLASSES, device=dev)
-        self.peak = torch.empty(b, 1, device=dev)
         self.thresh = torch.empty(b, 1, device=dev)
         self.half = torch.tensor(0.5, device=dev)
         self.cond_now = torch.empty(n * 2 * c, b, device=dev)
@@ -85,6 +81,7 @@ class FastGenerator:
         # guided: the frame's conditioning lives apart and each step adds the guide's projection to it
         self.cond_frame = torch.empty(n * 2 * c, b, device=dev) if self.w_guide is not None else self.cond_now
         self.prior_now = torch.empty(b, CLASSES, device=dev) if self.prior_scale is not None else None
+        self.probs = torch.empty(b, CLASSES, device=dev)
         self.t = 0
 
     def set_temperature(self, temperature: float) -> None:
@@ -92,10 +89,15 @@ class FastGenerator:
         self.temperature = float(temperature)
         scale = 1.0 / self.temperature if self.temperature > 0 else 1.0
         self.w_out2 = (self.w_out2_raw * scale).contiguous()
-        self.b_out2 = (self.b_out2_raw * scale).contiguous()
         # the guide prior, one row per guide class (the temperature folded in too)
         self.prior_rows = (self.prior_scale * scale * guide_prior(torch.arange(CLASSES, device=self.device))
                            ).contiguous() if self.prior_scale is not None else None
+        bias = self.b_out2_raw * scale
+        if self.prior_rows is not None and self.config.residual:
+            # a residual model's prior is centred on "no difference" at every sample: a constant, in the bias
+            bias = bias + self.prior_rows[SILENCE_CLASS]
+        self.b_out2 = bias.contiguous()
+        self.prior_per_sample = self.prior_rows is not None and not self.config.residual
 
     def reset(self) -> None:
         for q in self.queues:
@@ -120,11 +122,12 @@ class FastGenerator:
         n = len(dil)
         slots = [self.slots[i][t % (2 * dil[i] + 1)] for i in range(n)]
         torch.index_select(self.embed_t, 1, prev, out=slots[0])
-        x, x_mat, g, g_f, g_g, z = self.x, self.x_mat, self.g, self.g_f, self.g_g, self.z
+        g, g_f, g_g, z = self.g, self.g_f, self.g_g, self.z
         for i in range(n):
-            d = dil[i]
-            torch.index_select(self.queues[i], 0, self.taps_index[i][t % (2 * d + 1)], out=x)
-            torch.addmm(self.cond_layers[i], self.w_taps[i], x_mat, out=g)
+            d, ring, (w_far, w_near, w_now) = dil[i], self.slots[i], self.w_taps[i]
+            torch.addmm(self.cond_layers[i], w_far, ring[(t - 2 * d) % (2 * d + 1)], out=g)     # t - 2d
+            g.addmm_(w_near, ring[(t - d) % (2 * d + 1)])                                      # t - d
+            g.addmm_(w_now, slots[i])                                                          # t
             g.sigmoid_()                                             # torch's CPU sigmoid is ~9× its tanh
             g_f.sub_(self.half)                                      # sigmoid(2f) - 1/2 = tanh(f) / 2
             torch.mul(g_f, g_g, out=z)                               # z / 2
@@ -138,24 +141,25 @@ class FastGenerator:
         torch.addmm(self.b_out1, self.w_out1, self.h1, out=self.h2)
         self.h2.relu_()
         torch.addmm(self.b_out2, self.h2.t(), self.w_out2, out=self.logits)
-        if guide_class is not None and self.prior_rows is not None:
+        if guide_class is not None and self.prior_per_sample:
             torch.index_select(self.prior_rows, 0, guide_class, out=self.prior_now)
             self.logits.add_(self.prior_now)
         self.t = t + 1
         return self.logits
 
     def _sample(self, uniform: torch.Tensor, out: torch.Tensor) -> None:
-        """Inverse-CDF sampling of every row of self.logits with uniforms (B, 1) into out (B,): the class
-        is the number of cumulative probabilities below u (unnormalised: exp(l - max), u scaled)."""
+        """Inverse-CDF sampling of every row of self.logits with uniforms (B, 1) into out (B, 1): the class
+        is the number of cumulative probabilities below u · their total (`naive_generate`'s rule).
+
+        One softmax, not exp(l - max): torch's elementwise exp takes a slow path (~15×) for inputs that
+        underflow, which the guide prior's steep well makes most of them. u < 1, so the class is at most 255."""
         if self.temperature <= 0:
-            torch.argmax(self.logits, 1, out=out)
+            torch.argmax(self.logits, 1, keepdim=True, out=out)
             return
-        torch.amax(self.logits, 1, keepdim=True, out=self.peak)
-        self.logits.sub_(self.peak).exp_()
-        torch.cumsum(self.logits, 1, out=self.cdf)
+        torch.ops.aten._softmax.out(self.logits, 1, False, out=self.probs)
+        torch.cumsum(self.probs, 1, out=self.cdf)
         torch.mul(self.cdf[:, -1:], uniform, out=self.thresh)
-        torch.searchsorted(self.cdf, self.thresh, out=out.view(-1, 1))
-        out.clamp_(max=CLASSES - 1)
+        torch.searchsorted(self.cdf, self.thresh, out=out)
 
     @torch.no_grad()
     def generate(self, cond: torch.Tensor, n_samples: int, uniforms: torch.Tensor | None = None, *,
@@ -191,25 +195,31 @@ class FastGenerator:
                 raise ValueError(f"a guided decoder needs its guide waveform ({n_samples}, {b})")
             g = guide.to(self.device, torch.float32).t()                                # (B, n)
             feats = guide_features(g, self.config.guide_features).permute(2, 1, 0).contiguous()   # (n, k, B)
-            classes = (torch.full((n_samples, b), SILENCE_CLASS, dtype=torch.long, device=self.device)
-                       if self.config.residual else mu_law_encode(g).t().contiguous())   # (n, B): prior centres
-        out = torch.empty(n_samples, b, dtype=torch.long, device=self.device)
+            if self.prior_per_sample:                       # the prior's centres: the guide's classes (n, B)
+                classes = mu_law_encode(g).t().contiguous()
+        out = torch.empty(n_samples, b, 1, dtype=torch.long, device=self.device)
         logits_out = torch.empty(n_samples, CLASSES, b, device=self.device) if return_logits else None
         prev = torch.full((b,), SILENCE_CLASS, dtype=torch.long, device=self.device)
+        # every sample's rows as views made once, not a tensor per index inside the loop
+        none = [None] * n_samples
+        feat_rows = feats.unbind(0) if feats is not None else none
+        class_rows = classes.unbind(0) if classes is not None else none
+        uniform_rows = uniforms.unbind(0) if uniforms is not None else none
+        out_rows, prev_rows = out.unbind(0), out.view(n_samples, b).unbind(0)
         for t in range(n_samples):
             if t % hop == 0:
                 self._set_frame(cond_t[t // hop])
                 if callback is not None and t:
                     callback(t)
-            logits = self._step(prev, feats[t] if feats is not None else None,
-                                classes[t] if classes is not None else None)
+            logits = self._step(prev, feat_rows[t], class_rows[t])
             if logits_out is not None:
                 logits_out[t].copy_(logits.t())
             if forced is not None:
-                out[t].copy_(forced[t])
+                prev_rows[t].copy_(forced[t])
             else:
-                self._sample(uniforms[t] if uniforms is not None else None, out[t])
-            prev = out[t]
+                self._sample(uniform_rows[t], out_rows[t])
+            prev = prev_rows[t]
+        out = out.view(n_samples, b)
         if callback is not None:
             callback(n_samples)
         return (out, logits_out) if return_logits else out

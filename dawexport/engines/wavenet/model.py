@@ -35,9 +35,9 @@ a flute's quiet upper bands when it codes the waveform; coding the (much smaller
 under the difference instead. The prior is then centred on class 128 (no difference) at every sample.
 
 Fast generation (`FastGenerator`) keeps, for every layer, a ring of its last 2·d + 1 inputs (the queues of
-fast WaveNet generation) and runs one step for the whole batch with, per layer: one `index_select` that
-gathers the three taps, one `addmm` that applies the fused (3·C → 2·C) tap weights on top of the frame's
-precomputed conditioning (the conditioning and every bias folded into the matmul's additive input), one
+fast WaveNet generation) and runs one step for the whole batch with, per layer: three `addmm`s that apply the
+tap weights (C → 2·C) straight to the ring's slots for t - 2d, t - d and t, on top of the frame's
+precomputed conditioning (the conditioning and every bias folded into the first one's additive input), one
 `sigmoid` for both halves (tanh(f) = 2·sigmoid(2f) - 1, the constants folded into the weights: torch's CPU
 tanh is ~9× slower than its sigmoid), a subtract and a multiply for the gate, and two `addmm`s for the
 residual (written straight into the next layer's queue) and skip paths.

@@ -32,6 +32,10 @@ class WaveNetSettings(TrainingSettings):
         "ddsp", description="the waveform the WaveNet refines: 'ddsp' trains the ddsp engine on the same sources "
                             "and conditions every sample on its render of the note; 'none' learns audio from "
                             "the latent alone (NSynth's way: a GPU's weeks of work, noise after CPU minutes)")
+    high_band: Literal["guide", "none"] = Field(
+        "guide", description="what plays above the 16 kHz WaveNet's band (it has nothing above 8 kHz): 'guide' "
+                             "trains the ddsp guide at the output rate and takes its band above ~7 kHz through a "
+                             "crossover; 'none' (or guide: none) leaves it empty: pure 16 kHz output")
     guide_prior: bool = Field(True, description="centre the predicted distribution on the guide's sample "
                               "(the network learns the residual around it)")
     guide_residual: float = Field(0.25, ge=0, le=2, description="the WaveNet codes the difference from the "
