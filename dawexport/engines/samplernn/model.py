@@ -119,8 +119,9 @@ class SampleRNN(nn.Module):
     @torch.no_grad()
     def generate(self, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None, temperature: float = 1.0,
                  callback=None) -> torch.Tensor:
-        """Continue `prime` (B, top) classes by n samples for B streams at once → (B, n) classes, on the
-        model's device (CPU or CUDA: the same code).
+        """Continue `prime` (B, P ≥ top) classes by n samples for B streams at once → (B, n) classes, on the
+        model's device (CPU or CUDA: the same code). A prime longer than the top frame warms the frame tiers
+        up: they step through it (nothing is drawn there) before the first new sample.
 
         `uniforms` (n, B) in [0, 1) pick each sample from the softmax (inverse CDF: the first class whose
         cumulative probability exceeds the uniform); with temperature 0 (or uniforms None) the likeliest
@@ -137,9 +138,9 @@ class SampleRNN(nn.Module):
         cfg = self.config
         dev = self.out.weight.device
         sizes, top, bottom = cfg.frame_sizes, cfg.top, cfg.frame_sizes[-1]
-        b = prime.shape[0]
-        q = torch.zeros(top + n, b, dtype=torch.long, device=dev)         # time-major: q[pos] is one row
-        q[:top] = prime.to(dev).t()
+        b, warm = prime.shape[0], prime.shape[1] - top
+        q = torch.zeros(top + warm + n, b, dtype=torch.long, device=dev)  # time-major: q[pos] is one row
+        q[:top + warm] = prime.to(dev).t()
         # the MLP's first layer as one table: a block of 256 rows per past sample (embedding ∘ weights),
         # then one row per stream and sample of the frame: the lowest tier's conditioning + the layer's bias
         w = self.inp.weight.reshape(cfg.mlp_dim, bottom, cfg.embed)
@@ -169,7 +170,7 @@ class SampleRNN(nn.Module):
         probs = torch.empty(b, CLASSES, device=dev)
         cdf = torch.empty(b, CLASSES - 1, device=dev)   # the last class takes every uniform beyond it
         last = len(tiers) - 1
-        for t in range(n):
+        for t in range(warm + n):
             pos = top + t
             for k, (f, w_inp, b_inp, gru, w_up, b_up) in enumerate(tiers):
                 if t % f:
@@ -184,6 +185,8 @@ class SampleRNN(nn.Module):
                     torch.addmm(b_up, h, w_up, out=cond_rows)
                 else:
                     conds[k] = torch.addmm(b_up, h, w_up).view(b, -1, cfg.dim)
+            if t < warm:
+                continue
             torch.add(q[pos - bottom:pos + 1].t(), base[t % bottom], out=idx)
             h1 = F.embedding_bag(flat_idx, table, bags, mode="sum").relu_()
             torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
@@ -192,12 +195,12 @@ class SampleRNN(nn.Module):
             if sample:
                 torch.softmax(logits, 1, out=probs)
                 torch.cumsum(probs[:, :-1], 1, out=cdf)
-                torch.searchsorted(cdf, uniforms[t], right=True, out=row[:, None])
+                torch.searchsorted(cdf, uniforms[t - warm], right=True, out=row[:, None])
             else:
                 torch.argmax(logits, 1, out=row)
-            if callback is not None and (t + 1) % 4096 == 0:
-                callback(t + 1)
-        return q[top:].t()
+            if callback is not None and (t + 1 - warm) % 4096 == 0:
+                callback(t + 1 - warm)
+        return q[top + warm:].t()
 
     def _generation_tiers(self) -> list[tuple]:
         """Per frame tier, its weights for stepping on raw classes: (frame, input weights (frame, dim) and
@@ -241,8 +244,8 @@ class GRUStep:
         """(input weights (in, 3·dim), hidden weights (dim, 3·dim), their biases), the candidate's rows × 2."""
         twice = torch.ones(3 * gru.hidden_size, device=gru.weight_ih_l0.device)
         twice[2 * gru.hidden_size:] = 2.0
-        return ((gru.weight_ih_l0 * twice[:, None]).t().contiguous(), (gru.weight_hh_l0 * twice[:, None]).t().contiguous(),
-                gru.bias_ih_l0 * twice, gru.bias_hh_l0 * twice)
+        return ((gru.weight_ih_l0 * twice[:, None]).t().contiguous(),
+                (gru.weight_hh_l0 * twice[:, None]).t().contiguous(), gru.bias_ih_l0 * twice, gru.bias_hh_l0 * twice)
 
     @torch.no_grad()
     def __call__(self, x, w_ih, w_hh, b_ih, b_hh, h=None) -> torch.Tensor:

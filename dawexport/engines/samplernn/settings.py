@@ -25,6 +25,10 @@ class SampleRNNSettings(TextureSettings):
                                                             "recording, 0.8 gave the babble all noise, 1.0 all "
                                                             "three)")
 
+    prime_seconds: float = Field(0.0, ge=0, le=2, description="seconds of the sources each texture (and each "
+                                                              "re-primed segment) starts from: the frame tiers "
+                                                              "step through them before the first new sample")
+
     @model_validator(mode="after")
     def _frames(self):
         if self.seq_len % self.frame_size:
