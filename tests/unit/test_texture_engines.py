@@ -144,7 +144,7 @@ def test_primed_once_textures_are_left_to_run_among_re_primed_ones():
         k = int(c * SR)
         x[k:k + 400] = 0.8 * np.exp(-np.arange(400) / 80) * np.sin(np.arange(400) * 0.5)
     settings = SampleRNNSettings(reprime_every=0.05, primed_once=0.5, frame_size=8, sub_frame_size=2, dim=16,
-                                 mlp_dim=16, embed=4, temperature=0.8, render_batch=3)
+                                 mlp_dim=16, embed=4, temperature=0.8, render_batch=3, prime_seconds=0)
     engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
     engine.prime_pool = quantise([x.astype(np.float32)])[0]
     torch.manual_seed(0)
