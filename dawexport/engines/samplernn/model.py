@@ -170,6 +170,11 @@ class SampleRNN(nn.Module):
         probs = torch.empty(b, CLASSES, device=dev)
         cdf = torch.empty(b, CLASSES - 1, device=dev)   # the last class takes every uniform beyond it
         last = len(tiers) - 1
+        # views made once: each sample's window of past samples (B, bottom + 1), its row as a column, the
+        # classes but the last
+        windows = q.as_strided((len(q) - bottom, b, bottom + 1), (b, 1, b))
+        columns = q.view(len(q), b, 1)
+        heads = probs[:, :-1]
         for t in range(warm + n):
             pos = top + t
             for k, (f, w_inp, b_inp, gru, w_up, b_up) in enumerate(tiers):
@@ -187,17 +192,16 @@ class SampleRNN(nn.Module):
                     conds[k] = torch.addmm(b_up, h, w_up).view(b, -1, cfg.dim)
             if t < warm:
                 continue
-            torch.add(q[pos - bottom:pos + 1].t(), base[t % bottom], out=idx)
+            torch.add(windows[pos - bottom], base[t % bottom], out=idx)
             h1 = F.embedding_bag(flat_idx, table, bags, mode="sum").relu_()
             torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
             torch.addmm(b_out, h2, w_out, out=logits)
-            row = q[pos]
             if sample:
                 torch.softmax(logits, 1, out=probs)
-                torch.cumsum(probs[:, :-1], 1, out=cdf)
-                torch.searchsorted(cdf, uniforms[t - warm], right=True, out=row[:, None])
+                torch.cumsum(heads, 1, out=cdf)
+                torch.searchsorted(cdf, uniforms[t - warm], right=True, out=columns[pos])
             else:
-                torch.argmax(logits, 1, out=row)
+                torch.argmax(logits, 1, out=q[pos])
             if callback is not None and (t + 1 - warm) % 4096 == 0:
                 callback(t + 1 - warm)
         return q[top + warm:].t()
