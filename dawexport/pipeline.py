@@ -330,11 +330,11 @@ def build(spec_or_path, *, quiet: bool = False, force: bool = False, progress: P
     textures = None
     if spec.texture is not None:      # the curator's kept candidates are the pads
         from .render.plan import make_texture_plan
-        from .render.textures import kept_monos, texture_takes
+        from .render.textures import kept_monos, spare_monos, texture_takes
         curation, candidates = _textures_or_retrain(engine, corpus, spec, progress, trained, stages)
         plan = make_texture_plan(spec, corpus.channels, curation.kept)
         takes = texture_takes(plan, candidates)
-        textures = kept_monos(curation, candidates)
+        textures = (kept_monos(curation, candidates), spare_monos(curation, candidates))
     else:
         plan = make_plan(spec, corpus.channels,
                          grains=engine.grain_catalogue() if spec.kit is not None else None)
@@ -428,11 +428,13 @@ def _recover_output(target: Path, progress: Progress) -> None:
 
 
 def _wavetables(spec, engine, corpus, folder, progress, textures=None) -> list:
+    """`textures`: a texture instrument's (kept, spare) textures, see `make_wavetables`."""
     if not spec.wavetables:
         return []
     from .render.wavetables import make_wavetables
     progress.stage("wavetables", ", ".join(t.name for t in spec.wavetables))
-    return make_wavetables(spec, engine, corpus, folder, progress, textures)
+    kept, spares = textures if textures is not None else (None, None)
+    return make_wavetables(spec, engine, corpus, folder, progress, kept, spares)
 
 
 def _up_to_date(target: Path, key: str) -> bool:

@@ -43,6 +43,9 @@ class TextureSettings(TrainingSettings):
     reprime_every: float = Field(0.5, ge=0, le=60, description="seconds between fresh primes from an onset of the "
                                                               "sources (0: primed once: a model trained on a drum "
                                                               "take then decays into a held hum or silence)")
+    primed_once: float = Field(0.0, ge=0, le=1, description="share of the textures primed once and left to run "
+                                                          "even when re-priming is on (they settle into hums "
+                                                          "and drones: what a texture wavetable needs)")
     render_batch: int = Field(64, ge=1, le=1024, description="textures generated together")
 
     @field_validator("stretches")
@@ -60,7 +63,8 @@ class TextureSettings(TrainingSettings):
         return values
 
 
-RENDER_ONLY = ("temperature", "reprime_every", "render_batch", "preview_every", "preview_clips", "preview_seconds")
+RENDER_ONLY = ("temperature", "reprime_every", "primed_once", "render_batch", "preview_every", "preview_clips",
+               "preview_seconds")
 
 
 def highpass(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -147,13 +151,25 @@ def onset_frames(energy_db: np.ndarray, rise_db: float = 6.0, floor_db: float = 
     return np.array(kept, dtype=np.int64)
 
 
-__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "onset_frames", "preview_hook", "training_audio"]
+def is_primed_once(variation: int, share: float) -> bool:
+    """Whether texture number `variation` is primed once (not re-primed): spread evenly, so any first k
+    textures hold round(k · share) of them, give or take one.
+
+        >>> [k for k in range(12) if is_primed_once(k, 0.25)]
+        [3, 7, 11]
+    """
+    return share > 0 and int((variation + 1) * share + 1e-9) > int(variation * share + 1e-9)
+
+
+__all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "is_primed_once", "onset_frames", "preview_hook",
+           "training_audio"]
 
 
 class TextureEngine(Engine):
     """What the texture engines share: they refuse notes, and render textures longest first in batches of
-    `settings.render_batch`, each texture seeded by its own (channel, variation) key, never by its batch.
-    Subclasses implement `_generate(model, keys, n) -> list of arrays of n samples`."""
+    `settings.render_batch`, each texture seeded by its own (channel, variation) key, never by its batch;
+    with `reprime_every`, the `primed_once` share of them (by variation) is generated without re-priming.
+    Subclasses implement `_generate(model, keys, n, reprime=True) -> list of arrays of n samples`."""
     model = None
 
     def _preview(self, model, count: int, frames: int, step: int) -> list[np.ndarray]:
@@ -183,10 +199,15 @@ class TextureEngine(Engine):
         try:
             for start in range(0, len(order), size):
                 chunk = order[start:start + size]
-                keys = [(requests[i].channel, requests[i].variation) for i in chunk]
-                audio = self._generate(self.model, keys, lengths[chunk[0]])
-                for j, i in enumerate(chunk):
-                    out[i] = audio[j][:lengths[i]]
+                once = [is_primed_once(requests[i].variation, self.settings.primed_once) for i in chunk]
+                for reprime in (True, False):
+                    group = [i for i, o in zip(chunk, once) if o != reprime]
+                    if not group:
+                        continue
+                    keys = [(requests[i].channel, requests[i].variation) for i in group]
+                    audio = self._generate(self.model, keys, lengths[chunk[0]], reprime)
+                    for j, i in enumerate(group):
+                        out[i] = audio[j][:lengths[i]]
                 bar.update(sum(lengths[i] for i in chunk))
         finally:
             bar.close()

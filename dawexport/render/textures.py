@@ -127,3 +127,10 @@ def texture_takes(plan, audio: list[dict[str, np.ndarray]], velocity_range_db: f
 def kept_monos(curation: Curation, audio: list[dict[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
     """(label, mono audio) of each kept texture in key order (for texture wavetables)."""
     return [(c.label, mono(audio[c.index])) for c in curation.kept]
+
+
+def spare_monos(curation: Curation, audio: list[dict[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """(label, mono audio) of each candidate that passed but was not kept (a texture wavetable's spares)."""
+    kept = {c.index for c in curation.kept}
+    return [(c.label, mono(audio[c.index])) for c in curation.candidates
+            if c.rejected is None and c.index not in kept]

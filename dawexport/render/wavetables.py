@@ -47,8 +47,9 @@ def _mono(engine, corpus, requests: list[RenderRequest]) -> list[np.ndarray]:
     return out
 
 
-def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None) -> list[Wavetable]:
-    """`textures`: (label, mono audio at the engine's rate) of a texture instrument's kept textures."""
+def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None, spares=None) -> list[Wavetable]:
+    """`textures`: (label, mono audio at the engine's rate) of a texture instrument's kept textures;
+    `spares`: the candidates it passed but did not keep (see `texture_table`)."""
     tables = []
     (Path(folder) / "wavetables").mkdir(parents=True, exist_ok=True)
     for table_spec in spec.wavetables:
@@ -60,7 +61,7 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None)
                                      f0_hz=float(midi_to_hz(table_spec.note)))
             comment = f"dawexport {spec.name} {' to '.join(corners)}"
         elif table_spec.along == "texture":
-            table, used = texture_table(textures or [], engine.sample_rate, table_spec.frames)
+            table, used = texture_table(textures or [], engine.sample_rate, table_spec.frames, spares or [])
             comment = f"dawexport {spec.name} {table_spec.name} from {used}"
         elif table_spec.along == "grains":
             table, comment = grain_morph_table(engine, corpus, corners, table_spec.frames)
@@ -86,38 +87,51 @@ def make_wavetables(spec, engine, corpus, folder: Path, progress, textures=None)
 TEXTURE_PREFERENCE = ("tonal", "drone")
 
 
-def texture_table(textures: list[tuple[str, np.ndarray]], sr: int, frames: int) -> tuple[np.ndarray, str]:
+def texture_table(textures: list[tuple[str, np.ndarray]], sr: int, frames: int,
+                  spares: list[tuple[str, np.ndarray]] = ()) -> tuple[np.ndarray, str]:
     """A table through the tonal textures (else the drones, else the most pitched of the others): each
     contributes an equal share of the frames, taken along its time, one cycle of its own pitch each.
-    Returns (table, what it was made from)."""
+    `spares`: textures the curator passed but did not keep (a kit of re-primed hits may keep no hum; the
+    candidates primed once give them); their tonal and drone ones come before the kept others.
+    Returns (table, what it was made from).
+
+        >>> t = np.arange(16000) / 16000
+        >>> hum = ("tonal", np.sin(2 * np.pi * 110 * t) + 0.3 * np.sin(2 * np.pi * 330 * t))
+        >>> hit = ("rhythmic", np.random.default_rng(0).standard_normal(16000) * (t * 4 % 1 < 0.05))
+        >>> table, used = texture_table([hit], 16000, 8, spares=[hum])
+        >>> table.shape, used
+        ((8, 2048), '1 tonal texture(s) passed beside the pads')
+    """
     def pitched(entry) -> float:
         return estimate_pitch(entry[1], sr, fmax=min(2000.0, sr / 4.0)).confidence
 
-    chosen = []
-    for label in TEXTURE_PREFERENCE:
-        chosen = [t for t in textures if t[0] == label]
-        if chosen:
+    spares = list(spares)
+    groups = [([t for t in textures if t[0] == label], "") for label in TEXTURE_PREFERENCE]
+    groups += [([t for t in spares if t[0] == label], " passed beside the pads") for label in TEXTURE_PREFERENCE]
+    groups += [(sorted(textures, key=pitched, reverse=True)[:1], ""),
+               (sorted(spares, key=pitched, reverse=True)[:1], " passed beside the pads")]
+    for chosen, where in groups:
+        chosen = chosen[:frames]
+        parts = []
+        for k, (_, audio) in enumerate(chosen):
+            share = frames // len(chosen) + (1 if k < frames % len(chosen) else 0)
+            if share < 1:
+                continue
+            try:
+                parts.append(table_from_note(audio, sr, frames=max(share, 1), peak=None)[:share])
+            except (ExportError, ValueError):
+                continue
+        if parts:
             break
-    if not chosen:
-        chosen = sorted(textures, key=pitched, reverse=True)[:1]
-    chosen = chosen[:frames]
-    parts = []
-    for k, (_, audio) in enumerate(chosen):
-        share = frames // len(chosen) + (1 if k < frames % len(chosen) else 0)
-        if share < 1:
-            continue
-        try:
-            parts.append(table_from_note(audio, sr, frames=max(share, 1), peak=None)[:share])
-        except (ExportError, ValueError):
-            continue
-    if not parts:
+    else:
         raise ExportError("no kept texture has a steady enough pitch for a wavetable", key="wavetables",
-                          fix="remove the texture wavetable, keep more textures (texture.count), or train longer")
+                          fix="remove the texture wavetable, keep more textures (texture.count), prime some "
+                              "candidates once (engine.settings.primed_once), or train longer")
     table = np.concatenate(parts)
     if len(table) < frames:                        # a texture that gave fewer cycles: repeat the last ones
         table = np.concatenate([table, table[-1:].repeat(frames - len(table), axis=0)])
     labels = sorted({label for label, _ in chosen})
-    return align_phase(table[:frames]), f"{len(parts)} {'/'.join(labels)} texture(s)"
+    return align_phase(table[:frames]), f"{len(parts)} {'/'.join(labels)} texture(s){where}"
 
 
 GRAIN_MORPH_S = 0.12        # each morph step runs this long (many grain periods) before a cycle is taken

@@ -27,6 +27,18 @@ def test_samplernn_generation_matches_the_trained_forward_pass(frames):
     assert torch.equal(logits.argmax(-1), generated)
 
 
+def test_samplernn_generation_after_a_long_prime_matches_the_trained_forward_pass():
+    """A prime longer than the top frame: the tiers step through it, then the draws continue it as training
+    reads the whole sequence."""
+    torch.manual_seed(0)
+    model = SampleRNN(SampleRNNConfig(frame_sizes=(8, 2), dim=24, mlp_dim=24, embed=4)).eval()
+    prime = torch.randint(0, 256, (3, 8 * 5))
+    generated = model.generate(prime, 40, None, 0.0)
+    logits, _ = model(torch.cat([prime, generated], 1))
+    assert torch.equal(logits[:, 8 * 4:].argmax(-1), generated)
+    assert not torch.equal(model.generate(prime[:, -8:], 40, None, 0.0), generated)
+
+
 def test_samplernn_sampling_draws_from_the_trained_softmax_the_same_on_any_number_of_cores():
     """Each sample is the inverse-CDF draw of its own uniform from the training pass's softmax (at the
     temperature), and splitting the streams between cores changes no sample."""
@@ -99,7 +111,8 @@ def test_lstm_vae_reprimes_from_the_sources_onsets_the_same_in_any_batch():
     assert np.max(np.abs(once - alone[0])) > 0.1 * np.max(np.abs(alone[0]))
 
 
-def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch():
+@pytest.mark.parametrize("prime_seconds", [0.0, 0.03])
+def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch(prime_seconds):
     from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings
     from dawexport.engines.samplernn.data import quantise
     x = np.zeros(SR)
@@ -107,7 +120,8 @@ def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch():
     for c in clicks:
         k = int(c * SR)
         x[k:k + 400] = 0.8 * np.exp(-np.arange(400) / 80) * np.sin(np.arange(400) * 0.5)
-    settings = SampleRNNSettings(reprime_every=0.1, frame_size=8, sub_frame_size=2, dim=16, mlp_dim=16, embed=4)
+    settings = SampleRNNSettings(reprime_every=0.1, frame_size=8, sub_frame_size=2, dim=16, mlp_dim=16, embed=4,
+                                 prime_seconds=prime_seconds)
     engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
     engine.prime_pool = quantise([x.astype(np.float32)])[0]
     ends = engine._prime_ends(8)
@@ -117,6 +131,30 @@ def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch():
     keys = [("L", k) for k in range(3)]
     together = engine._generate(engine.model, keys, 4000)
     np.testing.assert_array_equal(together[2], engine._generate(engine.model, keys[2:], 4000)[0])
+
+
+def test_primed_once_textures_are_left_to_run_among_re_primed_ones():
+    """With `primed_once`, every n-th texture (by variation) skips re-priming: those are the model's own
+    long runs (hums for a wavetable), the others are re-primed, each the same as when generated alone."""
+    from dawexport.engines.base import TextureRequest
+    from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings
+    from dawexport.engines.samplernn.data import quantise
+    x = np.zeros(SR)
+    for c in np.arange(0.1, 0.9, 0.2):
+        k = int(c * SR)
+        x[k:k + 400] = 0.8 * np.exp(-np.arange(400) / 80) * np.sin(np.arange(400) * 0.5)
+    settings = SampleRNNSettings(reprime_every=0.05, primed_once=0.5, frame_size=8, sub_frame_size=2, dim=16,
+                                 mlp_dim=16, embed=4, temperature=0.8, render_batch=3, prime_seconds=0)
+    engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
+    engine.prime_pool = quantise([x.astype(np.float32)])[0]
+    torch.manual_seed(0)
+    engine.model = SampleRNN(engine.model_config()).eval()
+    textures = engine.render_textures([TextureRequest("L", 0.2, k) for k in range(4)])
+    for k, texture in enumerate(textures):
+        reprimed = engine._generate(engine.model, [("L", k)], 3200, reprime=True)[0]
+        once = engine._generate(engine.model, [("L", k)], 3200, reprime=False)[0]
+        assert not np.array_equal(reprimed, once)
+        np.testing.assert_array_equal(texture, once if k % 2 else reprimed)
 
 
 def test_block_codec_dct_is_exact_and_fft_phases_do_not_smear():

@@ -136,13 +136,15 @@ class LSTMVAEEngine(TextureEngine):
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, model: LSTMVAE, keys: list[tuple], n: int) -> list[np.ndarray]:
+    def _generate(self, model: LSTMVAE, keys: list[tuple], n: int, reprime: bool = True) -> list[np.ndarray]:
         """One texture per key, n samples each: primed with source blocks, then the model's own blocks; with
-        `reprime_every`, primed afresh from a source onset every that many seconds (a new hit, say)."""
+        `reprime_every` (and `reprime`), primed afresh from a source onset every that many seconds (a new
+        hit, say)."""
         s, codec = self.settings, self.codec
         prime_len = min(s.prime_frames, len(self.prime_pool))
         steps = max(1, -(-n // codec.hop) + codec.block // codec.hop)
-        period = steps if s.reprime_every <= 0 else max(1, int(round(s.reprime_every * self.sample_rate / codec.hop)))
+        period = steps if s.reprime_every <= 0 or not reprime else \
+            max(1, int(round(s.reprime_every * self.sample_rate / codec.hop)))
         segments = [(t, min(period, steps - t)) for t in range(0, steps, period)]
         ends = self._prime_ends(prime_len) if len(segments) > 1 else None
         primes = np.empty((len(segments), len(keys), prime_len, codec.size), dtype=np.float32)

@@ -41,7 +41,7 @@ class SampleRNNEngine(TextureEngine):
     capabilities = Capabilities(pitched=False, blendable=False, trainable=True, textures=True,
                                 default_rate=16000)
     Settings = SampleRNNSettings
-    render_only = RENDER_ONLY
+    render_only = RENDER_ONLY + ("prime_seconds",)
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -99,23 +99,24 @@ class SampleRNNEngine(TextureEngine):
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, model: SampleRNN, keys: list[tuple], n: int) -> list[np.ndarray]:
+    def _generate(self, model: SampleRNN, keys: list[tuple], n: int, reprime: bool = True) -> list[np.ndarray]:
         """One stream per key (anything hashable with the seed): primed from the pool, sampled from its own
-        seeded uniforms; with `reprime_every`, primed afresh just after an onset of the sources every that
-        many seconds. Returns float32 audio (n samples each)."""
+        seeded uniforms; with `reprime_every` (and `reprime`), primed afresh just after an onset of the
+        sources every that many seconds. Returns float32 audio (n samples each)."""
         s, top = self.settings, model.config.top
-        period = n if s.reprime_every <= 0 else max(top, int(round(s.reprime_every * self.sample_rate)))
+        span = top * (1 + int(round(s.prime_seconds * self.sample_rate / top)))      # prime: whole top frames
+        period = n if s.reprime_every <= 0 or not reprime else max(top, int(round(s.reprime_every * self.sample_rate)))
         segments = [(t, min(period, n - t)) for t in range(0, n, period)]
         ends = self._prime_ends(top) if len(segments) > 1 else None
-        primes = np.empty((len(segments), len(keys), top), dtype=np.int64)
+        primes = np.empty((len(segments), len(keys), span), dtype=np.int64)
         uniforms = np.empty((n, len(keys)), dtype=np.float32)
         for j, key in enumerate(keys):
             rng = np.random.default_rng(stable_seed("samplernn", self.seed, key))
-            offset = int(rng.integers(0, max(1, len(self.prime_pool) - top)))
+            offset = int(rng.integers(0, max(1, len(self.prime_pool) - span)))
             uniforms[:, j] = rng.random(n, dtype=np.float32)
-            starts = [offset] if ends is None else list(ends[rng.integers(0, len(ends), len(segments))] - top)
+            starts = [offset] if ends is None else list(ends[rng.integers(0, len(ends), len(segments))] - span)
             for k, start in enumerate(starts):
-                primes[k, j] = _padded(self.prime_pool[start:start + top], top)
+                primes[k, j] = _padded(self.prime_pool[max(0, start):start + span], span)   # silence before
         device = pick_device(self.device)
         device = device if device.type == "cuda" else torch.device("cpu")     # the per-sample loop: CUDA or CPU
         model.to(device)
