@@ -173,8 +173,13 @@ def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], gr
                 rank = max(bases.rank(schedules[g][s].indices) for s in timelines[g].reached(lengths[v]))
                 pad[v] = min(n, -(-max(rank, 1) // RANK_STEP) * RANK_STEP)
     blocks: list[tuple[int, int, list[int]]] = []           # (group, padded rank, voices)
-    for key in sorted({(int(groups[v]), int(pad[v])) for v in range(v_count)}, key=lambda k: (k[1], k[0])):
-        mine = [v for v in range(v_count) if groups[v] == key[0] and pad[v] == key[1]]
+    # ordered by rank, then by how many blocks the group has there (groups with as many blocks share one
+    # stacked GEMM call per step in the low-rank kernel), then by group
+    members = {}
+    for v in range(v_count):
+        members.setdefault((int(groups[v]), int(pad[v])), []).append(v)
+    for key in sorted(members, key=lambda k: (k[1], -(-len(members[k]) // vb), k[0])):
+        mine = members[key]
         blocks += [(key[0], key[1], mine[k:k + vb]) for k in range(0, len(mine), vb)]
     cols = len(blocks) * vb
     slot = np.empty(v_count, dtype=np.int64)
@@ -392,8 +397,10 @@ class _Bases:
 
 
 class _RankStack:
-    """The voice blocks of one padded rank R, voices as rows: h (K, vb, R); a group's blocks are a run
-    sharing one [W Q; w_out Q]^T (R, N+1), Q (N, R) and M^T (R, R), so the BLAS reads them once per step."""
+    """The voice blocks of one padded rank R, voices as rows: h (K, vb, R). A group's blocks are a run sharing
+    one [W Q; w_out Q]^T (R, N+1), Q (N, R) and M^T (R, R), so the BLAS reads them once per step; runs of
+    the same length m are one bucket, h seen as (G, m, vb, R) against the G groups' matrices (G, 1, ...):
+    one matmul call per bucket and step, however many groups, each BLAS call still one block."""
 
     def __init__(self, ids, groups, r, n, vb, leak, keep, rho):
         dt = RENDER_DTYPE
@@ -403,13 +410,36 @@ class _RankStack:
         self.p = np.empty((k, vb, n + 1), dt)
         self.u = np.empty((k, vb, r), dt)
         self.v = np.empty((k, vb, r), dt)
-        self.leak, self.keep = leak.astype(dt), keep.astype(dt)
+        self.keep = keep.astype(dt)
         self.rho = None if rho is None else rho.astype(dt)
-        self.runs = {}             # group -> [slice of blocks, wqt, q, mt]
-        for g in dict.fromkeys(groups):
-            at = [i for i, gg in enumerate(groups) if gg == g]
-            self.runs[g] = [slice(at[0], at[-1] + 1), np.zeros((r, n + 1), dt), np.zeros((n, r), dt),
-                            np.zeros((r, r), dt)]
+        # the state is kept as rho * h (rho per voice commutes with Q and M): rho then scales the R
+        # coordinates together with the leak instead of the N pre-activations, and divides the readout
+        self.gain = (leak if rho is None else leak * rho).astype(dt)
+        self.unscale = None if rho is None else (1.0 / rho[..., 0]).astype(dt)
+        self.runs = {}             # group -> [slice of blocks, wqt, q, mt] (views into its bucket's stacks)
+        self.buckets = []          # (h, wqt, p, pre, q, u, mt) views, one matmul per stage and bucket
+        spans = []                 # (group, first block, blocks), in block order
+        for i, g in enumerate(groups):
+            if spans and spans[-1][0] == g:
+                spans[-1][2] += 1
+            else:
+                spans.append([g, i, 1])
+        i = 0
+        while i < len(spans):
+            m = spans[i][2]
+            j = i
+            while j < len(spans) and spans[j][2] == m:
+                j += 1
+            count, a = j - i, spans[i][1]
+            b = a + count * m
+            wqt, q, mt = (np.zeros((count, 1, r, n + 1), dt), np.zeros((count, 1, n, r), dt),
+                          np.zeros((count, 1, r, r), dt))
+            p = self.p[a:b].reshape(count, m, vb, n + 1)
+            self.buckets.append((self.h[a:b].reshape(count, m, vb, r), wqt, p, p[..., :n], q,
+                                 self.u[a:b].reshape(count, m, vb, r), mt))
+            for c, (g, first, _) in enumerate(spans[i:j]):
+                self.runs[g] = [slice(first, first + m), wqt[c, 0], q[c, 0], mt[c, 0]]
+            i = j
 
 
 class _LowRankKernel:
@@ -419,6 +449,8 @@ class _LowRankKernel:
         P = [W Q; w_out Q] h,   h <- M_g [(1 - a) h + a Q^T tanh(rho P + b)],
 
     M_g = sum_i w_i (Q^T U_i) diag(c_i) (Q^T U_i)^T: 2 N R + R^2 multiply-adds per voice instead of 2 N^2.
+    (The leak a and rho act per voice, so they are applied to the R coordinates, not the N units: the state
+    kept is rho h, and the readout is divided by rho.)
     On entering a new segment the step's recurrent term still uses the old basis and h is carried over by
     Q_new^T Q_old, so the result equals the dense form's up to the truncated eigenvalues. A segment wider
     than its block's R (reached only after every voice of the block has all its steps) is cut to R.
@@ -469,25 +501,27 @@ class _LowRankKernel:
         n = self.n
         for t in range(len(out)):
             for st in self.stacks:
-                for sl, wqt, _, _ in st.runs.values():
-                    np.matmul(st.h[sl], wqt, out=st.p[sl])
+                for h, wqt, p, _, _, _, _ in st.buckets:
+                    np.matmul(h, wqt, out=p)
             if t == 0 and switching:
                 self._switch(switching)
             for st in self.stacks:
                 c0 = st.ids[0] * self.vb
-                out[t, c0:c0 + len(st.ids) * self.vb] = st.p[:, :, n].reshape(-1)
+                row = out[t, c0:c0 + len(st.ids) * self.vb].reshape(len(st.ids), self.vb)
+                if st.unscale is None:
+                    row[:] = st.p[:, :, n]
+                else:
+                    np.multiply(st.p[:, :, n], st.unscale, out=row)
                 pre = st.p[:, :, :n]
-                if st.rho is not None:
-                    np.multiply(pre, st.rho, out=pre)
                 np.add(pre, self.bias, out=pre)
                 np.tanh(pre, out=pre)
-                np.multiply(pre, st.leak, out=pre)
-                for sl, _, q, _ in st.runs.values():
-                    np.matmul(pre[sl], q, out=st.u[sl])
+                for _, _, _, pre_b, q, u, _ in st.buckets:
+                    np.matmul(pre_b, q, out=u)
+                np.multiply(st.u, st.gain, out=st.u)
                 np.multiply(st.h, st.keep, out=st.v)
                 np.add(st.u, st.v, out=st.u)
-                for sl, _, _, mt in st.runs.values():
-                    np.matmul(st.u[sl], mt, out=st.h[sl])
+                for h, _, _, _, _, u, mt in st.buckets:
+                    np.matmul(u, mt, out=h)
         out += self.rb
 
     def _switch(self, switching):
@@ -504,6 +538,9 @@ class _LowRankKernel:
                     hk = x0 @ q_new
                     # a voice that starts here has no previous basis: its recurrent term uses x0 itself
                     st.p[sl] = np.concatenate([x0 @ model.weights.T, (x0 @ model.readout)[..., None]], axis=-1)
+                    if st.rho is not None:         # the state is rho h (see the class docstring)
+                        hk = hk * st.rho[sl]
+                        st.p[sl] *= st.rho[sl]
                 else:
                     ro = min(q_old.shape[1], st.r)
                     hk = st.h[sl, :, :ro].astype(np.float64) @ (q_old[:, :ro].T @ q_new)
