@@ -453,7 +453,8 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
     for corner in corners:
         src_path = ROOT / "instruments" / "sounds" / "cat_meow.flac"
         for engine in engines:
-            settings = {"max_steps": ddsp_steps, "max_minutes": 60} if engine == "ddsp" else {}
+            settings = ({"max_minutes": 60} | ({"max_steps": ddsp_steps} if ddsp_steps else {})) \
+                if engine == "ddsp" else {}
             spec = _instrument_spec(work, corner, engine, settings, rate, keys)
             t = time.perf_counter()
             result = build(spec, quiet=True)
@@ -478,7 +479,7 @@ def bench_instrument(ddsp_steps: int, engines: list[str], rate: int | None = Non
                 rows.append((corner, engine, cc, float(np.nanmedian(c)), float(np.nanmax(c)),
                              float(np.median(m["sustain"][cc])), float(np.min(m["sustain"][cc])), built_s))
     print(f"\n### Instruments in sfizz: keys {keys[0]}-{keys[1]} rendered every {keys[2]} (every key played), corners [source, flute] on CC 1, "
-          f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps} steps; model rate "
+          f"stereo mono, 2.0 s renders looped by the pipeline; ddsp trained {ddsp_steps or 'its default'} steps; model rate "
           f"{rate or 'each engine default'}\n")
     print("| source | engine | CC 1 | median abs cents | max abs cents | median sustain dB (3 s vs 1st s) | "
           "worst sustain dB | build s |")
@@ -506,7 +507,8 @@ def main(argv=None):
     ap.add_argument("--only", choices=("loading", "render", "reconstruction", "grains", "instrument", "rate"))
     ap.add_argument("--against", default=None, metavar="REV",
                     help="also time the render kernels of this git revision, interleaved (same load)")
-    ap.add_argument("--ddsp-steps", type=int, default=300, help="ddsp training steps for the comparison")
+    ap.add_argument("--ddsp-steps", type=int, default=None, help="ddsp training steps for the comparison "
+                    "(default: the ddsp engine's own, 1200)")
     ap.add_argument("--engines", default="conceptor,ddsp", help="engines for the instrument table")
     ap.add_argument("--sources", default="cat,glide", help="sources blended with the flute in the instrument "
                     "table (cat, glide)")

@@ -192,3 +192,47 @@ def test_a_breathy_source_keeps_its_noise_between_the_harmonics():
     got = noise_profile(noisy[held].astype(np.float64), SR, hz).share
     assert noise_profile(clean[held].astype(np.float64), SR, hz).share < 0.2 * got
     assert 0.4 < got / source < 2.0, (got, source)
+
+
+def test_the_match_eq_brings_a_note_at_the_source_key_to_the_source_spectrum():
+    """The reservoir colours its grains (a dull top, junk below the fundamental); the EQ measured at fit time
+    on a note at the source's key undoes that on a note it was not measured on (another length and noise
+    seed), and moves with the pitch."""
+    from dawexport.audio.fidelity import timbre_distance
+    rng = np.random.default_rng(2)
+    phase = 2 * np.pi * 330.0 * np.arange(int(0.8 * SR)) / SR
+    tone = sum(np.sin(k * phase) / k for k in range(1, 22)) + 0.02 * rng.standard_normal(len(phase))  # sawtooth
+    c = clip("bright", tone)
+    settings = ConceptorEngine.Settings(reservoir_size=60, n_reservoirs=1, grains_per_source=3)
+    eng = ConceptorEngine(settings, sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (c,)), None, None)
+    curve = eng.match[0]
+    assert curve.shape == (64,) and np.any(np.abs(curve) > 1.0) and abs(curve.mean()) < 1e-9
+    key = int(round(estimate_pitch(np.asarray(c.audio, np.float64), SR).midi))
+    assert eng.clips[0]["match_hz"] == pytest.approx(440 * 2 ** ((key - 69) / 12))
+    requests = [RenderRequest((("bright", 1.0),), "mono", k, 127, 0.7, 0.05) for k in (key, key + 3)]
+    matched = eng.render(requests)
+    eng.settings = settings.model_copy(update={"match_eq": 0.0})
+    plain = eng.render(requests)
+    source = np.asarray(c.audio, np.float64)
+    (before, before_up), (after, after_up) = ([timbre_distance(source, SR, y, SR) for y in takes]
+                                              for takes in (plain, matched))
+    assert after < 0.5 * before, (before, after)             # at the key it was measured on
+    assert after_up < before_up, (before_up, after_up)       # and a minor third up
+    flat = ConceptorEngine(settings.model_copy(update={"match_eq": 0.0}), sample_rate=SR)
+    flat.fit(Corpus(SR, ("mono",), (c,)), None, None)
+    assert not np.any(flat.match[0])
+
+
+def test_equalise_moves_the_curve_with_the_pitch_and_mixes_corners_in_db():
+    from dawexport.engines.conceptor.match import band_levels, equalise
+    sr = 16000
+    noise = np.random.default_rng(0).standard_normal(sr)
+    curve = np.where(np.arange(64) < 32, 6.0, -6.0)                # a shelf: +6 dB low, -6 dB high
+    flat = band_levels(noise, sr)
+    up = band_levels(equalise(noise, sr, curve, scale=2.0), sr) - flat       # the shelf an octave up
+    same = band_levels(equalise(noise, sr, curve), sr) - flat
+    edge = int(np.argmax(np.diff(same) < -3))
+    assert np.argmax(np.diff(up) < -3) > edge + 3
+    half = band_levels(equalise(noise, sr, [(curve, 1.0, 1.0), (np.zeros(64), 1.0, 1.0)]), sr) - flat
+    assert abs(half[5] - same[5] / 2) < 0.5 and abs(half[60] - same[60] / 2) < 0.5

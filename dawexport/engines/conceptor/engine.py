@@ -33,6 +33,10 @@ How a request becomes audio:
   conceptors (`revive_hardening`); transitions between grains pass through a hardened halfway morph;
 - the noise between each pitched source's harmonics (what its periodic grains leave out: breath, bow,
   hiss), measured at fit time, is added as shaped noise following the note's level (`noise`, see `noise`);
+- each pitched source's match EQ, measured at fit time on a note at its own key against the source, brings
+  the note's time-averaged spectrum to the source's (`match_eq`, see `match`); it moves with the pitch (it
+  undoes what the reservoir does to the grains, which moves with them), corners mix it by weight, and it
+  comes before the noise term (which is fixed in frequency);
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
@@ -64,11 +68,13 @@ from .pads import GrainPads
 from .reservoir import Reservoir, make_reservoir
 from .settings import ConceptorSettings
 from .level import dropout_db
+from .match import N_MELS, equalise, match_curve
 from .noise import N_FFT as NOISE_FFT, HOP as NOISE_HOP, NoiseProfile, add_noise, blend_profiles, noise_profile
 from .tuning import flatten_pitch, render_pitch
 from .voices import Voice, VoiceRunner
 
-MODEL_VERSION = 3      # 2: checksummed model files, clips name their "recording", one velocity law; 3: noise
+MODEL_VERSION = 4      # 2: checksummed model files, clips name their "recording", one velocity law; 3: noise;
+#                        4: match EQ
 
 
 def _fixed_blas(method):
@@ -102,6 +108,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         self.errors: np.ndarray | None = None
         self._alive: np.ndarray | None = None   # per grain: does its free run sound? (see `_sounding`)
         self.noise: list[NoiseProfile] = []     # per clip: what its periodic grains leave out (see `noise`)
+        self.match: list[np.ndarray] = []       # per clip: its match EQ, dB per band (see `match`)
 
     # ------------------------------------------------------------------ fit
 
@@ -111,7 +118,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         if corpus.sample_rate != self.sample_rate:
             raise EngineError(f"corpus is at {corpus.sample_rate} Hz but the engine at {self.sample_rate} Hz")
         sr = self.sample_rate
-        patterns, self.clips, self.grains, self.noise = [], [], [], []
+        patterns, self.clips, self.grains, self.noise, self.match = [], [], [], [], []
         shared = grain_pitches(corpus.clips, s.shared_pitch_semitones) if s.flatten_glide else {}
         for clip in corpus.clips:
             grains = self._cut(clip, sr, shared.get(id(clip)))
@@ -158,6 +165,45 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         if progress is not None:
             progress.info("reconstruction NRMSE per source: " + ", ".join(
                 f"{name} {val:.3f}" for name, val in self.source_errors().items()))
+        self.match = self._match_curves(corpus.clips, progress)
+
+    def _match_curves(self, clips, progress=None) -> list[np.ndarray]:
+        """Per clip, its match EQ (see `match`): a note of the clip's length at its own key, rendered as any
+        note is (grains in order, then EQ, then the noise term), against the clip. Flat for unpitched clips."""
+        s, sr = self.settings, self.sample_rate
+        curves = [np.zeros(N_MELS) for _ in self.clips]
+        if s.match_eq <= 0:
+            return curves
+        which, requests = [], []
+        for c, (clip, entry) in enumerate(zip(clips, self.clips)):
+            if clip.pitch.pitched and np.any(clip.audio) and any(g >= 0 for g in entry["grains"]):
+                entry["match_hz"] = float(midi_to_hz(round(entry["pitch_midi"])))
+                which.append(c)
+                requests.append(RenderRequest(((entry["source"], 1.0),), entry["channel"],
+                                              int(round(entry["pitch_midi"])), 127,
+                                              min(len(clip.audio) / sr, 4.0), 0.05))
+        if not requests:
+            return curves
+        if progress is not None:
+            progress.info(f"conceptor: measuring the match EQ on {len(requests)} note(s)")
+        self.match, noise = [], self.noise
+        self.noise = []                   # rendered without the noise term: it is added after the EQ
+        try:
+            takes = self.render(requests)
+        finally:
+            self.noise = noise
+        for c, req, take in zip(which, requests, takes):
+            if np.any(take):
+                seed = self._noise_seed(req)
+                then = (lambda y, c=c, seed=seed: add_noise(y, sr, noise[c], rng=np.random.default_rng(seed),
+                                                            scale=s.noise)) if s.noise > 0 else None
+                curves[c] = match_curve(np.asarray(clips[c].audio, np.float64), take.astype(np.float64), sr,
+                                        then=then)
+        return curves
+
+    def _noise_seed(self, req: RenderRequest) -> int:
+        """The noise term's seed: the request's, so a take does not depend on its batch."""
+        return zlib.crc32(repr((self.seed, req.weights, req.channel, req.note, req.variation)).encode())
 
     def _cut(self, clip, sr, grain_hz: float | None = None) -> list[Grain]:
         """The clip's grains; pitched grains retuned onto `grain_hz` (default: the clip's own pitch)."""
@@ -258,6 +304,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         if m.diag_energy is not None:
             arrays["diag_energy"] = m.diag_energy
         arrays["noise.psd"] = np.stack([n.psd for n in self.noise]) if self.noise else np.zeros((0, NOISE_FFT // 2 + 1))
+        arrays["match.db"] = np.stack(self.match) if self.match else np.zeros((0, N_MELS))
         meta = {"version": MODEL_VERSION, "sample_rate": self.sample_rate, "seed": self.seed,
                 "form": m.form, "leak": r.leak, "spectral_radius": r.spectral_radius, "reservoir_seed": r.seed,
                 "readout_bias": m.readout_bias, "clips": self.clips, "grains": self.grains,
@@ -284,6 +331,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         self._alive = None
         self.clips, self.grains = meta["clips"], meta["grains"]
         self.noise = [NoiseProfile(psd, float(c["noise_share"])) for psd, c in zip(arrays["noise.psd"], self.clips)]
+        self.match = list(arrays["match.db"])
         self.sample_rate = int(meta["sample_rate"])
 
     def _require(self) -> LoadedReservoir:
@@ -482,11 +530,15 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         y = np.asarray(y[:frames], dtype=np.float32)
         if len(y) < frames:
             y = np.concatenate([y, np.zeros(frames - len(y), dtype=np.float32)])
+        terms = plan["voice"].terms if self.match or self.noise else []
+        if s.match_eq > 0 and self.match:
+            y = equalise(y, sr, [(s.match_eq * self.match[c], w,
+                                  plan["target"] / self.clips[c].get("match_hz", plan["target"]))
+                                 for c, w in terms]).astype(np.float32)
         if s.noise > 0 and self.noise:
-            terms = plan["voice"].terms
             profile = blend_profiles([self.noise[c] for c, _ in terms], [w for _, w in terms])
-            seed = zlib.crc32(repr((self.seed, req.weights, req.channel, req.note, req.variation)).encode())
-            y = add_noise(y, sr, profile, rng=np.random.default_rng(seed), scale=s.noise).astype(np.float32)
+            y = add_noise(y, sr, profile, rng=np.random.default_rng(self._noise_seed(req)),
+                          scale=s.noise).astype(np.float32)
         env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
         return y * env * np.float32(plan["ctl"]["gain"])
 

@@ -121,6 +121,10 @@ class ConceptorSettings(EngineSettings):
         "the noise term: what each pitched source's periodic grains leave out (breath, bow, hiss: the noise "
         "between its harmonics) is measured at fit time and added to its notes as shaped noise following the "
         "note's level; this scales its level (1: as measured, 0: none)"))
+    match_eq: float = Field(1.0, ge=0.0, le=2.0, description=(
+        "the match EQ: each pitched source's note at its own key is measured at fit time against the source "
+        "and equalised to its time-averaged spectrum, on every key (fixed in frequency, like formants); this "
+        "scales the EQ in dB (1: as measured, 0: none)"))
     unpitched_root: int = Field(60, ge=0, le=127)
     velocity_curve_db: float = Field(40.0, ge=0.0, le=96.0)
     washout_ms: float = Field(10.0, ge=0.0, le=500.0)
