@@ -195,9 +195,9 @@ def test_a_breathy_source_keeps_its_noise_between_the_harmonics():
 
 
 def test_the_match_eq_brings_a_note_at_the_source_key_to_the_source_spectrum():
-    """The reservoir colours its grains (a dull top, junk below the fundamental); the EQ measured at fit time
-    on a note at the source's key undoes that on a note it was not measured on (another length and noise
-    seed), and moves with the pitch."""
+    """The reservoir colours its grains (a dull top, stray sound below the fundamental); the EQ measured at
+    fit time on a note at the source's key undoes that on a note it was not measured on (another length and
+    noise seed), moves with the pitch and leaves the pitch alone."""
     from dawexport.audio.fidelity import timbre_distance
     rng = np.random.default_rng(2)
     phase = 2 * np.pi * 330.0 * np.arange(int(0.8 * SR)) / SR
@@ -217,8 +217,12 @@ def test_the_match_eq_brings_a_note_at_the_source_key_to_the_source_spectrum():
     source = np.asarray(c.audio, np.float64)
     (before, before_up), (after, after_up) = ([timbre_distance(source, SR, y, SR) for y in takes]
                                               for takes in (plain, matched))
-    assert after < 0.5 * before, (before, after)             # at the key it was measured on
+    assert after < 0.7 * before, (before, after)             # at the key it was measured on
     assert after_up < before_up, (before_up, after_up)       # and a minor third up
+    for y, y0 in zip(matched, plain):      # in tune: only the envelope moved (lifting the gaps between the
+        # harmonics to match a gliding source pulled a real cat note 8 semitones down)
+        held = slice(int(0.1 * SR), int(0.7 * SR))
+        assert abs(1200 * np.log2(estimate_pitch(y[held], SR).hz / estimate_pitch(y0[held], SR).hz)) < 25
     flat = ConceptorEngine(settings.model_copy(update={"match_eq": 0.0}), sample_rate=SR)
     flat.fit(Corpus(SR, ("mono",), (c,)), None, None)
     assert not np.any(flat.match[0])

@@ -198,7 +198,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 then = (lambda y, c=c, seed=seed: add_noise(y, sr, noise[c], rng=np.random.default_rng(seed),
                                                             scale=s.noise)) if s.noise > 0 else None
                 curves[c] = match_curve(np.asarray(clips[c].audio, np.float64), take.astype(np.float64), sr,
-                                        then=then)
+                                        f0_hz=self.clips[c]["match_hz"], then=then)
         return curves
 
     def _noise_seed(self, req: RenderRequest) -> int:

@@ -67,16 +67,35 @@ def equalise(y: np.ndarray, sr: int, curve_db: np.ndarray, *, scale: float = 1.0
     return np.fft.irfft(np.fft.rfft(y, n) * 10.0 ** (gain_db / 20.0), n)[:len(y)]
 
 
-def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, then=None, rounds: int = 4) -> np.ndarray:
+def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, f0_hz: float | None = None, then=None,
+                rounds: int = 4) -> np.ndarray:
     """The EQ (dB per band, mean 0, within ±`MAX_DB`) that brings the note's time-averaged band spectrum to
     the source's; `then` (optional) is what follows the EQ on every note (the noise term), applied before
     measuring. Refined over `rounds` passes (a band's power is not exactly its centre's gain times its
-    power where the gain slopes)."""
+    power where the gain slopes).
+
+    With the note's pitch `f0_hz` the EQ shapes only its envelope: from just below the fundamental up, the
+    correction is averaged over one harmonic spacing (it cannot lift the gaps between harmonics, where a
+    steady note has only stray sound: lifted, that sound pulls the heard pitch away, as matching a glide's
+    smeared spectrum would), and below the fundamental it only cuts."""
     target = band_levels(source, sr)
+    centres = _centres(sr)
     curve = np.zeros(N_MELS)
     for _ in range(rounds):
         y = equalise(note, sr, curve)
         d = target - band_levels(y if then is None else then(y), sr)
-        curve = np.clip(curve + d - d.mean(), -MAX_DB, MAX_DB)
-        curve -= curve.mean()
-    return curve
+        d -= d.mean()
+        if f0_hz is not None and f0_hz > 0:
+            low = centres < 0.9 * f0_hz
+            near = np.abs(centres[:, None] - centres[None, :]) <= f0_hz / 2
+            d = np.where(low, np.minimum(d, 0.0), (near[:, ~low] @ d[~low]) / np.maximum(near[:, ~low].sum(1), 1))
+        curve = np.clip(curve + d, -MAX_DB, MAX_DB)
+    curve -= curve.mean()
+
+    def distance(c):
+        y = equalise(note, sr, c)
+        d = target - band_levels(y if then is None else then(y), sr)
+        return float(np.mean(np.abs(d - d.mean())))
+    # the envelope-only EQ is not the best fit band by band: keep the share of it that brings the note
+    # closest (none, if it does not help)
+    return min((share * curve for share in (0.0, 0.25, 0.5, 0.75, 1.0)), key=distance)
