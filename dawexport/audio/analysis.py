@@ -371,15 +371,28 @@ def pitch_weights(cents: np.ndarray, loudness_db: np.ndarray, times: np.ndarray,
     return 10.0 ** (np.asarray(loudness_db, np.float64) / 20.0) * confidence / (1.0 + (slope / 300.0) ** 2)
 
 
+OCTAVE_READ_CENTS = 900.0   # further than this from a sound's median pitch: an octave read, not the note
+
+
 def central_cents(cents: np.ndarray, weights: np.ndarray) -> float:
     """The weighted mean of the middle half (by weight) of per-frame pitches: the centre of a vibrato, and
     scoops ignored. `estimate_pitch` and the engines that shape a pitch curve agree through this.
 
+    Frames more than `OCTAVE_READ_CENTS` from the weighted median are left out first: they are octave or
+    subharmonic reads (a take that is period-doubled for a while, a weak fundamental), and a mean across
+    an octave is a pitch no frame plays; with them in, a small change of timbre (an EQ) that turns a few
+    more frames into octave reads would move the pitch by tens of cents.
+
         >>> central_cents(np.array([0.0, 10.0, 20.0, 30.0, 400.0]), np.ones(5))
         20.0
+        >>> central_cents(np.array([0.0, 2.0, 4.0, -1200.0, -1198.0]), np.ones(5))   # two frames an octave low
+        2.0
     """
     cents = np.asarray(cents, np.float64)
     w = np.asarray(weights, np.float64)
+    near = np.abs(cents - _weighted_quantile(cents, w, 0.5)) <= OCTAVE_READ_CENTS
+    if np.sum(w[near]) > 0:
+        cents, w = cents[near], w[near]
     lo, hi = _weighted_quantile(cents, w, 0.25), _weighted_quantile(cents, w, 0.75)
     mid = (cents >= lo) & (cents <= hi)
     return float(np.sum(cents[mid] * w[mid]) / np.sum(w[mid]))

@@ -26,3 +26,30 @@ def test_root_and_fine_tune_come_from_the_held_part_not_the_release():
         take = process_take({"mono": x}, 57, SR, settings)
         played = take.root_key + take.offset_cents / 100
         assert abs(100 * (played - hz_to_midi(220.0))) < 5.0, (loop, take.root_key, take.offset_cents)
+
+
+def period_doubled_for_a_while(f0=349.23, seconds=2.4, doubled_from_s=1.5, sub=0.3):
+    """A steady note whose last part is period-doubled (a half-frequency series joins it, as a reservoir's
+    morph between two corners can do): the pitch tracker reads those frames an octave low."""
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * f0 * t
+    x = sum(np.sin(k * phase) / k for k in range(1, 8))
+    x = x + (t >= doubled_from_s) * sub * sum(np.sin((k + 0.5) * phase) / (k + 1) for k in range(6))
+    return (0.2 * np.minimum(t / 0.02, 1.0) * x).astype(np.float32)
+
+
+def test_exported_tuning_is_the_note_not_a_mean_across_an_octave_with_the_match_eq_on_or_off():
+    from dawexport.engines.conceptor.match import N_MELS, _centres, equalise
+    f0 = 349.23
+    x = period_doubled_for_a_while(f0)
+    # a match EQ's kind of curve: the fundamental cut, the harmonics above lifted (what moved the conceptor's
+    # glide+flute takes by tens of cents when the tuning was a mean over octave reads)
+    centres = _centres(SR)
+    curve = np.where(centres < 1.1 * f0, -12.0, 6.0)
+    assert curve.shape == (N_MELS,)
+    for label, take in (("EQ off", x), ("EQ on", equalise(x, SR, curve).astype(np.float32))):
+        for loop in ("none", "auto"):
+            settings = SampleSettings("t", "mono", SR, "24", "none", loop, held_s=2.0)
+            done = process_take({"mono": take}, 65, SR, settings)
+            played = done.root_key + done.offset_cents / 100
+            assert abs(100 * (played - hz_to_midi(f0))) < 5.0, (label, loop, done.root_key, done.offset_cents)
