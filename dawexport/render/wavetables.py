@@ -105,13 +105,16 @@ def texture_table(textures: list[tuple[str, np.ndarray]], sr: int, frames: int,
     def pitched(entry) -> float:
         return estimate_pitch(entry[1], sr, fmax=min(2000.0, sr / 4.0)).confidence
 
+    def most_pitched(entries) -> list:          # pitch-tracks every entry: only when no tonal/drone is there
+        return [max(entries, key=pitched)] if entries else []
+
     spares = list(spares)
-    groups = [([t for t in textures if t[0] == label], "") for label in TEXTURE_PREFERENCE]
-    groups += [([t for t in spares if t[0] == label], " passed beside the pads") for label in TEXTURE_PREFERENCE]
-    groups += [(sorted(textures, key=pitched, reverse=True)[:1], ""),
-               (sorted(spares, key=pitched, reverse=True)[:1], " passed beside the pads")]
-    for chosen, where in groups:
-        chosen = chosen[:frames]
+    beside = " passed beside the pads"
+    groups = [(lambda label=label: [t for t in textures if t[0] == label], "") for label in TEXTURE_PREFERENCE]
+    groups += [(lambda label=label: [t for t in spares if t[0] == label], beside) for label in TEXTURE_PREFERENCE]
+    groups += [(lambda: most_pitched(textures), ""), (lambda: most_pitched(spares), beside)]
+    for choose, where in groups:
+        chosen = choose()[:frames]
         parts = []
         for k, (_, audio) in enumerate(chosen):
             share = frames // len(chosen) + (1 if k < frames % len(chosen) else 0)

@@ -53,12 +53,11 @@ seeds each voice's sampling, and the blend points of one key share that seed, so
 and not the performance.
 
 Cost on a 2-core CPU (benchmarks/bench_wavenet.py): the default decoder (width 64, one stack of 10 layers)
-decodes the 234 voices of cat_flute (2.4 s each, 9 M samples at 16 kHz) in about two minutes (2.2 min quiet
-in session 3, before the generator lost its gather and its slow exp); up to several times that while the
-machine is busy. Training is the expensive part on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
+decodes the 234 voices of cat_flute (2.4 s each, 9 M samples at 16 kHz) in about 2.5 minutes on 2 quiet
+cores; up to several times that while the machine is busy. Training is the expensive part on a CPU: the default step (4 crops of 2048 samples, one stack) costs about 0.17× the CPU time of the two-stack
 step on 4096-sample crops (~3 s on 2 quiet cores), far from the ~10^5 steps NSynth trained for, which is why
 the default is guided (600 ddsp guide steps, at the output rate with the high band, then 600 WaveNet steps:
-about 12 minutes on 2 quiet cores, estimated; 11 measured with `high_band: none`). Unguided, a
+about 14 minutes on 2 quiet cores). Unguided, a
 CPU-trained model plays noisy, barely pitched notes; train it on a GPU (and at NSynth's sizes).
 """
 from __future__ import annotations
