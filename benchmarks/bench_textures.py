@@ -29,8 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import List
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,33 +60,43 @@ CD_RATE = 44100
 
 # ------------------------------------------------------------------------------------- SampleRNN speed
 
+def _bound_loop(steps: int, frames: List[int], tiers: List[List[torch.Tensor]], mlp: List[torch.Tensor]) -> None:
+    """The generator's matmuls alone, in its order (TorchScript, like the generator's loop: no Python lock)."""
+    h, out1, out2, w_hidden, b_hidden, w_out, b_out = mlp[0], mlp[1], mlp[2], mlp[3], mlp[4], mlp[5], mlp[6]
+    for t in range(steps):
+        for k in range(len(frames)):
+            if t % frames[k] == 0:
+                frame, state, w_inp, b_inp, w_ih, w_hh, w_up, b_up = tiers[k][0], tiers[k][1], tiers[k][2], \
+                    tiers[k][3], tiers[k][4], tiers[k][5], tiers[k][6], tiers[k][7]
+                x = torch.addmm(b_inp, frame, w_inp)
+                torch.mm(x, w_ih)
+                torch.mm(state, w_hh)
+                torch.addmm(b_up, state, w_up)
+        torch.addmm(b_hidden, h, w_hidden, out=out1)
+        torch.addmm(b_out, out1, w_out, out=out2)
+
+
 def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> float:
     """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order), the
-    streams split between `cores` threads with one torch thread each, as `generate_on_cores` splits them."""
+    streams split between `cores` threads with one torch thread each, as `generate_on_cores` splits them,
+    each thread's loop run by TorchScript as the generator's is."""
     cfg = model.config
     bounds = [round(i * batch / cores) for i in range(cores + 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = torch.jit.script(_bound_loop)
 
     def run(rows: int) -> None:
         torch.set_num_threads(1)
-        h = torch.randn(rows, cfg.mlp_dim)
-        out1, out2 = torch.empty(rows, cfg.mlp_dim), torch.empty(rows, 256)
-        w_hidden, w_out = model.hidden.weight.t().contiguous(), model.out.weight.t().contiguous()
-        tiers = []
-        for tier in model.tiers:
-            frame = torch.randn(rows, tier.frame)
-            state = torch.randn(rows, cfg.dim)
-            w_ih, w_hh = tier.gru.weight_ih_l0.t().contiguous(), tier.gru.weight_hh_l0.t().contiguous()
-            tiers.append((tier, frame, state, w_ih, w_hh))
+        mlp = [torch.randn(rows, cfg.mlp_dim), torch.empty(rows, cfg.mlp_dim), torch.empty(rows, 256),
+               model.hidden.weight.t().contiguous(), model.hidden.bias.detach(),
+               model.out.weight.t().contiguous(), model.out.bias.detach()]
+        tiers = [[torch.randn(rows, tier.frame), torch.randn(rows, cfg.dim), tier.inp.weight.t().contiguous(),
+                  tier.inp.bias.detach(), tier.gru.weight_ih_l0.t().contiguous(),
+                  tier.gru.weight_hh_l0.t().contiguous(), tier.up.weight.t().contiguous(), tier.up.bias.detach()]
+                 for tier in model.tiers]
         with torch.no_grad():
-            for t in range(steps):
-                for tier, frame, state, w_ih, w_hh in tiers:
-                    if t % tier.frame == 0:
-                        x = torch.addmm(tier.inp.bias, frame, tier.inp.weight.t())
-                        torch.mm(x, w_ih)
-                        torch.mm(state, w_hh)
-                        torch.addmm(tier.up.bias, state, tier.up.weight.t())
-                torch.addmm(model.hidden.bias, h, w_hidden, out=out1)
-                torch.addmm(model.out.bias, out1, w_out, out=out2)
+            loop(steps, [tier.frame for tier in model.tiers], tiers, mlp)
 
     with cpu_threads(1), ThreadPoolExecutor(cores) as pool:
         t0 = time.perf_counter()

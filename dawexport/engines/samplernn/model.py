@@ -16,9 +16,12 @@ small matmuls per stream batch plus the frame tiers' steps every few samples.
 """
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -117,8 +120,8 @@ class SampleRNN(nn.Module):
         return F.cross_entropy(logits.reshape(-1, CLASSES).float(), targets.reshape(-1))
 
     @torch.no_grad()
-    def generate(self, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None, temperature: float = 1.0,
-                 callback=None) -> torch.Tensor:
+    def generate(self, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None,
+                 temperature: float = 1.0) -> torch.Tensor:
         """Continue `prime` (B, P ≥ top) classes by n samples for B streams at once → (B, n) classes, on the
         model's device (CPU or CUDA: the same code). A prime longer than the top frame warms the frame tiers
         up: they step through it (nothing is drawn there) before the first new sample.
@@ -127,13 +130,16 @@ class SampleRNN(nn.Module):
         cumulative probability exceeds the uniform); with temperature 0 (or uniforms None) the likeliest
         class is taken.
 
-        Per sample the loop runs nine calls on preallocated buffers: one `embedding_bag` sums the MLP's
+        The loop over samples is `_sample_loop`, run as one TorchScript call: it holds no Python lock, so
+        `generate_on_cores`'s threads never wait on each other (as Python, their 9 torch calls per sample
+        each took the lock twice, and two threads got 53-56 % of the matmul bound where one got 72-81 %).
+        Per sample it runs nine ops on preallocated buffers: one `embedding_bag` sums the MLP's
         first layer (embeddings × weights as one lookup table, a row per past sample) and the frame tier's
         conditioning (written as extra rows of that table once per frame, the first layer's bias folded
         in); the two matmuls (1/temperature folded into the output layer); softmax, cumulative sum and
         search (over the first 255 classes: no clamp) write the drawn class straight into the (time-major)
         sample buffer. Every frame the tiers read the classes directly (the [-2, 2] scaling folded into
-        their input layers) and step their GRUs with `GRUStep`.
+        their input layers) and step their GRUs (`gru_step`).
         """
         cfg = self.config
         dev = self.out.weight.device
@@ -162,48 +168,20 @@ class SampleRNN(nn.Module):
         if sample:
             uniforms = uniforms.to(dev, torch.float32)[:, :, None].contiguous()
         tiers = self._generation_tiers()
-        steps = [GRUStep(b, cfg.dim, device=dev) for _ in tiers]
-        conds: list[torch.Tensor | None] = [None] * len(tiers)
-        frames = [torch.empty(b, f, device=dev) for f in sizes]
-        h2 = torch.empty(b, cfg.mlp_dim, device=dev)
-        logits = torch.empty(b, CLASSES, device=dev)
-        probs = torch.empty(b, CLASSES, device=dev)
-        cdf = torch.empty(b, CLASSES - 1, device=dev)   # the last class takes every uniform beyond it
         last = len(tiers) - 1
-        # views made once: each sample's window of past samples (B, bottom + 1), its row as a column, the
-        # classes but the last
-        windows = q.as_strided((len(q) - bottom, b, bottom + 1), (b, 1, b))
-        columns = q.view(len(q), b, 1)
-        heads = probs[:, :-1]
-        for t in range(warm + n):
-            pos = top + t
-            for k, (f, w_inp, b_inp, gru, w_up, b_up) in enumerate(tiers):
-                if t % f:
-                    continue
-                frames[k].copy_(q[pos - f:pos].t())
-                if k:
-                    inp = torch.addmm(conds[k - 1][:, (t % sizes[k - 1]) // f], frames[k], w_inp)
-                else:
-                    inp = torch.addmm(b_inp, frames[k], w_inp)
-                h = steps[k](inp, *gru)
-                if k == last:
-                    torch.addmm(b_up, h, w_up, out=cond_rows)
-                else:
-                    conds[k] = torch.addmm(b_up, h, w_up).view(b, -1, cfg.dim)
-            if t < warm:
-                continue
-            torch.add(windows[pos - bottom], base[t % bottom], out=idx)
-            h1 = F.embedding_bag(flat_idx, table, bags, mode="sum").relu_()
-            torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
-            torch.addmm(b_out, h2, w_out, out=logits)
-            if sample:
-                torch.softmax(logits, 1, out=probs)
-                torch.cumsum(heads, 1, out=cdf)
-                torch.searchsorted(cdf, uniforms[t - warm], right=True, out=columns[pos])
-            else:
-                torch.argmax(logits, 1, out=q[pos])
-            if callback is not None and (t + 1 - warm) % 4096 == 0:
-                callback(t + 1 - warm)
+        # per tier: its weights, then its buffers (GRU state and gates, the frame read, the conditioning out)
+        tier_tensors = []
+        for k, (f, w_inp, b_inp, gru, w_up, b_up) in enumerate(tiers):
+            step = GRUStep(b, cfg.dim, device=dev)
+            out = cond_rows if k == last else torch.empty(b, w_up.shape[1], device=dev)
+            tier_tensors.append([w_inp, b_inp, *gru, w_up, b_up, step.h, step.gi, step.gh, step.rz, step.n,
+                                 torch.empty(b, f, device=dev), out])
+        buffers = [torch.empty(b, cfg.mlp_dim, device=dev), torch.empty(b, CLASSES, device=dev),
+                   torch.empty(b, CLASSES, device=dev), torch.empty(b, CLASSES - 1, device=dev)]
+        # the plain TorchScript interpreter (this thread only): no profiling runs, no specialised graphs
+        with torch.jit.optimized_execution(False):
+            _sample_loop_compiled()(q, warm, n, list(sizes), tier_tensors, table, base, idx, flat_idx, bags,
+                                    [w_hidden, b_hidden, w_out, b_out], buffers, uniforms if sample else None)
         return q[top + warm:].t()
 
     def _generation_tiers(self) -> list[tuple]:
@@ -220,6 +198,73 @@ class SampleRNN(nn.Module):
             gru = GRUStep.weights(tier.gru)
             out.append((tier.frame, w_inp, b_inp, gru, tier.up.weight.t().contiguous(), b_up))
         return out
+
+
+def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: List[List[torch.Tensor]],
+                 table: torch.Tensor, base: torch.Tensor, idx: torch.Tensor, flat_idx: torch.Tensor,
+                 bags: torch.Tensor, mlp: List[torch.Tensor], buffers: List[torch.Tensor],
+                 uniforms: Optional[torch.Tensor]) -> None:
+    """`SampleRNN.generate`'s per-sample loop: draws q[top + warm:] (time-major) in place. Written for
+    TorchScript (`_sample_loop_compiled`), which runs it in one call without Python's global lock."""
+    top, bottom = sizes[0], sizes[-1]
+    b = q.shape[1]
+    w_hidden, b_hidden, w_out, b_out = mlp[0], mlp[1], mlp[2], mlp[3]
+    h2, logits, probs, cdf = buffers[0], buffers[1], buffers[2], buffers[3]
+    heads = probs[:, :-1]               # the last class takes every uniform beyond the others
+    # each sample's window of past samples (B, bottom + 1) and its row as a column
+    windows = q.as_strided((q.shape[0] - bottom, b, bottom + 1), (b, 1, b))
+    columns = q.view(q.shape[0], b, 1)
+    for t in range(warm + n):
+        pos = top + t
+        for k in range(len(sizes)):
+            f = sizes[k]
+            if t % f != 0:
+                continue
+            w = tiers[k]      # w_inp, b_inp, w_ih, w_hh, b_ih, b_hh, w_up, b_up, h, gi, gh, rz, n, frame, out
+            frame = w[13]
+            frame.copy_(q[pos - f:pos].t())
+            if k > 0:
+                above = tiers[k - 1][14].view(b, -1, w[0].shape[1])
+                x = torch.addmm(above[:, (t % sizes[k - 1]) // f], frame, w[0])
+            else:
+                x = torch.addmm(w[1], frame, w[0])
+            h = gru_step(x, w[2], w[3], w[4], w[5], w[8], w[9], w[10], w[11], w[12])
+            torch.addmm(w[7], h, w[6], out=w[14])
+        if t < warm:
+            continue
+        torch.add(windows[pos - bottom], base[t % bottom], out=idx)
+        h1 = torch.embedding_bag(table, flat_idx, bags, False, 0)[0].relu_()
+        torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
+        torch.addmm(b_out, h2, w_out, out=logits)
+        if uniforms is not None:
+            torch.softmax(logits, 1, out=probs)
+            torch.cumsum(heads, 1, out=cdf)
+            torch.searchsorted(cdf, uniforms[t - warm], right=True, out=columns[pos])
+        else:
+            torch.argmax(logits, 1, out=q[pos])
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_loop_compiled():
+    """`_sample_loop` compiled by TorchScript when this torch has it (the same ops in the same order: the
+    same draws), else the Python function."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)    # torch 2.x deprecates TorchScript
+            return torch.jit.script(_sample_loop)
+    except Exception:            # noqa: BLE001 (a torch without TorchScript: the same loop in Python)
+        return _sample_loop
+
+
+def gru_step(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
+             h: torch.Tensor, gi: torch.Tensor, gh: torch.Tensor, rz: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """`GRUStep`'s step on given buffers (scriptable): h updated in place and returned."""
+    d = h.shape[1]
+    torch.addmm(b_ih, x, w_ih, out=gi)
+    torch.addmm(b_hh, h, w_hh, out=gh)
+    torch.add(gi[:, :2 * d], gh[:, :2 * d], out=rz).sigmoid_()                # reset, update gates
+    torch.addcmul(gi[:, 2 * d:], rz[:, :d], gh[:, 2 * d:], out=n).sigmoid_().mul_(2.0).sub_(1.0)
+    return h.sub_(n).mul_(rz[:, d:]).add_(n)                                    # n + z·(h - n)
 
 
 class GRUStep:
@@ -256,12 +301,7 @@ class GRUStep:
         """Step from x (batch, in): the new hidden state (this object's buffer, updated in place)."""
         if h is not None:
             self.h = h
-        d, h, gi, gh, rz, n = self.dim, self.h, self.gi, self.gh, self.rz, self.n
-        torch.addmm(b_ih, x, w_ih, out=gi)
-        torch.addmm(b_hh, h, w_hh, out=gh)
-        torch.add(gi[:, :2 * d], gh[:, :2 * d], out=rz).sigmoid_()                # reset, update gates
-        torch.addcmul(gi[:, 2 * d:], rz[:, :d], gh[:, 2 * d:], out=n).sigmoid_().mul_(2.0).sub_(1.0)
-        return h.sub_(n).mul_(rz[:, d:]).add_(n)                                    # n + z·(h - n)
+        return gru_step(x, w_ih, w_hh, b_ih, b_hh, self.h, self.gi, self.gh, self.rz, self.n)
 
 
 def generate_on_cores(model: SampleRNN, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None,
@@ -271,7 +311,8 @@ def generate_on_cores(model: SampleRNN, prime: torch.Tensor, n: int, uniforms: t
 
     Per sample the work is a few small matmuls, too small to share between cores: their threads would
     wait on each other every few microseconds, and on a busy machine a parallel region that waits for a
-    descheduled thread ran 10-40× slower. Whole streams per core never wait. On CUDA it is one group.
+    descheduled thread ran 10-40× slower. Whole streams per core never wait: each group's loop runs in
+    TorchScript, outside Python's lock (see `SampleRNN.generate`). On CUDA it is one group.
 
         >>> model = SampleRNN(SampleRNNConfig(frame_sizes=(8,), dim=16, mlp_dim=16, embed=4)).eval()
         >>> prime, uniforms = torch.full((3, 8), 128), torch.rand(40, 3)
