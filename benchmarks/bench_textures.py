@@ -6,9 +6,11 @@
 
 What it measures (prints markdown tables; not timed tests: on a shared machine compare ratios in one run):
 - SampleRNN batched generation (`generate_on_cores`, the engine's path: streams split between cores, one
-  torch thread each) of the default model at batch B: samples per second, × real time at 44.1 kHz (aggregate), and the share of this machine's matmul bound:
-  the very same matmuls (per sample the MLP's two, plus the frame tiers' GRU, input and upsampling matmuls
-  every frame) timed alone in the same run, interleaved with the generation runs (medians);
+  thread each, each thread's loop one TorchScript call) of the default model at batch B: samples per second,
+  × real time at 44.1 kHz (aggregate), and the share of this machine's matmul bound: the very same matmuls
+  (per sample the MLP's two, plus the frame tiers' GRU, input and upsampling matmuls every frame) timed
+  alone in the same run, split between threads the same way and looped by TorchScript the same way (so
+  neither holds Python's lock), interleaved with the generation runs (medians);
 - LSTM-VAE generation of 64 textures of 4 s (`LSTMVAEEngine._generate`: the LSTM steps, the decoding to
   audio, the FFT phase rebuild) in × real time, for both domains;
 - with --train: each engine trained within the budget on each of three short sounds of different kinds
@@ -61,17 +63,17 @@ CD_RATE = 44100
 # ------------------------------------------------------------------------------------- SampleRNN speed
 
 def _bound_loop(steps: int, frames: List[int], tiers: List[List[torch.Tensor]], mlp: List[torch.Tensor]) -> None:
-    """The generator's matmuls alone, in its order (TorchScript, like the generator's loop: no Python lock)."""
+    """The generator's matmuls alone, in its order, each into a buffer (a result left unused would be
+    dropped by TorchScript); TorchScript like the generator's loop: no Python lock."""
     h, out1, out2, w_hidden, b_hidden, w_out, b_out = mlp[0], mlp[1], mlp[2], mlp[3], mlp[4], mlp[5], mlp[6]
     for t in range(steps):
         for k in range(len(frames)):
             if t % frames[k] == 0:
-                frame, state, w_inp, b_inp, w_ih, w_hh, w_up, b_up = tiers[k][0], tiers[k][1], tiers[k][2], \
-                    tiers[k][3], tiers[k][4], tiers[k][5], tiers[k][6], tiers[k][7]
-                x = torch.addmm(b_inp, frame, w_inp)
-                torch.mm(x, w_ih)
-                torch.mm(state, w_hh)
-                torch.addmm(b_up, state, w_up)
+                w = tiers[k]    # frame, state, w_inp, b_inp, w_ih, w_hh, w_up, b_up, x, gi, gh, up
+                torch.addmm(w[3], w[0], w[2], out=w[8])
+                torch.mm(w[8], w[4], out=w[9])
+                torch.mm(w[1], w[5], out=w[10])
+                torch.addmm(w[7], w[1], w[6], out=w[11])
         torch.addmm(b_hidden, h, w_hidden, out=out1)
         torch.addmm(b_out, out1, w_out, out=out2)
 
@@ -79,7 +81,7 @@ def _bound_loop(steps: int, frames: List[int], tiers: List[List[torch.Tensor]], 
 def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> float:
     """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order), the
     streams split between `cores` threads with one torch thread each, as `generate_on_cores` splits them,
-    each thread's loop run by TorchScript as the generator's is."""
+    each thread's loop run by TorchScript's plain interpreter as the generator's is."""
     cfg = model.config
     bounds = [round(i * batch / cores) for i in range(cores + 1)]
     with warnings.catch_warnings():
@@ -88,15 +90,18 @@ def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> flo
 
     def run(rows: int) -> None:
         torch.set_num_threads(1)
-        mlp = [torch.randn(rows, cfg.mlp_dim), torch.empty(rows, cfg.mlp_dim), torch.empty(rows, 256),
-               model.hidden.weight.t().contiguous(), model.hidden.bias.detach(),
-               model.out.weight.t().contiguous(), model.out.bias.detach()]
-        tiers = [[torch.randn(rows, tier.frame), torch.randn(rows, cfg.dim), tier.inp.weight.t().contiguous(),
-                  tier.inp.bias.detach(), tier.gru.weight_ih_l0.t().contiguous(),
-                  tier.gru.weight_hh_l0.t().contiguous(), tier.up.weight.t().contiguous(), tier.up.bias.detach()]
-                 for tier in model.tiers]
         with torch.no_grad():
-            loop(steps, [tier.frame for tier in model.tiers], tiers, mlp)
+            mlp = [torch.randn(rows, cfg.mlp_dim), torch.empty(rows, cfg.mlp_dim), torch.empty(rows, 256),
+                   model.hidden.weight.t().contiguous(), model.hidden.bias.clone(),
+                   model.out.weight.t().contiguous(), model.out.bias.clone()]
+            tiers = [[torch.randn(rows, tier.frame), torch.randn(rows, cfg.dim), tier.inp.weight.t().contiguous(),
+                      tier.inp.bias.clone(), tier.gru.weight_ih_l0.t().contiguous(),
+                      tier.gru.weight_hh_l0.t().contiguous(), tier.up.weight.t().contiguous(),
+                      tier.up.bias.clone(), torch.empty(rows, cfg.dim), torch.empty(rows, 3 * cfg.dim),
+                      torch.empty(rows, 3 * cfg.dim), torch.empty(rows, tier.up.out_features)]
+                     for tier in model.tiers]
+            with torch.jit.optimized_execution(False):
+                loop(steps, [tier.frame for tier in model.tiers], tiers, mlp)
 
     with cpu_threads(1), ThreadPoolExecutor(cores) as pool:
         t0 = time.perf_counter()

@@ -175,7 +175,7 @@ class SampleRNN(nn.Module):
             step = GRUStep(b, cfg.dim, device=dev)
             out = cond_rows if k == last else torch.empty(b, w_up.shape[1], device=dev)
             tier_tensors.append([w_inp, b_inp, *gru, w_up, b_up, step.h, step.gi, step.gh, step.rz, step.n,
-                                 torch.empty(b, f, device=dev), out])
+                                 torch.empty(b, f, device=dev), out, step.minus_one])
         buffers = [torch.empty(b, cfg.mlp_dim, device=dev), torch.empty(b, CLASSES, device=dev),
                    torch.empty(b, CLASSES, device=dev), torch.empty(b, CLASSES - 1, device=dev)]
         # the plain TorchScript interpreter (this thread only): no profiling runs, no specialised graphs
@@ -220,7 +220,7 @@ def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: Li
             f = sizes[k]
             if t % f != 0:
                 continue
-            w = tiers[k]      # w_inp, b_inp, w_ih, w_hh, b_ih, b_hh, w_up, b_up, h, gi, gh, rz, n, frame, out
+            w = tiers[k]   # w_inp, b_inp, w_ih, w_hh, b_ih, b_hh, w_up, b_up, h, gi, gh, rz, n, frame, out, -1
             frame = w[13]
             frame.copy_(q[pos - f:pos].t())
             if k > 0:
@@ -228,7 +228,7 @@ def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: Li
                 x = torch.addmm(above[:, (t % sizes[k - 1]) // f], frame, w[0])
             else:
                 x = torch.addmm(w[1], frame, w[0])
-            h = gru_step(x, w[2], w[3], w[4], w[5], w[8], w[9], w[10], w[11], w[12])
+            h = gru_step(x, w[2], w[3], w[4], w[5], w[8], w[9], w[10], w[11], w[12], w[15])
             torch.addmm(w[7], h, w[6], out=w[14])
         if t < warm:
             continue
@@ -257,13 +257,17 @@ def _sample_loop_compiled():
 
 
 def gru_step(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-             h: torch.Tensor, gi: torch.Tensor, gh: torch.Tensor, rz: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """`GRUStep`'s step on given buffers (scriptable): h updated in place and returned."""
+             h: torch.Tensor, gi: torch.Tensor, gh: torch.Tensor, rz: torch.Tensor, n: torch.Tensor,
+             minus_one: torch.Tensor) -> torch.Tensor:
+    """`GRUStep`'s step on given buffers (scriptable): h updated in place and returned. tanh is
+    -1 + 2·sigmoid in one op (2·s is exact, so the same bits as 2·s then - 1); the constant -1 is a tensor
+    because each Python number would be wrapped into a new tensor on every call."""
     d = h.shape[1]
     torch.addmm(b_ih, x, w_ih, out=gi)
     torch.addmm(b_hh, h, w_hh, out=gh)
     torch.add(gi[:, :2 * d], gh[:, :2 * d], out=rz).sigmoid_()                # reset, update gates
-    torch.addcmul(gi[:, 2 * d:], rz[:, :d], gh[:, 2 * d:], out=n).sigmoid_().mul_(2.0).sub_(1.0)
+    torch.addcmul(gi[:, 2 * d:], rz[:, :d], gh[:, 2 * d:], out=n).sigmoid_()
+    torch.add(minus_one, n, alpha=2.0, out=n)                                   # tanh
     return h.sub_(n).mul_(rz[:, d:]).add_(n)                                    # n + z·(h - n)
 
 
@@ -287,6 +291,7 @@ class GRUStep:
         self.gh = torch.empty(batch, 3 * dim, device=device)
         self.rz = torch.empty(batch, 2 * dim, device=device)
         self.n = torch.empty(batch, dim, device=device)
+        self.minus_one = torch.full((1,), -1.0, device=device)
 
     @staticmethod
     def weights(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
@@ -301,7 +306,7 @@ class GRUStep:
         """Step from x (batch, in): the new hidden state (this object's buffer, updated in place)."""
         if h is not None:
             self.h = h
-        return gru_step(x, w_ih, w_hh, b_ih, b_hh, self.h, self.gi, self.gh, self.rz, self.n)
+        return gru_step(x, w_ih, w_hh, b_ih, b_hh, self.h, self.gi, self.gh, self.rz, self.n, self.minus_one)
 
 
 def generate_on_cores(model: SampleRNN, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None,
