@@ -16,8 +16,8 @@ small matmuls per stream batch plus the frame tiers' steps every few samples.
 """
 from __future__ import annotations
 
-import functools
 import math
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -244,16 +244,23 @@ def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: Li
             torch.argmax(logits, 1, out=q[pos])
 
 
-@functools.lru_cache(maxsize=1)
+_COMPILED: list = []
+_COMPILING = threading.Lock()
+
+
 def _sample_loop_compiled():
     """`_sample_loop` compiled by TorchScript when this torch has it (the same ops in the same order: the
-    same draws), else the Python function."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)    # torch 2.x deprecates TorchScript
-            return torch.jit.script(_sample_loop)
-    except Exception:            # noqa: BLE001 (a torch without TorchScript: the same loop in Python)
-        return _sample_loop
+    same draws), else the Python function; compiled once, under a lock (`generate_on_cores`' threads may
+    ask at the same moment)."""
+    with _COMPILING:
+        if not _COMPILED:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)    # torch 2.x deprecates TorchScript
+                    _COMPILED.append(torch.jit.script(_sample_loop))
+            except Exception:    # noqa: BLE001 (a torch without TorchScript: the same loop in Python)
+                _COMPILED.append(_sample_loop)
+        return _COMPILED[0]
 
 
 def gru_step(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
