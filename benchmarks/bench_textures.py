@@ -117,6 +117,8 @@ def samplernn_speed(batch: int, steps: int, repeats: int, cores: int, shared: bo
                                       mlp_dim=settings.mlp_dim, embed=settings.embed)).eval()
     prime = torch.full((batch, model.config.top), 128)
     uniforms = torch.rand(steps, batch)
+    generate_on_cores(model, prime, 64, uniforms[:64], 1.0, cores)    # warm: compiling, first-call costs
+    samplernn_bound(model, batch, 64, cores)
     gen, bound, gen_cpu, bound_cpu = [], [], [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
