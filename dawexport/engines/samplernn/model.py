@@ -169,19 +169,23 @@ class SampleRNN(nn.Module):
             uniforms = uniforms.to(dev, torch.float32)[:, :, None].contiguous()
         tiers = self._generation_tiers()
         last = len(tiers) - 1
-        # per tier: its weights, then its buffers (GRU state and gates, the frame read, the conditioning out)
-        tier_tensors = []
+        # per tier, every view the loop reads made here once (a view made in the loop costs ~0.7 µs):
+        # its layers and buffers, its GRU's weights and step buffers, and its output split per block below
+        layers, grus, steps, blocks = [], [], [], []
         for k, (f, w_inp, b_inp, gru, w_up, b_up) in enumerate(tiers):
-            step = GRUStep(b, cfg.dim, device=dev)
             out = cond_rows if k == last else torch.empty(b, w_up.shape[1], device=dev)
-            tier_tensors.append([w_inp, b_inp, *gru, w_up, b_up, step.h, step.gi, step.gh, step.rz, step.n,
-                                 torch.empty(b, f, device=dev), out, step.minus_one])
+            reads = q.as_strided((len(q) - f + 1, b, f), (b, 1, b))     # reads[p]: the f samples from p on
+            layers.append([w_inp, b_inp, w_up, b_up, out, reads, torch.empty(b, f, device=dev)])
+            grus.append(list(gru))
+            steps.append(GRUStep(b, cfg.dim, device=dev).buffers)
+            blocks.append(list(out.view(b, tiers[k][0] // (sizes[k + 1] if k < last else 1), -1).unbind(1)))
         buffers = [torch.empty(b, cfg.mlp_dim, device=dev), torch.empty(b, CLASSES, device=dev),
                    torch.empty(b, CLASSES, device=dev), torch.empty(b, CLASSES - 1, device=dev)]
         # the plain TorchScript interpreter (this thread only): no profiling runs, no specialised graphs
         with torch.jit.optimized_execution(False):
-            _sample_loop_compiled()(q, warm, n, list(sizes), tier_tensors, table, base, idx, flat_idx, bags,
-                                    [w_hidden, b_hidden, w_out, b_out], buffers, uniforms if sample else None)
+            _sample_loop_compiled()(q, warm, n, list(sizes), layers, grus, steps, blocks, table, list(base.unbind(0)),
+                                    idx, flat_idx, bags, [w_hidden, b_hidden, w_out, b_out], buffers,
+                                    uniforms if sample else None)
         return q[top + warm:].t()
 
     def _generation_tiers(self) -> list[tuple]:
@@ -200,18 +204,23 @@ class SampleRNN(nn.Module):
         return out
 
 
-def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: List[List[torch.Tensor]],
-                 table: torch.Tensor, base: torch.Tensor, idx: torch.Tensor, flat_idx: torch.Tensor,
+def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], layers: List[List[torch.Tensor]],
+                 grus: List[List[torch.Tensor]], steps: List[List[torch.Tensor]], blocks: List[List[torch.Tensor]],
+                 table: torch.Tensor, bases: List[torch.Tensor], idx: torch.Tensor, flat_idx: torch.Tensor,
                  bags: torch.Tensor, mlp: List[torch.Tensor], buffers: List[torch.Tensor],
                  uniforms: Optional[torch.Tensor]) -> None:
     """`SampleRNN.generate`'s per-sample loop: draws q[top + warm:] (time-major) in place. Written for
-    TorchScript (`_sample_loop_compiled`), which runs it in one call without Python's global lock."""
+    TorchScript (`_sample_loop_compiled`), which runs it in one call without Python's global lock.
+
+    Per tier k: layers[k] = (input weights, bias, upsampling weights, bias, output, reads[p] = the frame of
+    samples from p on as a (B, frame) view of q, a float buffer for it); grus[k] and steps[k] its GRU's
+    weights and step buffers (`gru_step`); blocks[k][j] its output for the j-th block of the tier below."""
     top, bottom = sizes[0], sizes[-1]
-    b = q.shape[1]
     w_hidden, b_hidden, w_out, b_out = mlp[0], mlp[1], mlp[2], mlp[3]
     h2, logits, probs, cdf = buffers[0], buffers[1], buffers[2], buffers[3]
     heads = probs[:, :-1]               # the last class takes every uniform beyond the others
     # each sample's window of past samples (B, bottom + 1) and its row as a column
+    b = q.shape[1]
     windows = q.as_strided((q.shape[0] - bottom, b, bottom + 1), (b, 1, b))
     columns = q.view(q.shape[0], b, 1)
     for t in range(warm + n):
@@ -220,19 +229,18 @@ def _sample_loop(q: torch.Tensor, warm: int, n: int, sizes: List[int], tiers: Li
             f = sizes[k]
             if t % f != 0:
                 continue
-            w = tiers[k]   # w_inp, b_inp, w_ih, w_hh, b_ih, b_hh, w_up, b_up, h, gi, gh, rz, n, frame, out, -1
-            frame = w[13]
-            frame.copy_(q[pos - f:pos].t())
+            layer = layers[k]
+            frame = layer[6]
+            frame.copy_(layer[5][pos - f])
             if k > 0:
-                above = tiers[k - 1][14].view(b, -1, w[0].shape[1])
-                x = torch.addmm(above[:, (t % sizes[k - 1]) // f], frame, w[0])
+                x = torch.addmm(blocks[k - 1][(t % sizes[k - 1]) // f], frame, layer[0])
             else:
-                x = torch.addmm(w[1], frame, w[0])
-            h = gru_step(x, w[2], w[3], w[4], w[5], w[8], w[9], w[10], w[11], w[12], w[15])
-            torch.addmm(w[7], h, w[6], out=w[14])
+                x = torch.addmm(layer[1], frame, layer[0])
+            h = gru_step(x, grus[k], steps[k])
+            torch.addmm(layer[3], h, layer[2], out=layer[4])
         if t < warm:
             continue
-        torch.add(windows[pos - bottom], base[t % bottom], out=idx)
+        torch.add(windows[pos - bottom], bases[t % bottom], out=idx)
         h1 = torch.embedding_bag(table, flat_idx, bags, False, 0)[0].relu_()
         torch.addmm(b_hidden, h1, w_hidden, out=h2).relu_()
         torch.addmm(b_out, h2, w_out, out=logits)
@@ -263,19 +271,19 @@ def _sample_loop_compiled():
         return _COMPILED[0]
 
 
-def gru_step(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-             h: torch.Tensor, gi: torch.Tensor, gh: torch.Tensor, rz: torch.Tensor, n: torch.Tensor,
-             minus_one: torch.Tensor) -> torch.Tensor:
-    """`GRUStep`'s step on given buffers (scriptable): h updated in place and returned. tanh is
-    -1 + 2·sigmoid in one op (2·s is exact, so the same bits as 2·s then - 1); the constant -1 is a tensor
-    because each Python number would be wrapped into a new tensor on every call."""
-    d = h.shape[1]
+def gru_step(x: torch.Tensor, weights: List[torch.Tensor], buffers: List[torch.Tensor]) -> torch.Tensor:
+    """One GRU step from x on `GRUStep.buffers` (scriptable): the state (buffers[0]) updated in place and
+    returned. tanh is -1 + 2·sigmoid in one op (2·s is exact: the same bits as 2·s then - 1), with -1 a
+    tensor (a Python number is wrapped into a new tensor on every call)."""
+    w_ih, w_hh, b_ih, b_hh = weights[0], weights[1], weights[2], weights[3]
+    h, gi, gh, rz, n, minus_one = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5]
+    gi_rz, gh_rz, gi_n, gh_n, r, z = buffers[6], buffers[7], buffers[8], buffers[9], buffers[10], buffers[11]
     torch.addmm(b_ih, x, w_ih, out=gi)
     torch.addmm(b_hh, h, w_hh, out=gh)
-    torch.add(gi[:, :2 * d], gh[:, :2 * d], out=rz).sigmoid_()                # reset, update gates
-    torch.addcmul(gi[:, 2 * d:], rz[:, :d], gh[:, 2 * d:], out=n).sigmoid_()
+    torch.add(gi_rz, gh_rz, out=rz).sigmoid_()                                  # reset, update gates
+    torch.addcmul(gi_n, r, gh_n, out=n).sigmoid_()
     torch.add(minus_one, n, alpha=2.0, out=n)                                   # tanh
-    return h.sub_(n).mul_(rz[:, d:]).add_(n)                                    # n + z·(h - n)
+    return h.sub_(n).mul_(z).add_(n)                                            # n + z·(h - n)
 
 
 class GRUStep:
@@ -292,13 +300,18 @@ class GRUStep:
     """
 
     def __init__(self, batch: int, dim: int, device=None):
-        self.dim = dim
-        self.h = torch.zeros(batch, dim, device=device)
-        self.gi = torch.empty(batch, 3 * dim, device=device)
-        self.gh = torch.empty(batch, 3 * dim, device=device)
-        self.rz = torch.empty(batch, 2 * dim, device=device)
-        self.n = torch.empty(batch, dim, device=device)
-        self.minus_one = torch.full((1,), -1.0, device=device)
+        d = dim
+        h = torch.zeros(batch, d, device=device)
+        gi, gh = torch.empty(batch, 3 * d, device=device), torch.empty(batch, 3 * d, device=device)
+        rz, n = torch.empty(batch, 2 * d, device=device), torch.empty(batch, d, device=device)
+        # state, gate buffers, -1; then their views, made once: (input, hidden) parts of reset+update and
+        # candidate, reset, update
+        self.buffers = [h, gi, gh, rz, n, torch.full((1,), -1.0, device=device),
+                        gi[:, :2 * d], gh[:, :2 * d], gi[:, 2 * d:], gh[:, 2 * d:], rz[:, :d], rz[:, d:]]
+
+    @property
+    def h(self) -> torch.Tensor:
+        return self.buffers[0]
 
     @staticmethod
     def weights(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
@@ -312,8 +325,8 @@ class GRUStep:
     def __call__(self, x, w_ih, w_hh, b_ih, b_hh, h=None) -> torch.Tensor:
         """Step from x (batch, in): the new hidden state (this object's buffer, updated in place)."""
         if h is not None:
-            self.h = h
-        return gru_step(x, w_ih, w_hh, b_ih, b_hh, self.h, self.gi, self.gh, self.rz, self.n, self.minus_one)
+            self.buffers[0] = h
+        return gru_step(x, [w_ih, w_hh, b_ih, b_hh], self.buffers)
 
 
 def generate_on_cores(model: SampleRNN, prime: torch.Tensor, n: int, uniforms: torch.Tensor | None,
