@@ -178,14 +178,14 @@ class SampleRNN(nn.Module):
             layers.append([w_inp, b_inp, w_up, b_up, out, reads, torch.empty(b, f, device=dev)])
             grus.append(list(gru))
             steps.append(GRUStep(b, cfg.dim, device=dev).buffers)
-            blocks.append(list(out.view(b, tiers[k][0] // (sizes[k + 1] if k < last else 1), -1).unbind(1)))
+            blocks.append(list(out.view(b, f // (sizes[k + 1] if k < last else 1), -1).unbind(1)))
         buffers = [torch.empty(b, cfg.mlp_dim, device=dev), torch.empty(b, CLASSES, device=dev),
                    torch.empty(b, CLASSES, device=dev), torch.empty(b, CLASSES - 1, device=dev)]
         # the plain TorchScript interpreter (this thread only): no profiling runs, no specialised graphs
         with torch.jit.optimized_execution(False):
-            _sample_loop_compiled()(q, warm, n, list(sizes), layers, grus, steps, blocks, table, list(base.unbind(0)),
-                                    idx, flat_idx, bags, [w_hidden, b_hidden, w_out, b_out], buffers,
-                                    uniforms if sample else None)
+            _sample_loop_compiled()(q, warm, n, list(sizes), layers, grus, steps, blocks, table,
+                                    list(base.unbind(0)), idx, flat_idx, bags, [w_hidden, b_hidden, w_out, b_out],
+                                    buffers, uniforms if sample else None)
         return q[top + warm:].t()
 
     def _generation_tiers(self) -> list[tuple]:
