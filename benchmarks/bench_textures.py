@@ -44,7 +44,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from dawexport.audio.analysis import PitchEstimate  # noqa: E402
-from dawexport.audio.features import mel_profile_db, profile_distance_db  # noqa: E402
+from dawexport.audio.features import mel_profile_db, profile_distance_db, sources_flatness  # noqa: E402
 from dawexport.audio.resample import resample  # noqa: E402
 from dawexport.engines.base import Clip, Corpus, TextureRequest  # noqa: E402
 from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings  # noqa: E402
@@ -177,7 +177,7 @@ def train_and_curate(engine_name: str, sound: str, minutes: float | None, candid
     for match_eq, textures in ((False, raw), (True, [engine._equalised(x) for x in raw])):
         if match_eq and curve is None:
             continue
-        curation = curate(textures, rate, count, reference)
+        curation = curate(textures, rate, count, reference, sources_flatness=sources_flatness(source, rate))
         rng = np.random.default_rng(0)
         kept = [c for c in curation.candidates if c.rejected is None]
         distances, noise = [], []
