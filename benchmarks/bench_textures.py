@@ -17,7 +17,9 @@ What it measures (prints markdown tables; not timed tests: on a shared machine c
 - with --train: each engine trained within the budget on each of three short sounds of different kinds
   (instruments/sounds: a drum take, a speech-like babble, a field recording), then 64 candidates of 4 s:
   the share the curator passes, the labels, and for the kept ones the time-averaged log-mel distance to the
-  source's spectrum (mean |dB|, level removed) against that of white noise at the same level;
+  source's spectrum (mean |dB|, level removed) against that of white noise at the same level; each as
+  generated and through the match EQ fitted at the end of training (what a build renders; the training
+  time includes fitting it);
 - with --build: wall time and peak memory of a cold build of instruments/textures.yaml.
 Weights for the speed rows are random (speed does not depend on them).
 """
@@ -47,7 +49,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from dawexport.audio.analysis import PitchEstimate  # noqa: E402
-from dawexport.audio.features import mel_profile_db, profile_distance_db  # noqa: E402
+from dawexport.audio.features import mel_profile_db, profile_distance_db, sources_flatness  # noqa: E402
 from dawexport.audio.resample import resample  # noqa: E402
 from dawexport.engines.base import Clip, Corpus, TextureRequest  # noqa: E402
 from dawexport.engines.lstm_vae import LSTMVAEEngine, LSTMVAESettings  # noqa: E402
@@ -185,30 +187,40 @@ def train_and_curate(engine_name: str, sound: str, minutes: float | None, candid
         t0 = time.perf_counter()
         engine.fit(corpus, Path(work), progress)
         train_s = time.perf_counter() - t0
+    # the candidates as generated, then through the match EQ fitted at the end of training (exactly what
+    # render_textures applies: one generation gives both rows)
+    curve, engine.match_eq_db = engine.match_eq_db, None
     t0 = time.perf_counter()
-    textures = engine.render_textures([TextureRequest(corpus.channels[0], seconds, k) for k in range(candidates)],
-                                      progress)
+    raw = engine.render_textures([TextureRequest(corpus.channels[0], seconds, k) for k in range(candidates)],
+                                 progress)
     render_s = time.perf_counter() - t0
+    engine.match_eq_db = curve
     source = [c.audio for c in corpus.clips]
     reference = mel_profile_db(source, rate)
-    curation = curate(textures, rate, count, reference)
-    rng = np.random.default_rng(0)
-    kept = [c for c in curation.candidates if c.rejected is None]
-    distances, noise = [], []
-    for c in kept:
-        x = textures[c.index]
-        level = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-        white = rng.standard_normal(len(x)) * level
-        distances.append(c.features.source_distance)
-        noise.append(profile_distance_db(mel_profile_db(white, rate), reference))
-    result = engine.train_result
-    return {"engine": engine_name, "sound": sound, "train_s": train_s, "steps": result.step if result else None,
-            "stopped_by": result.stopped_by if result else None, "render_s": render_s,
-            "keep_share": curation.keep_share, "labels": curation.counts(),
-            "rejected": {r: sum(c.rejected == r for c in curation.candidates)
-                         for r in ("silence", "noise", "far", "stuck")},
-            "kept_distance_db": float(np.mean(distances)) if distances else None,
-            "noise_distance_db": float(np.mean(noise)) if noise else None}
+    out = []
+    for match_eq, textures in ((False, raw), (True, [engine._equalised(x) for x in raw])):
+        if match_eq and curve is None:
+            continue
+        curation = curate(textures, rate, count, reference, sources_flatness=sources_flatness(source, rate))
+        rng = np.random.default_rng(0)
+        kept = [c for c in curation.candidates if c.rejected is None]
+        distances, noise = [], []
+        for c in kept:
+            x = textures[c.index]
+            level = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+            white = rng.standard_normal(len(x)) * level
+            distances.append(c.features.source_distance)
+            noise.append(profile_distance_db(mel_profile_db(white, rate), reference))
+        result = engine.train_result
+        out.append({"engine": engine_name, "sound": sound, "match_eq": match_eq, "train_s": train_s,
+                    "steps": result.step if result else None, "stopped_by": result.stopped_by if result else None,
+                    "render_s": render_s, "keep_share": curation.keep_share, "labels": curation.counts(),
+                    "rejected": {r: sum(c.rejected == r for c in curation.candidates)
+                                 for r in ("silence", "noise", "far", "stuck")},
+                    "kept_distance_db": float(np.mean(distances)) if distances else None,
+                    "noise_distance_db": float(np.mean(noise)) if noise else None,
+                    "load": os.getloadavg()[0]})
+    return out
 
 
 # ------------------------------------------------------------------------------------- cold build
@@ -275,20 +287,22 @@ def main() -> int:
         runs = []
         for engine in args.engines:
             for sound in args.sounds:
-                runs.append(train_and_curate(engine, sound, args.minutes, args.candidates, 16, args.seconds,
-                                             args.quiet))
-                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+                rows = train_and_curate(engine, sound, args.minutes, args.candidates, 16, args.seconds, args.quiet)
+                runs += rows
+                for row in rows:
+                    print(json.dumps(row), file=sys.stderr, flush=True)
         figures["curator"] = runs
         budget = f"{args.minutes:g} min" if args.minutes else "the default budget"
         print(f"\n**Curator** ({args.candidates} candidates of {args.seconds:g} s after training for {budget} "
               f"on one sound; distance: time-averaged log-mel mean |dB| to the sound, level removed)\n")
-        print("| engine | sound | steps (stopped by) | passed | labels | rejected (silence/noise/far/stuck) | "
-              "kept: distance | white noise: distance | ratio |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| engine | sound | match EQ | steps (stopped by), training wall s (load) | passed | labels | "
+              "rejected (silence/noise/far/stuck) | kept: distance | white noise: distance | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in runs:
             ratio = (r["kept_distance_db"] / r["noise_distance_db"]) if r["kept_distance_db"] is not None else None
             rej = r["rejected"]
-            print(f"| {r['engine']} | {r['sound']} | {r['steps']} ({r['stopped_by']}) | {100 * r['keep_share']:.0f} % | "
+            print(f"| {r['engine']} | {r['sound']} | {'on' if r['match_eq'] else 'off'} | {r['steps']} "
+                  f"({r['stopped_by']}), {r['train_s']:.0f} s ({r['load']:.1f}) | {100 * r['keep_share']:.0f} % | "
                   + ", ".join(f"{k} {v}" for k, v in r["labels"].items())
                   + f" | {rej['silence']}/{rej['noise']}/{rej['far']}/{rej['stuck']} | "
                   + (f"{r['kept_distance_db']:.1f} dB | {r['noise_distance_db']:.1f} dB | {ratio:.2f} |"

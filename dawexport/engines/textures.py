@@ -25,6 +25,9 @@ from ..progress import SILENT
 from .base import Corpus, Engine, RenderRequest, TextureRequest, TrainingSettings
 
 SILENT_PEAK = 10.0 ** (-80.0 / 20.0)
+MATCH_TAKES = 16             # takes the match EQ is fitted on, at the end of training ...
+MATCH_SECONDS = 4.0          # ... each this long
+MATCH_CHANNEL = "match-eq"   # their channel name in the generation seeds: no texture is ever one of them
 
 
 class TextureSettings(TrainingSettings):
@@ -47,6 +50,11 @@ class TextureSettings(TrainingSettings):
                                                           "even when re-priming is on (they settle into hums "
                                                           "and drones: what a texture wavetable needs)")
     render_batch: int = Field(64, ge=1, le=1024, description="textures generated together")
+    match_eq: float = Field(1.0, ge=0, le=1, description="the match EQ: at the end of training the model babbles "
+                                                       f"{MATCH_TAKES} takes of {MATCH_SECONDS:g} s (seeds of "
+                                                       "their own), and the smooth EQ that brings their typical "
+                                                       "spectrum to the sources' is kept with the model; every "
+                                                       "texture goes through this share of it (0: none fitted)")
 
     @field_validator("stretches")
     @classmethod
@@ -168,9 +176,50 @@ __all__ = ["RENDER_ONLY", "TextureSettings", "highpass", "is_primed_once", "onse
 class TextureEngine(Engine):
     """What the texture engines share: they refuse notes, and render textures longest first in batches of
     `settings.render_batch`, each texture seeded by its own (channel, variation) key, never by its batch;
-    with `reprime_every`, the `primed_once` share of them (by variation) is generated without re-priming.
-    Subclasses implement `_generate(model, keys, n, reprime=True) -> list of arrays of n samples`."""
+    with `reprime_every`, the `primed_once` share of them (by variation) is generated without re-priming;
+    every texture goes through the match EQ fitted at the end of training (`fit_match_eq`), if any.
+    Subclasses implement `_generate(model, keys, n, reprime=True) -> list of arrays of n samples`, call
+    `fit_match_eq(originals)` at the end of `fit` and keep `match_eq_db` with the model."""
     model = None
+    match_eq_db: np.ndarray | None = None      # the match EQ (dB per band of `audio.match_eq`), or None
+
+    def fit_match_eq(self, originals: list[np.ndarray], progress=SILENT) -> None:
+        """Fit the match EQ: `MATCH_TAKES` takes of `MATCH_SECONDS`, generated as textures are (re-primed,
+        the `primed_once` share not) from seeds no texture uses, against the time-averaged spectrum of
+        `originals` (the training audio before its copies; see `audio.match_eq.texture_curve`)."""
+        from ..audio.features import mel_profile_db
+        from ..audio.match_eq import texture_curve
+        self.match_eq_db = None
+        if self.settings.match_eq <= 0:
+            return
+        t0 = time.monotonic()
+        takes = self.render_textures([TextureRequest(MATCH_CHANNEL, MATCH_SECONDS, k) for k in range(MATCH_TAKES)],
+                                     progress)
+        curve = texture_curve(mel_profile_db(originals, self.sample_rate), takes, self.sample_rate)
+        self.match_eq_db = curve.astype(np.float32)
+        progress.info(f"{self.name}: match EQ fitted on {MATCH_TAKES} takes of {MATCH_SECONDS:g} s in "
+                      f"{time.monotonic() - t0:.0f} s (from {curve.min():+.1f} to {curve.max():+.1f} dB)")
+
+    def match_eq_record(self) -> dict:
+        """The tensors that keep the match EQ with a saved model (none when there is none)."""
+        import torch
+        return {} if self.match_eq_db is None else {"match_eq_db": torch.from_numpy(self.match_eq_db.copy())}
+
+    def read_match_eq(self, tensors) -> np.ndarray | None:
+        """The match EQ a saved model holds; None from a model saved before there was one (it plays without)."""
+        from ..audio.match_eq import N_BANDS
+        if "match_eq_db" not in tensors:
+            return None
+        curve = tensors["match_eq_db"].numpy().astype(np.float32)
+        if curve.shape != (N_BANDS,) or not np.all(np.isfinite(curve)):
+            raise ValueError(f"match_eq_db has shape {curve.shape}, not ({N_BANDS},) finite values")
+        return curve
+
+    def _equalised(self, audio: np.ndarray) -> np.ndarray:
+        if self.match_eq_db is None or self.settings.match_eq <= 0:
+            return audio
+        from ..audio.match_eq import equalise
+        return equalise(audio, self.sample_rate, self.settings.match_eq * self.match_eq_db).astype(np.float32)
 
     def _preview(self, model, count: int, frames: int, step: int) -> list[np.ndarray]:
         """Preview clips during training (on the CPU, then the model goes back to its device)."""
@@ -207,7 +256,7 @@ class TextureEngine(Engine):
                     keys = [(requests[i].channel, requests[i].variation) for i in group]
                     audio = self._generate(self.model, keys, lengths[chunk[0]], reprime)
                     for j, i in enumerate(group):
-                        out[i] = audio[j][:lengths[i]]
+                        out[i] = self._equalised(audio[j][:lengths[i]])
                 bar.update(sum(lengths[i] for i in chunk))
         finally:
             bar.close()

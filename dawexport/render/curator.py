@@ -11,7 +11,8 @@ number as different from each other as possible.
 Labels (first match wins; see `label_of`):
 - `silence`: almost nothing sounds (90 % of frames silent, or below -60 dBFS);
 - `rhythmic`: at least one onset a second, recurring regularly (onset periodicity ≥ 0.6);
-- `noise`: a noise-like spectrum whatever its colour (flatness ≥ 0.45, or ≥ 0.3 without a pitch);
+- `noise`: a noise-like spectrum whatever its colour (flatness ≥ 0.45, or ≥ 0.3 without a pitch), and
+  hissier than the hissiest source (a field recording of wind and crickets is itself hiss by this measure);
 - `tonal`: a clear pitch (confidence ≥ 0.6) and few onsets (fewer than 2 a second);
 - `drone`: a slowly moving, sustained sound (spectral flux under 1 dB a frame, few onsets);
 - `gnarly`: the rest: a moving spectrum with transients, neither noise nor silence (the good stuff).
@@ -34,12 +35,16 @@ DRONE_FLUX_DB = 1.0
 NOISE_FLATNESS = 0.45      # white, pink, windy noise read ~0.6; a buzz of repeated noisy frames ~0.55
 
 
-def label_of(f: TextureFeatures) -> str:
+def label_of(f: TextureFeatures, sources_flatness: float = 0.0) -> str:
+    """The texture's label; `sources_flatness` (see `features.sources_flatness`): how much hiss the sources
+    themselves hold. A texture is noise only when it is also hissier than the hissiest source: from a field
+    recording of wind and crickets (flatness ~0.5), a texture as hissy as the field is the field."""
     if f.silence >= 0.9 or f.level_db < -60.0:
         return "silence"
     if f.onset_rate >= 1.0 and f.periodicity >= 0.6:
         return "rhythmic"
-    if f.flatness >= NOISE_FLATNESS or (f.flatness >= 0.3 and f.pitch_confidence < 0.5):
+    hiss = f.flatness >= NOISE_FLATNESS or (f.flatness >= 0.3 and f.pitch_confidence < 0.5)
+    if hiss and f.flatness > sources_flatness:
         return "noise"
     if f.pitch_confidence >= 0.6 and f.onset_rate < 2.0:
         return "tonal"
@@ -80,9 +85,11 @@ class Curation:
                 if any(c.label == label for c in self.candidates)}
 
 
-def judge(features: TextureFeatures, noise_distance: float | None = None) -> Candidate:
-    """Label and verdict; `noise_distance`: white noise's distance to the sources (None: not checked)."""
-    label = label_of(features)
+def judge(features: TextureFeatures, noise_distance: float | None = None, sources_flatness: float = 0.0
+          ) -> Candidate:
+    """Label and verdict; `noise_distance`: white noise's distance to the sources (None: not checked);
+    `sources_flatness`: see `label_of`."""
+    label = label_of(features, sources_flatness)
     if label in REJECTED_LABELS:
         rejected = label
     elif noise_distance is not None and features.source_distance >= noise_distance:
@@ -127,18 +134,19 @@ def most_different(candidates: list[Candidate], count: int) -> list[Candidate]:
 
 
 def curate(textures: list[np.ndarray], sample_rate: int, count: int, reference: np.ndarray | None = None,
-           channels: list[list[np.ndarray]] | None = None) -> Curation:
+           channels: list[list[np.ndarray]] | None = None, sources_flatness: float = 0.0) -> Curation:
     """Label every texture (mono), reject the poor ones and keep `count`, as different as possible.
 
     `channels` (optional, per texture its channel arrays): a texture with a silent channel is rejected
     as silence. With a `reference`, a texture at least as far from it as white noise is rejected (`far`).
+    With `sources_flatness` (`features.sources_flatness` of the sources), noise is hiss beyond theirs.
     When fewer than `count` pass, the least bad rejected ones fill the gap (stuck, then far, then noise,
     never silence) and `filled` says how many; when even that is short, fewer are kept.
     """
     candidates = []
     noise = noise_distance_db(reference, sample_rate) if reference is not None else None
     for i, x in enumerate(textures):
-        judged = judge(texture_features(x, sample_rate, reference), noise)
+        judged = judge(texture_features(x, sample_rate, reference), noise, sources_flatness)
         if channels is not None and judged.rejected != "silence" and any(
                 float(np.sqrt(np.mean(np.square(ch, dtype=np.float64)))) < 1e-3 for ch in channels[i]):
             judged = Candidate(-1, judged.features, judged.label, "silence")

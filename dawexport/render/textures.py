@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.features import mel_profile_db
+from ..audio.features import mel_profile_db, sources_flatness
 from ..engines.base import TextureRequest
 from ..engines.common.velocity import velocity_gain
 from ..errors import EngineError
@@ -90,6 +90,7 @@ def choose_textures(spec, engine, corpus, model_key: str, cache_dir: Path, progr
     """Generate candidates round by round and curate them; returns the curation and every candidate's audio."""
     texture = spec.texture
     reference = source_profile(corpus)
+    hiss = sources_flatness([c.audio for c in corpus.clips], corpus.sample_rate)
     channels = tuple(corpus.channels)
     audio: list[dict[str, np.ndarray]] = []
     curation = None
@@ -97,7 +98,8 @@ def choose_textures(spec, engine, corpus, model_key: str, cache_dir: Path, progr
         audio += generate_candidates(engine, channels, texture, len(audio), texture.candidate_count, model_key,
                                      cache_dir, progress)
         per_channel = [[a[ch] for ch in channels] for a in audio] if channels == ("L", "R") else None
-        curation = curate([mono(a) for a in audio], engine.sample_rate, texture.count, reference, per_channel)
+        curation = curate([mono(a) for a in audio], engine.sample_rate, texture.count, reference, per_channel,
+                          hiss)
         passed = sum(c.rejected is None for c in curation.candidates)
         progress.info(f"curator: {passed} of {len(audio)} candidates pass ("
                       + ", ".join(f"{k} {v}" for k, v in curation.counts().items()) + ")")

@@ -83,6 +83,29 @@ def test_curator_rejects_what_lies_farther_from_the_sources_than_white_noise():
     assert [c.index for c in curation.kept] == [1, 0] and curation.filled == 1   # far fills in, last
 
 
+def test_from_a_hissy_source_hiss_like_the_source_is_kept_but_hiss_beyond_it_is_noise():
+    """A field recording of wind, a cricket and a bird is itself noise by the flatness measure: against its
+    own hiss (`sources_flatness`) the field is not noise, while white noise, and noise shaped to the field's
+    spectrum (as near to it in spectrum as can be), still are."""
+    from scipy.signal import resample_poly
+    from dawexport.audio.features import sources_flatness
+    from dawexport.audio.match_eq import equalise, texture_curve
+    field = [resample_poly(side.astype(np.float64), 160, 441) for side in _make_sources().make_field()]
+    hiss = sources_flatness(field, SR)
+    assert 0.45 < hiss < 0.6
+    assert [label_of(texture_features(side, SR)) for side in field] == ["noise", "noise"]     # on its own
+    assert all(label_of(texture_features(side, SR), hiss) != "noise" for side in field)
+    reference = mel_profile_db(field, SR)
+    rng = np.random.default_rng(3)
+    white = [rng.standard_normal(4 * SR) for _ in range(2)]
+    shaped = equalise(white[0], SR, texture_curve(reference, white, SR, max_db=40, width=1))
+    for x in (white[0], shaped):
+        assert judge(texture_features(x, SR, reference), noise_distance_db(reference, SR), hiss).rejected == "noise"
+    assert texture_features(shaped, SR, reference).source_distance < 1.0         # its spectrum is the field's
+    babble = known_signals()["gnarly"]                                            # a voice: noise as before
+    assert label_of(texture_features(white[0], SR), sources_flatness([babble], SR)) == "noise"
+
+
 def test_local_flatness_ignores_the_colour_of_noise():
     rng = np.random.default_rng(2)
     white = np.abs(np.fft.rfft(rng.standard_normal((20, 1024)), axis=1)) ** 2

@@ -3,7 +3,7 @@ at the source's own key (grains walked in order, noise term added) against the s
 note's time-averaged spectrum is the source's. The reservoir's free runs lose the top octave and weigh the
 harmonics their own way; what that does to a note is only seen on the note (the grains' spectra, one by one,
 say little about it), so it is measured there and undone on every note of that source (fixed in frequency,
-like a formant, as the noise term is).
+like a formant, as the noise term is). The filter itself (`equalise`) is the shared `dawexport.audio.match_eq`.
 
     >>> sr = 16000
     >>> rng = np.random.default_rng(0)
@@ -19,19 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dawexport.audio.fidelity import LOUD_WITHIN_DB, MEL_RANGE_HZ, N_FFT, N_MELS, mel_power
+from dawexport.audio.fidelity import LOUD_WITHIN_DB, N_MELS, mel_power
+from dawexport.audio.match_eq import band_centres_hz as _centres, equalise
 
 MAX_DB = 30.0             # no band is boosted or cut further (a band the note does not play stays as it is)
-
-
-def _mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _centres(sr: int) -> np.ndarray:
-    """The mel bands' centres (Hz), as `fidelity.mel_power` lays them out."""
-    lo, hi = MEL_RANGE_HZ[0], min(MEL_RANGE_HZ[1], sr / 2.0)
-    return 700.0 * (10.0 ** (np.linspace(_mel(lo), _mel(hi), N_MELS + 2)[1:-1] / 2595.0) - 1.0)
 
 
 def band_levels(x: np.ndarray, sr: int) -> np.ndarray:
@@ -47,24 +38,6 @@ def band_distance(source: np.ndarray, note: np.ndarray, sr: int) -> float:
     """Mean |dB| between the two time-averaged band spectra, overall level removed."""
     d = band_levels(source, sr) - band_levels(note, sr)
     return float(np.mean(np.abs(d - d.mean())))
-
-
-def equalise(y: np.ndarray, sr: int, curve_db: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
-    """`y` through a zero-phase filter whose gain is `curve_db` at the band centres times `scale` (2: the
-    curve an octave up), interpolated on the mel scale between them and held beyond them; zero-padded, so
-    nothing wraps around. `curve_db` may also be a list of (curve, weight, scale) terms, mixed in dB by
-    weight (negative weights count as 0): the corners of a blend, each moved to its own pitch."""
-    y = np.asarray(y, dtype=np.float64)
-    terms = [(curve_db, 1.0, scale)] if isinstance(curve_db, np.ndarray) else list(curve_db)
-    weights = np.array([max(float(w), 0.0) for _, w, _ in terms])
-    if len(y) == 0 or weights.sum() <= 0 or not any(np.any(c) for c, _, _ in terms):
-        return y
-    n = len(y) + N_FFT
-    freqs = np.fft.rfftfreq(n, 1.0 / sr)
-    centres = _mel(_centres(sr))
-    gain_db = sum(w * np.interp(_mel(freqs / sc), centres, np.asarray(c, dtype=np.float64))
-                  for (c, _, sc), w in zip(terms, weights) if w > 0) / weights.sum()
-    return np.fft.irfft(np.fft.rfft(y, n) * 10.0 ** (gain_db / 20.0), n)[:len(y)]
 
 
 def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, f0_hz: float | None = None, then=None,

@@ -63,7 +63,7 @@ class LSTMVAEEngine(TextureEngine):
         progress = progress or SILENT
         s = self.settings
         originals, copies = training_audio(corpus, s, progress)
-        audio = originals + copies
+        sources, audio = originals, originals + copies
         codec = self.codec
         feats = [codec.encode(a) for a in audio]
         stacked = np.concatenate(feats)
@@ -106,6 +106,7 @@ class LSTMVAEEngine(TextureEngine):
         rng = np.random.default_rng(stable_seed("lstm_vae spread", self.seed))
         torch.manual_seed(self.seed)
         self.spread = self.model.residual_spread([batch_fn(0, rng) for _ in range(8)]).numpy().astype(np.float32)
+        self.fit_match_eq(sources, progress)
 
     def _silence_features(self) -> np.ndarray:
         silent = self.codec.encode(np.zeros(self.settings.block_size * 2))[1]
@@ -119,13 +120,15 @@ class LSTMVAEEngine(TextureEngine):
         tensors["std"] = torch.from_numpy(self.std)
         tensors["prime_pool"] = torch.from_numpy(np.ascontiguousarray(self.prime_pool))
         tensors["spread"] = torch.from_numpy(self.spread)
+        tensors.update(self.match_eq_record())
         save_state(Path(directory), MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        config, (mean, std, pool, spread), weights, file = read_torch_model(
+        config, (mean, std, pool, spread, match), weights, file = read_torch_model(
             self, directory, MODEL_NAME, LSTMVAEConfig,
             lambda tensors, meta, config: (tensors["mean"].numpy(), tensors["std"].numpy(),
-                                           tensors["prime_pool"].numpy(), tensors["spread"].numpy()))
+                                           tensors["prime_pool"].numpy(), tensors["spread"].numpy(),
+                                           self.read_match_eq(tensors)))
         if (mean.shape != (config.features,) or spread.shape != (config.features,) or pool.ndim != 2
                 or pool.shape[1] != config.features):
             raise EngineError("model file's statistics do not match its model", file=file,
@@ -133,6 +136,7 @@ class LSTMVAEEngine(TextureEngine):
         model = LSTMVAE(config)
         load_module_state(model, weights, file=file)
         self.model, self.mean, self.std, self.prime_pool, self.spread = model.eval(), mean, std, pool, spread
+        self.match_eq_db = match
 
     # ------------------------------------------------------------------ generation
 

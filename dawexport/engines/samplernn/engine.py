@@ -9,7 +9,8 @@ to 8-bit mu-law; the model trains on random crops with the common trainer (devic
 resume, budget). Generation runs every requested texture as one batch of streams, primed with a few
 samples of the sources, each stream drawing its samples from its own seeded uniforms (so a texture is the
 same whichever batch it is in), at `temperature`; on the CPU the streams are split between `threads` cores,
-one torch thread each.
+one torch thread each. At the end of training a match EQ is fitted on takes of its own (see
+`TextureEngine.fit_match_eq`) and kept with the model: every texture goes through it.
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ class SampleRNNEngine(TextureEngine):
     def fit(self, corpus: Corpus, workdir: Path, progress=SILENT) -> None:
         progress = progress or SILENT
         s = self.settings
-        originals, copies = training_audio(corpus, s, progress)
-        originals, copies = quantise(originals), quantise(copies)
+        sources, copies = training_audio(corpus, s, progress)
+        originals, copies = quantise(sources), quantise(copies)
         clips = originals + copies
         torch.manual_seed(self.seed)
         model = SampleRNN(self.model_config())
@@ -81,21 +82,24 @@ class SampleRNNEngine(TextureEngine):
                       f"({trainer.precision.describe()}) for up to {s.max_steps} steps / {s.max_minutes} min")
         self.train_result = trainer.run()
         self.model = model.cpu().eval()
+        self.fit_match_eq(sources, progress)
 
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
         tensors, meta = torch_model_record(self, self.model, self.train_result)
         tensors["prime_pool"] = torch.from_numpy(self.prime_pool.copy())
+        tensors.update(self.match_eq_record())
         save_state(Path(directory), MODEL_NAME, tensors, meta)
 
     def load(self, directory: Path) -> None:
-        config, pool, weights, file = read_torch_model(
+        config, (pool, match), weights, file = read_torch_model(
             self, directory, MODEL_NAME, SampleRNNConfig,
-            lambda tensors, meta, config: tensors["prime_pool"].numpy().astype(np.uint8))
+            lambda tensors, meta, config: (tensors["prime_pool"].numpy().astype(np.uint8),
+                                           self.read_match_eq(tensors)))
         model = SampleRNN(config)
         load_module_state(model, weights, file=file)
-        self.model, self.prime_pool = model.eval(), pool
+        self.model, self.prime_pool, self.match_eq_db = model.eval(), pool, match
 
     # ------------------------------------------------------------------ generation
 
