@@ -118,9 +118,9 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def instrument_spec(sound: str, pair: tuple[str, str], engine: str, files: dict, root: int, seconds: float,
-                    settings: dict, out: Path):
+                    settings: dict, out: Path, seed: int = 0):
     data = {"name": f"{sound}_{engine}", "sources": {name: str(files[name]) for name in pair},
-            "engine": {"name": engine, "sample_rate": SR, "seed": 0, "device": "cpu", "settings": settings},
+            "engine": {"name": engine, "sample_rate": SR, "seed": seed, "device": "cpu", "settings": settings},
             "blend": {"corners": list(pair), "points_per_side": 2},
             # zones of 12 keys are rendered at their 6th key: these bounds put rendered roots on the source's
             # key and an octave either side, so each measured note is a render, not a transposed neighbour
@@ -258,6 +258,7 @@ def main() -> int:
     parser.add_argument("--png", type=Path, default=None, help="write the cat corner's spectrograms here")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="build folder (default: a temporary one)")
+    parser.add_argument("--seed", type=int, default=0, help="the engines' seed (another training run's spread)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--floors", action="store_true", help="only print each sound's formant floor (seconds)")
     args = parser.parse_args()
@@ -292,7 +293,7 @@ def main() -> int:
                 x, sr = sources[sound]
                 length = len(x) / sr               # the note is rendered as long as it is then held in sfizz
                 spec = instrument_spec(sound, pair, engine, files, roots[sound], length,
-                                       settings if engine == "ddsp" else {}, work)
+                                       settings if engine == "ddsp" else {}, work, args.seed)
                 t0 = time.perf_counter()
                 build(spec, quiet=args.quiet, force=True)
                 seconds[(sound, engine)] = time.perf_counter() - t0
@@ -304,7 +305,7 @@ def main() -> int:
         cat_picture(args.png, files, roots["cat"], built[("cat", "ddsp")], built[("cat", "sampler")])
 
     by = {(r["sound"], r["engine"]): r for r in results}
-    print(f"ddsp settings: {settings or 'engine defaults'}; build seconds (incl. training, first of each "
+    print(f"ddsp settings: {settings or 'engine defaults'}, seed {args.seed}; build seconds (incl. training, first of each "
           f"pair): " + ", ".join(f"{s}/{e} {v:.0f}" for (s, e), v in seconds.items()))
     print()
     print("| sound | engine | key | timbre dB | evolution dB | formants −12 dB | formants +12 dB | held pitch, cents "
