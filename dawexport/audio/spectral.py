@@ -120,31 +120,17 @@ def time_stretch(x: np.ndarray, factor: float, n_fft: int = 2048) -> np.ndarray:
     return istft(mag * np.exp(1j * phase), n_fft, int(round(len(x) * factor))).astype(np.float32)
 
 
-def log_envelope(spec: np.ndarray, f0_hz: float, sample_rate: int, n_fft: int,
-                 band_hz: float | None = None) -> np.ndarray:
+def log_envelope(spec: np.ndarray, f0_hz: float, sample_rate: int, n_fft: int) -> np.ndarray:
     """Log-magnitude spectral envelope per frame through the harmonic peaks of a note at about f0_hz.
 
     A maximum filter one harmonic spacing wide picks the peaks (so the estimate does not depend on how dense
-    the harmonics are): a staircase, each harmonic's level held over its own band (k ± ½)·f0. A moving
-    average `band_hz` wide (default: one harmonic spacing, which turns the staircase into the line through the
-    peaks) smooths it; a wider one gives each frequency the staircase's mean over a band that wide, what a
-    note with harmonics `band_hz` apart reads there. Below the fundamental the envelope is held at its value
-    there (a source says nothing about frequencies under its own f0).
-
-        >>> sr, n_fft = 16000, 1024                 # odd harmonics of 250 Hz 18 dB above the even ones
-        >>> t = np.arange(n_fft) / sr
-        >>> odd = sum(np.sin(2 * np.pi * k * 250 * t) / (1 if k % 2 else 8) for k in range(1, 9))
-        >>> spec = np.fft.rfft(odd * np.hanning(n_fft))[None, :]
-        >>> at = lambda env, hz: 20 * np.log10(np.e) * env[0, int(round(hz * n_fft / sr))]
-        >>> line, band = log_envelope(spec, 250.0, sr, n_fft), log_envelope(spec, 250.0, sr, n_fft, 500.0)
-        >>> round(at(line, 1000.0) - at(line, 1250.0)), round(at(band, 1000.0) - at(band, 1250.0))   # 4th - 5th
-        (-16, 0)
+    the harmonics are), a moving average as wide smooths them, and below the fundamental the envelope is held
+    at its value there (a source says nothing about frequencies under its own f0).
     """
     from scipy.ndimage import maximum_filter1d, uniform_filter1d
     width = max(3, int(round(f0_hz * n_fft / sample_rate)))
     env = np.log(maximum_filter1d(np.abs(spec), size=width, axis=1) + 1e-9)
-    band = width if band_hz is None else max(width, int(round(band_hz * n_fft / sample_rate)))
-    env = uniform_filter1d(env, size=band, axis=1)
+    env = uniform_filter1d(env, size=width, axis=1)
     f0_bin = min(env.shape[1] - 1, int(round(f0_hz * n_fft / sample_rate)))
     env[:, :f0_bin] = env[:, f0_bin:f0_bin + 1]
     return env
@@ -158,14 +144,8 @@ def restore_envelope(shifted: np.ndarray, reference: np.ndarray, ratio: float, f
     reference's envelope (at the same moment) to its own (both traced through their harmonic peaks), limited to
     ±max_db. A shifted cat still sounds like the same cat's mouth,
     not a chipmunk's, so a low note keeps the source's energy above 8 kHz.
-
-    Moved up, the copy's harmonics are `ratio` times further apart than the reference's, and each takes the
-    reference's envelope averaged over its own band (k ± ½)·f0·ratio, as the ddsp decoder reads its envelope,
-    rather than the line through the reference's peaks at one point: a flute whose odd harmonics stand
-    10 dB above their even neighbours gives a copy an octave up (all on even harmonics) the mean of both,
-    not the line through the weak ones only, which no smooth formant envelope played there would give.
     """
-    ref_env = log_envelope(stft(reference, n_fft), f0_hz, sample_rate, n_fft, f0_hz * max(1.0, ratio))
+    ref_env = log_envelope(stft(reference, n_fft), f0_hz, sample_rate, n_fft)
     spec = stft(shifted, n_fft)
     own_env = log_envelope(spec, f0_hz * ratio, sample_rate, n_fft)
     frames = np.clip(np.round(np.arange(len(spec)) * ratio).astype(int), 0, len(ref_env) - 1)
