@@ -235,8 +235,10 @@ def best_formant_note(source: np.ndarray, source_f0: float | np.ndarray, source_
 
     The note's envelope on the measure's grid is linear in its harmonic levels (the line through them over
     log frequency), so the levels that minimise the mean |dB| to the source's envelope are a linear
-    programme. A goal under this figure is out of reach of any harmonic instrument on the measure; above it,
-    some note reaches it (though not necessarily one with a smooth, formant-like envelope).
+    programme. The figure is that note's score (level removed by the mean, as the measure does; the
+    programme removes the best offset, so no steady note scores more than ~0.1 dB under it). A goal
+    well under it is out of reach of any steady harmonic note at that pitch; above it, one reaches it (though
+    not necessarily one with a smooth, formant-like envelope).
 
         >>> sr = 16000
         >>> t = np.arange(sr) / sr
