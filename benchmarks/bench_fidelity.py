@@ -14,8 +14,9 @@ source's key and an octave either side, one velocity layer), and each source is 
 its instrument played through sfizz with the three measures of `dawexport.audio.fidelity` (DESIGN.md): timbre at
 the source's key, evolution over the source's length, and formants 12 semitones below and above. The goals are
 those of issue 10: timbre ≤ max(1.5 × sampler, 2 dB), evolution ≤ max(1.5 × sampler, 3 dB), formants ≤ 0.5 ×
-sampler. It also prints each sound's formant floor: the source moved ±12 semitones with its own harmonic
-envelope (`formant_keeping_shift`), what a perfect formant-keeping model scores. With --png it also draws
+sampler. It also prints each sound's formant floors: the source moved ±12 semitones with its own harmonic
+envelope (`formant_keeping_shift`, read at points or over bands), what a perfect formant-keeping model scores,
+and the best any steady harmonic note scores there (`best_formant_note`). With --png it also draws
 the source and the ddsp notes of the cat corner as spectrograms side by side.
 """
 from __future__ import annotations
@@ -38,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from dawexport.audio.analysis import estimate_pitch, f0_track  # noqa: E402
-from dawexport.audio.fidelity import (evolution_distance, formant_distance, formant_keeping_shift,  # noqa: E402
-                                     timbre_distance)
+from dawexport.audio.fidelity import (best_formant_note, evolution_distance, formant_distance,  # noqa: E402
+                                     formant_keeping_shift, timbre_distance)
 from dawexport.audio.spectral import mel_filterbank  # noqa: E402
 from dawexport.pipeline import build  # noqa: E402
 from dawexport.spec import parse_spec  # noqa: E402
@@ -117,9 +118,9 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def instrument_spec(sound: str, pair: tuple[str, str], engine: str, files: dict, root: int, seconds: float,
-                    settings: dict, out: Path):
+                    settings: dict, out: Path, seed: int = 0):
     data = {"name": f"{sound}_{engine}", "sources": {name: str(files[name]) for name in pair},
-            "engine": {"name": engine, "sample_rate": SR, "seed": 0, "device": "cpu", "settings": settings},
+            "engine": {"name": engine, "sample_rate": SR, "seed": seed, "device": "cpu", "settings": settings},
             "blend": {"corners": list(pair), "points_per_side": 2},
             # zones of 12 keys are rendered at their 6th key: these bounds put rendered roots on the source's
             # key and an octave either side, so each measured note is a render, not a transposed neighbour
@@ -164,21 +165,38 @@ def measure(source: np.ndarray, sr: int, root: int, sfz: Path, cc1: int) -> dict
 
 
 def formant_floor(source: np.ndarray, sr: int) -> dict:
-    """The formant distances, −12 and +12, of the source moved with its own envelope (`formant_keeping_shift`):
-    what a perfect source-filter model would score, so a goal below it is out of reach on this measure.
-    The second pair of figures reads the moved notes against the same resynthesis unmoved, which removes what
-    the resynthesis itself loses (a sum of sines on the smoothed f0 curve: 2.0 dB for the cat at 0 semitones),
-    leaving what the measure loses with fewer (+12) or more (−12) harmonics tracing the same envelope."""
+    """The formant distances, −12 and +12, of the source moved with its own envelope (`formant_keeping_shift`),
+    read at each moved harmonic's frequency ("point") and over its band ("band": a smooth envelope, as the
+    ddsp decoder reads one), and of the best steady note at each pitch (`best_formant_note`: the lowest
+    figure any harmonic instrument can score there, whatever its envelope). A goal under the last is out of
+    reach on this measure.
+    "resynth" reads the point-moved notes against the same resynthesis unmoved, which removes what the
+    resynthesis itself loses (a sum of sines on the smoothed f0 curve: 2.0 dB for the cat at 0 semitones,
+    "floor0"), leaving what the measure loses with fewer (+12) or more (−12) harmonics tracing one envelope."""
     src_f0 = f0_frames(source, sr)
+    median = float(np.median(src_f0[src_f0 > 0]))
     unmoved = formant_keeping_shift(source, sr, 0.0)
     unmoved_f0 = f0_frames(unmoved, sr)
     row = {"floor0": formant_distance(source, src_f0, sr, unmoved, unmoved_f0, sr)}
     for shift in (-12, 12):
-        moved = formant_keeping_shift(source, sr, shift)
-        moved_f0 = f0_frames(moved, sr)
-        row[f"floor{shift:+d}"] = formant_distance(source, src_f0, sr, moved, moved_f0, sr)
-        row[f"resynth{shift:+d}"] = formant_distance(unmoved, unmoved_f0, sr, moved, moved_f0, sr)
+        for read, name in (("point", "floor"), ("band", "band")):
+            moved = formant_keeping_shift(source, sr, shift, read=read)
+            moved_f0 = f0_frames(moved, sr)
+            row[f"{name}{shift:+d}"] = formant_distance(source, src_f0, sr, moved, moved_f0, sr)
+            if read == "point":
+                row[f"resynth{shift:+d}"] = formant_distance(unmoved, unmoved_f0, sr, moved, moved_f0, sr)
+        row[f"best{shift:+d}"] = best_formant_note(source, src_f0, sr, median * 2 ** (shift / 12))[0]
     return row
+
+
+def floor_table(floors: dict) -> str:
+    lines = ["| sound | source moved, envelope read at points, −12 / +12 dB | read over each harmonic's band "
+             "| best steady note | point-moved vs the unmoved resynthesis (its own loss) |", "|---|---|---|---|---|"]
+    for k, v in floors.items():
+        lines.append(f"| {k} | {v['floor-12']:.1f} / {v['floor+12']:.1f} | {v['band-12']:.1f} / {v['band+12']:.1f} "
+                     f"| {v['best-12']:.1f} / {v['best+12']:.1f} | {v['resynth-12']:.1f} / {v['resynth+12']:.1f} "
+                     f"({v['floor0']:.1f}) |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- the picture
@@ -240,6 +258,7 @@ def main() -> int:
     parser.add_argument("--png", type=Path, default=None, help="write the cat corner's spectrograms here")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="build folder (default: a temporary one)")
+    parser.add_argument("--seed", type=int, default=0, help="the engines' seed (another training run's spread)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--floors", action="store_true", help="only print each sound's formant floor (seconds)")
     args = parser.parse_args()
@@ -262,12 +281,9 @@ def main() -> int:
     if any(p not in PAIRS for p in pairs):
         parser.error(f"--pairs: choose from {', '.join('-'.join(p) for p in PAIRS)}")
     floors = {sound: formant_floor(*sources[sound]) for pair in pairs for sound in pair}
-    floor_line = ("formant floor (the source moved with its own harmonic envelope, `formant_keeping_shift`; "
-                  "what a perfect formant-keeping model scores), −12 / +12 dB: "
-                  + "; ".join(f"{k} {v['floor-12']:.1f} / {v['floor+12']:.1f}" for k, v in floors.items())
-                  + ". Against the same resynthesis unmoved (its own loss at 0 semitones in brackets): "
-                  + "; ".join(f"{k} {v['resynth-12']:.1f} / {v['resynth+12']:.1f} ({v['floor0']:.1f})"
-                              for k, v in floors.items()))
+    floor_line = ("formant floors (`formant_keeping_shift`: the source moved with its own harmonic envelope, "
+                  "what a perfect formant-keeping model scores; `best_formant_note`: the lowest figure any steady "
+                  "harmonic note scores):\n\n" + floor_table(floors))
     if args.floors:
         print(floor_line)
         return 0
@@ -277,7 +293,7 @@ def main() -> int:
                 x, sr = sources[sound]
                 length = len(x) / sr               # the note is rendered as long as it is then held in sfizz
                 spec = instrument_spec(sound, pair, engine, files, roots[sound], length,
-                                       settings if engine == "ddsp" else {}, work)
+                                       settings if engine == "ddsp" else {}, work, args.seed)
                 t0 = time.perf_counter()
                 build(spec, quiet=args.quiet, force=True)
                 seconds[(sound, engine)] = time.perf_counter() - t0
@@ -289,7 +305,7 @@ def main() -> int:
         cat_picture(args.png, files, roots["cat"], built[("cat", "ddsp")], built[("cat", "sampler")])
 
     by = {(r["sound"], r["engine"]): r for r in results}
-    print(f"ddsp settings: {settings or 'engine defaults'}; build seconds (incl. training, first of each "
+    print(f"ddsp settings: {settings or 'engine defaults'}, seed {args.seed}; build seconds (incl. training, first of each "
           f"pair): " + ", ".join(f"{s}/{e} {v:.0f}" for (s, e), v in seconds.items()))
     print()
     print("| sound | engine | key | timbre dB | evolution dB | formants −12 dB | formants +12 dB | held pitch, cents "

@@ -12,7 +12,9 @@ and they take plain mono float arrays with their sample rates:
   loudest point (as evolution floors its frames).
 
 `formant_keeping_shift` is the reference a formant measure is read against: the source resynthesised at
-another pitch from its own harmonic envelope (the ideal a source-filter model can reach).
+another pitch from its own harmonic envelope (the ideal a source-filter model can reach), read at each moved
+harmonic's frequency or, smoothed, over its band; `best_formant_note` is the lowest formant distance any
+steady harmonic note at a given pitch can score (whatever its harmonic levels).
 
     >>> sr = 32000
     >>> t = np.arange(sr) / sr
@@ -41,6 +43,7 @@ LOUD_WITHIN_DB = 20.0
 FLOOR_DB = 60.0
 FORMANT_TOP_HZ = 8000.0
 ONSET_WITHIN_DB = 40.0
+BAND_OFFSETS = np.linspace(-0.5, 0.5, 17)      # points of a harmonic's band (k ± ½)·f0, in f0
 
 
 def mel_power(x: np.ndarray, sample_rate: int, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
@@ -172,12 +175,16 @@ def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_r
 
 
 def formant_keeping_shift(x: np.ndarray, sample_rate: int, semitones: float, hop: int = 256,
-                          n_fft: int = 4096) -> np.ndarray:
+                          n_fft: int = 4096, read: str = "point") -> np.ndarray:
     """The source moved `semitones` with its formants in place: per frame, its harmonic envelope (the
-    spectral peak within half a harmonic of each k·f0, dB, as `harmonic_envelope` reads it) is read at the
-    moved harmonics (linear in dB over log frequency, the ends held) and a sum of sines plays them on the
-    source's own f0 curve moved by the interval. The ideal of a source-filter model, so the formant distance
-    of this note is the floor a learned one can reach on that measure (harmonics only: the noise is left out).
+    spectral peak within half a harmonic of each k·f0, dB, as `harmonic_envelope` reads it; linear in dB over
+    log frequency between them, the ends held) is read at the moved harmonics and a sum of sines plays them on
+    the source's own f0 curve moved by the interval. The ideal of a source-filter model, so the formant
+    distance of this note is what a learned one can reach on that measure (harmonics only: no noise).
+
+    `read` "point": each moved harmonic takes the envelope at its frequency (an octave up, a source's even
+    harmonics exactly, odd/even pattern and all); "band": its mean over the moved harmonic's own band
+    (k ± ½)·f0', a smooth formant envelope as the ddsp decoder reads one.
 
         >>> sr = 16000
         >>> t = np.arange(sr) / sr
@@ -187,6 +194,8 @@ def formant_keeping_shift(x: np.ndarray, sample_rate: int, semitones: float, hop
         (True, True)
     """
     from dawexport.audio.analysis import f0_track
+    if read not in ("point", "band"):
+        raise ValueError(f"formant_keeping_shift: read must be 'point' or 'band', not {read!r}")
     x = np.asarray(x, np.float64).ravel()
     track = f0_track(x, sample_rate, fmin=40.0, fmax=2000.0, hop=hop)
     voiced = track.voiced & np.isfinite(track.hz)
@@ -208,11 +217,59 @@ def formant_keeping_shift(x: np.ndarray, sample_rate: int, semitones: float, hop
                        len(mag) - 1)
         peaks_db = 20.0 * np.log10(mag[bins].max(axis=1) + 1e-12)
         moved = np.arange(1, n_harmonics + 1) * hz * ratio
-        amps[j] = np.where(moved < 0.5 * sample_rate,
-                           10.0 ** (np.interp(np.log(moved), np.log(harmonics), peaks_db) / 20.0), 0.0)
+        at_hz = moved[:, None] + (BAND_OFFSETS[None, :] * hz * ratio if read == "band" else 0.0)
+        level_db = np.interp(np.log(at_hz), np.log(harmonics), peaks_db).mean(axis=1)
+        amps[j] = np.where(moved < 0.5 * sample_rate, 10.0 ** (level_db / 20.0), 0.0)
     at = np.arange(len(x))
     phase = 2.0 * np.pi * np.cumsum(np.interp(at, idx * hop, f0 * ratio)) / sample_rate
     out = np.zeros(len(x))
     for k in np.flatnonzero(amps.max(axis=0) > 0):
         out += np.interp(at, idx * hop, amps[:, k]) * np.sin((k + 1) * phase)
     return out
+
+
+def best_formant_note(source: np.ndarray, source_f0: float | np.ndarray, source_rate: int, note_f0_hz: float,
+                      n_points: int = 48, floor_db: float | None = FLOOR_DB) -> tuple[float, np.ndarray]:
+    """The lowest formant distance a steady harmonic note at `note_f0_hz` can score against the source,
+    whatever its harmonic levels, and those levels (dB, harmonics 1, 2, … of the note up to the grid's top).
+
+    The note's envelope on the measure's grid is linear in its harmonic levels (the line through them over
+    log frequency), so the levels that minimise the mean |dB| to the source's envelope are a linear
+    programme. The figure is that note's score (level removed by the mean, as the measure does; the
+    programme removes the best offset, so no steady note scores more than ~0.1 dB under it). A goal
+    well under it is out of reach of any steady harmonic note at that pitch; above it, one reaches it (though
+    not necessarily one with a smooth, formant-like envelope).
+
+        >>> sr = 16000
+        >>> t = np.arange(sr) / sr
+        >>> saw = sum(np.sin(2 * np.pi * k * 200 * t) / k for k in range(1, 40))
+        >>> odd = sum(np.sin(2 * np.pi * k * 200 * t) / (1 if k % 2 else 10) for k in range(1, 40))
+        >>> best, levels = best_formant_note(saw, 200.0, sr, 400.0)
+        >>> round(best, 1), len(levels)                      # 20 harmonics of 400 Hz to 8 kHz and one past it
+        (0.1, 21)
+        >>> best_formant_note(odd, 200.0, sr, 400.0)[0] > 2.0  # an octave up, the odd/even pattern is lost
+        True
+    """
+    from scipy.optimize import linprog
+
+    def median_f0(f):
+        f = np.atleast_1d(np.asarray(f, np.float64))
+        return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
+
+    top = min(FORMANT_TOP_HZ, source_rate / 2.0)
+    low = 1.5 * max(median_f0(source_f0), note_f0_hz)
+    if not 0 < low < top:
+        raise ValueError(f"best_formant_note: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
+    grid = np.geomspace(low, top, n_points)
+    target = harmonic_envelope(source, source_rate, source_f0, grid)
+    if floor_db is not None:
+        target = np.maximum(target, target.max() - floor_db)
+    harmonics = np.arange(1, int(top // note_f0_hz) + 2) * note_f0_hz
+    line = np.stack([np.interp(np.log(grid), np.log(harmonics), e) for e in np.eye(len(harmonics))], axis=1)
+    m, n = line.shape           # minimise Σ t with -t ≤ target - line @ v ≤ t (rows sum to 1: level inside)
+    res = linprog(np.concatenate([np.zeros(n), np.ones(m)]),
+                  A_ub=np.block([[-line, -np.eye(m)], [line, -np.eye(m)]]),
+                  b_ub=np.concatenate([-target, target]), bounds=[(None, None)] * n + [(0, None)] * m)
+    levels = res.x[:n]
+    diff = target - line @ levels
+    return float(np.mean(np.abs(diff - diff.mean()))), levels - levels.max()
