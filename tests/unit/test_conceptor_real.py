@@ -240,3 +240,56 @@ def test_equalise_moves_the_curve_with_the_pitch_and_mixes_corners_in_db():
     assert np.argmax(np.diff(up) < -3) > edge + 3
     half = band_levels(equalise(noise, sr, [(curve, 1.0, 1.0), (np.zeros(64), 1.0, 1.0)]), sr) - flat
     assert abs(half[5] - same[5] / 2) < 0.5 and abs(half[60] - same[60] / 2) < 0.5
+
+
+def test_the_match_eq_colours_a_note_without_changing_its_level_along_it():
+    """A fixed EQ that cuts where the later grains have their formants made the glide's held notes 3 dB
+    quieter than their first second; with `keep_level` the note keeps its level contour and still gets the
+    colour within each part."""
+    from dawexport.engines.conceptor.match import _centres, equalise
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    first = t < 1.0
+    low, high = np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 3000 * t)
+    x = np.where(first, low + 0.25 * high, 0.25 * low + high)      # a dark part, then a bright one, one level
+    curve = np.where(_centres(sr) > 1000, -12.0, 0.0)
+
+    def part_db(y, part):
+        return level(y[part][int(0.1 * sr):-int(0.1 * sr)])
+
+    def ratio_db(y, part):         # 3 kHz over 200 Hz within one part: the colour
+        spec = np.abs(np.fft.rfft(y[part]))
+        return 20 * np.log10(spec[3000] / spec[200])      # 1 s parts: bins are 1 Hz
+    later, early = ~first, first
+    plain, kept = equalise(x, sr, curve), equalise(x, sr, curve, keep_level=True)
+    assert part_db(plain, later) - part_db(plain, early) < -8.0
+    assert abs(part_db(kept, later) - part_db(kept, early)) < 0.5
+    for part in (early, later):
+        assert ratio_db(kept, part) - ratio_db(x, part) == pytest.approx(-12.0, abs=1.0)
+
+
+@pytest.fixture(scope="module")
+def fading_out(tmp_path_factory):
+    """A steady tone whose last 0.3 s fade by 10 dB (a recording's end): grains are cut there too."""
+    t = np.arange(int(1.2 * SR)) / SR
+    x = harmonic(np.full(len(t), 300.0)) * 10 ** (-10 * np.clip((t - 0.9) / 0.3, 0, 1) / 20)
+    eng = ConceptorEngine(ConceptorEngine.Settings(reservoir_size=80, n_reservoirs=1), sample_rate=SR)
+    eng.fit(Corpus(SR, ("mono",), (clip("ends", x),)), tmp_path_factory.mktemp("w"), None)
+    return eng
+
+
+def test_a_held_note_holds_the_source_body_not_its_fade_out_and_so_does_its_loop(fading_out):
+    from dawexport.render.samples import SampleSettings, process_take
+    gains = 20 * np.log10(fading_out.clips[0]["gains"])
+    assert gains[-1] < np.median(gains) - 4.0, gains              # the last grain was cut in the fade-out
+    req = RenderRequest((("ends", 1.0),), "mono", 62, 127, 2.0, 0.1)
+    drops = {}
+    for fade_out_db in (None, 3.0):
+        fading_out.settings = fading_out.settings.model_copy(update={"fade_out_db": fade_out_db})
+        [take] = fading_out.render([req])
+        drops[fade_out_db] = level(take[int(1.5 * SR):int(1.9 * SR)]) - level(take[:SR])
+    # the grain just before the fade-out is within 3 dB of the body and still followed (half of it, in dB)
+    assert drops[None] < -3.0 and abs(drops[3.0]) < 1.5 and drops[3.0] > drops[None] + 2.0, drops
+    done = process_take({"mono": take}, 62, SR, SampleSettings("t", "mono", SR, "24", "none", "auto", held_s=2.0))
+    loop = done.audio[0, done.loop.start:done.loop.end + 1]
+    assert abs(level(loop) - level(done.audio[0, :SR])) < 1.5     # what a held key plays after its first second

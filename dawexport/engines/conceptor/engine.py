@@ -73,8 +73,8 @@ from .noise import N_FFT as NOISE_FFT, HOP as NOISE_HOP, NoiseProfile, add_noise
 from .tuning import flatten_pitch, render_pitch
 from .voices import Voice, VoiceRunner
 
-MODEL_VERSION = 4      # 2: checksummed model files, clips name their "recording", one velocity law; 3: noise;
-#                        4: match EQ
+MODEL_VERSION = 5      # 2: checksummed model files, clips name their "recording", one velocity law; 3: noise;
+#                        4: match EQ; 5: the match EQ keeps the note's level contour
 
 
 def _fixed_blas(method):
@@ -198,7 +198,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
                 then = (lambda y, c=c, seed=seed: add_noise(y, sr, noise[c], rng=np.random.default_rng(seed),
                                                             scale=s.noise)) if s.noise > 0 else None
                 curves[c] = match_curve(np.asarray(clips[c].audio, np.float64), take.astype(np.float64), sr,
-                                        f0_hz=self.clips[c]["match_hz"], then=then)
+                                        f0_hz=self.clips[c]["match_hz"], then=then, keep_level=True)
         return curves
 
     def _noise_seed(self, req: RenderRequest) -> int:
@@ -534,7 +534,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
         if s.match_eq > 0 and self.match:
             y = equalise(y, sr, [(s.match_eq * self.match[c], w,
                                   plan["target"] / self.clips[c].get("match_hz", plan["target"]))
-                                 for c, w in terms]).astype(np.float32)
+                                 for c, w in terms], keep_level=True).astype(np.float32)
         if s.noise > 0 and self.noise:
             profile = blend_profiles([self.noise[c] for c, _ in terms], [w for _, w in terms])
             y = add_noise(y, sr, profile, rng=np.random.default_rng(self._noise_seed(req)),

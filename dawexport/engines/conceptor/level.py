@@ -1,6 +1,8 @@
 """Holding a note's level: the reservoir's own gain can drift over a long free run (a conceptor that
 shrinks the state a little each step, or a morph between dissimilar grains), so the raw output is held at
-the loaded grains' level by a gain that follows its RMS envelope.
+the loaded grains' level by a gain that follows its RMS envelope; a filter that colours some grains more
+than others (the match EQ) keeps the level contour it was given (`keep_contour`); and a source's fade-out
+is not a level a held note settles to (`without_fade_out`).
 
     >>> sr = 8000
     >>> t = np.arange(2 * sr) / sr
@@ -41,6 +43,55 @@ def hold_level(y: np.ndarray, sr: int, target_rms: float, *, window_s: float = 0
     if 0 < skip < len(y):
         gain[:skip] = gain[skip]
     return y * gain
+
+
+def keep_contour(y: np.ndarray, like: np.ndarray, sr: int, *, window_s: float = 0.05,
+                 max_gain_db: float = 24.0) -> np.ndarray:
+    """`y`, a filtered copy of `like`, with the RMS envelope of `like` times one overall gain (the filter's
+    gain over the whole sound): a fixed EQ that cuts where later grains have their formants changes the
+    level along the note; this keeps its colour and gives back the contour. Where `like` is silent (60 dB
+    below its loudest) the overall gain applies.
+
+        >>> sr = 8000
+        >>> t = np.arange(2 * sr) / sr
+        >>> like = np.where(t < 1, np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 1000 * t))
+        >>> y = np.where(t < 1, 1.0, 0.25) * like                     # an EQ that cuts 1 kHz by 12 dB
+        >>> kept = keep_contour(y, like, sr)
+        >>> first, late = kept[sr // 4:3 * sr // 4], kept[5 * sr // 4:7 * sr // 4]
+        >>> round(float(20 * np.log10(np.std(late) / np.std(first))), 1)
+        0.0
+    """
+    y = np.asarray(y, dtype=np.float64)
+    like = np.asarray(like, dtype=np.float64)
+    if len(y) == 0 or not np.any(like) or not np.any(y):
+        return y
+    overall = float(np.sqrt(np.sum(y * y) / np.sum(like * like)))
+    env_y, env_like = rms_envelope(y, sr, window_s), rms_envelope(like, sr, window_s)
+    limit = 10.0 ** (max_gain_db / 20.0)
+    gain = np.clip(overall * env_like / np.maximum(env_y, 1e-12), overall / limit, overall * limit)
+    gain = np.where(env_like > 1e-3 * env_like.max(), gain, overall)
+    return y * gain
+
+
+def without_fade_out(gains, fade_db: float | None = 3.0) -> np.ndarray:
+    """Grain levels (linear, in the source's order; 0 = a silent grain) with the source's fade-out taken
+    out: the last grains more than `fade_db` below the median level get the level of the last grain before
+    them, so a note that walks to the end of the source holds the level the source sustained, not where it
+    faded out (None: as they are).
+
+        >>> db = [-4.2, -4.5, -4.2, -5.5, -10.4]                     # the last grain cut in the fade-out
+        >>> [round(float(20 * np.log10(g)), 1) for g in without_fade_out(10 ** (np.array(db) / 20))]
+        [-4.2, -4.5, -4.2, -5.5, -5.5]
+    """
+    out = np.array(gains, dtype=np.float64)
+    sounding = out > 0
+    if fade_db is None or sounding.sum() < 2:
+        return out
+    floor = float(np.median(out[sounding])) * 10.0 ** (-fade_db / 20.0)
+    body = np.flatnonzero(out >= floor)
+    last = int(body[-1])
+    out[last + 1:] = np.where(out[last + 1:] > 0, out[last], 0.0)
+    return out
 
 
 def dropout_db(y: np.ndarray, sr: int, *, window_s: float = 0.05, skip_s: float = 0.05) -> float:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from dawexport.audio.fidelity import LOUD_WITHIN_DB, N_MELS, mel_power
-from dawexport.audio.match_eq import band_centres_hz as _centres, equalise
+from dawexport.audio.match_eq import band_centres_hz as _centres, equalise as _equalise
+
+from .level import keep_contour
 
 MAX_DB = 30.0             # no band is boosted or cut further (a band the note does not play stays as it is)
 
@@ -40,11 +42,19 @@ def band_distance(source: np.ndarray, note: np.ndarray, sr: int) -> float:
     return float(np.mean(np.abs(d - d.mean())))
 
 
+def equalise(y: np.ndarray, sr: int, curve_db, *, scale: float = 1.0, keep_level: bool = False) -> np.ndarray:
+    """The shared filter (`dawexport.audio.match_eq.equalise`: a curve, or corners' (curve, weight, scale)
+    terms); `keep_level`: the output keeps the level contour of `y` (one overall gain; see
+    `level.keep_contour`), so grains the curve colours differently do not come out at different levels."""
+    out = _equalise(y, sr, curve_db, scale=scale)
+    return keep_contour(out, y, sr) if keep_level and out is not y else out
+
+
 def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, f0_hz: float | None = None, then=None,
-                rounds: int = 4) -> np.ndarray:
+                rounds: int = 4, keep_level: bool = False) -> np.ndarray:
     """The EQ (dB per band, mean 0, within ±`MAX_DB`) that brings the note's time-averaged band spectrum to
     the source's; `then` (optional) is what follows the EQ on every note (the noise term), applied before
-    measuring. Refined over `rounds` passes (a band's power is not exactly its centre's gain times its
+    measuring; `keep_level` as in `equalise`. Refined over `rounds` passes (a band's power is not exactly its centre's gain times its
     power where the gain slopes).
 
     With the note's pitch `f0_hz` the EQ shapes only its envelope: from just below the fundamental up, the
@@ -55,7 +65,7 @@ def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, f0_hz: float |
     centres = _centres(sr)
     curve = np.zeros(N_MELS)
     for _ in range(rounds):
-        y = equalise(note, sr, curve)
+        y = equalise(note, sr, curve, keep_level=keep_level)
         d = target - band_levels(y if then is None else then(y), sr)
         d -= d.mean()
         if f0_hz is not None and f0_hz > 0:
@@ -66,7 +76,7 @@ def match_curve(source: np.ndarray, note: np.ndarray, sr: int, *, f0_hz: float |
     curve -= curve.mean()
 
     def distance(c):
-        y = equalise(note, sr, c)
+        y = equalise(note, sr, c, keep_level=keep_level)
         d = target - band_levels(y if then is None else then(y), sr)
         return float(np.mean(np.abs(d - d.mean())))
     # the envelope-only EQ is not the best fit band by band: keep the share of it that brings the note

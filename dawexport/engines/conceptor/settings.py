@@ -85,6 +85,9 @@ class ConceptorSettings(EngineSettings):
     max_dropout_db: float = Field(10.0, gt=0.0, le=120.0)
     level_contour: float = Field(0.5, ge=0.0, le=1.0, description=(
         "how much of the source's loudness contour a note follows (in dB): 1 all, 0 a flat held level"))
+    fade_out_db: float | None = Field(3.0, ge=0.0, le=60.0, description=(
+        "a source's last grains more than this below its median grain level are its fade-out: a note does "
+        "not follow it there but holds the level of the last grain before it (None: follows it)"))
     grain_min_ms: float = Field(5.0, gt=0.0, le=100.0, description="period grains hold >= this much audio")
     window_ms: float = Field(12.0, gt=0.5, le=200.0, description="window grain length")
     n_reservoirs: int = Field(2, ge=1, le=16, description="random reservoirs tried; the best is kept")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .algebra import Conceptor, morph, phi_values
 from .grains import GRAIN_RMS, grain_walk, walk_curve
-from .level import hold_level
+from .level import hold_level, without_fade_out
 from .kernels import VOICE_BLOCK, ConceptorLibrary, Segment, render, reached_segments
 
 
@@ -242,7 +242,8 @@ class VoiceRunner:
         gains = np.zeros(k_count)
         wsum = sum(w for _, w in v.terms) or 1.0
         for (c, w), cl in zip(v.terms, clips):
-            gl = np.asarray(cl["gains"] + [cl["gains"][-1]] * (k_count - len(cl["gains"])))
+            gl = without_fade_out(cl["gains"], s.fade_out_db)
+            gl = np.concatenate([gl, np.full(k_count - len(gl), gl[-1])])
             gains += w * gl / wsum
         # a held note follows `level_contour` of the source's loudness contour (in dB): 1 = all of it,
         # 0 = a flat level (the grains are all loaded at one level)
