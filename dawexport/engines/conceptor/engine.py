@@ -19,7 +19,8 @@ How a request becomes audio:
 - every source clip was cut into loopable grains (whole periods at zero crossings for pitched clips, where
   the source is steady and periodic, one per `grain_spacing_ms`, retuned onto the clip's pitch; short
   windows for unpitched ones), normalised, and loaded; the grains' levels are kept and re-applied along
-  the sequence (`level_contour` of them), over an output held at the grains' level (`hold_level`);
+  the sequence (`level_contour` of them, up to where the source fades out: `fade_out_db`), over an output
+  held at the grains' level (`hold_level`);
 - the note's conceptor schedule walks the grain sequence (`speed` steps per grain; negative = backwards;
   `sequence` says what happens at the end: hold the last grain, loop, or ping-pong), morphing linearly
   between consecutive grains and between the blend corners (`blend_mode: or` uses the Boolean OR of the
@@ -35,8 +36,9 @@ How a request becomes audio:
   hiss), measured at fit time, is added as shaped noise following the note's level (`noise`, see `noise`);
 - each pitched source's match EQ, measured at fit time on a note at its own key against the source, brings
   the note's time-averaged spectrum to the source's (`match_eq`, see `match`); it moves with the pitch (it
-  undoes what the reservoir does to the grains, which moves with them), corners mix it by weight, and it
-  comes before the noise term (which is fixed in frequency);
+  undoes what the reservoir does to the grains, which moves with them), corners mix it by weight, it keeps
+  the note's level contour (it colours, it does not make later grains quieter), and it comes before the
+  noise term (which is fixed in frequency);
 - velocity sets the gain (`velocity_curve_db`), the key's hold and release shape the envelope.
 
 Per-corner and per-key-zone overrides of the render controls (spectral radius, leak, speed, gain,
