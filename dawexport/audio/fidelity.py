@@ -146,6 +146,26 @@ def harmonic_envelope(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray
     return np.mean(rows, axis=0)
 
 
+def _median_f0(f) -> float:
+    f = np.atleast_1d(np.asarray(f, np.float64))
+    return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
+
+
+def formant_grid(source_f0, note_f0, sample_rate: int, n_points: int = 48, caller: str = "formant_grid"
+                 ) -> np.ndarray:
+    """The formant measure's log-frequency grid: `n_points` from 1.5× the higher (median) f0 to 8 kHz or
+    half of `sample_rate` (the lower rate of the two sounds).
+
+        >>> formant_grid(200.0, [0.0, 400.0, 400.0], 16000, 3).round()
+        array([ 600., 2191., 8000.])
+    """
+    top = min(FORMANT_TOP_HZ, sample_rate / 2.0)
+    low = 1.5 * max(_median_f0(source_f0), _median_f0(note_f0))
+    if not 0 < low < top:
+        raise ValueError(f"{caller}: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
+    return np.geomspace(low, top, n_points)
+
+
 def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_rate: int,
                      note: np.ndarray, note_f0: float | np.ndarray, note_rate: int,
                      n_points: int = 48, floor_db: float | None = FLOOR_DB) -> float:
@@ -156,15 +176,7 @@ def formant_distance(source: np.ndarray, source_f0: float | np.ndarray, source_r
     Each envelope is floored `floor_db` below its loudest point (None: not floored): a plucked string's top
     harmonics fall 100–140 dB below its loudest, where an unfloored envelope compares the 24-bit floor and
     the synthesiser's rounding of two inaudible levels rather than formants."""
-    def median_f0(f):
-        f = np.atleast_1d(np.asarray(f, np.float64))
-        return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
-
-    top = min(FORMANT_TOP_HZ, source_rate / 2.0, note_rate / 2.0)
-    low = 1.5 * max(median_f0(source_f0), median_f0(note_f0))
-    if not 0 < low < top:
-        raise ValueError(f"formant_distance: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
-    grid = np.geomspace(low, top, n_points)
+    grid = formant_grid(source_f0, note_f0, min(source_rate, note_rate), n_points, "formant_distance")
 
     def envelope(x, rate, f0):
         env = harmonic_envelope(x, rate, f0, grid)
@@ -252,15 +264,8 @@ def best_formant_note(source: np.ndarray, source_f0: float | np.ndarray, source_
     """
     from scipy.optimize import linprog
 
-    def median_f0(f):
-        f = np.atleast_1d(np.asarray(f, np.float64))
-        return float(np.median(f[f > 0])) if np.any(f > 0) else 0.0
-
     top = min(FORMANT_TOP_HZ, source_rate / 2.0)
-    low = 1.5 * max(median_f0(source_f0), note_f0_hz)
-    if not 0 < low < top:
-        raise ValueError(f"best_formant_note: no band between 1.5 × f0 ({low:.0f} Hz) and {top:.0f} Hz")
-    grid = np.geomspace(low, top, n_points)
+    grid = formant_grid(source_f0, note_f0_hz, source_rate, n_points, "best_formant_note")
     target = harmonic_envelope(source, source_rate, source_f0, grid)
     if floor_db is not None:
         target = np.maximum(target, target.max() - floor_db)

@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import MEL_BANDS, mel_profile_db, profile_distance_db
+from .features import MEL_BANDS, MEL_HIGH_HZ, MEL_LOW_HZ, mel_profile_db, profile_distance_db
+from .spectral import hz_to_mel, mel_band_edges
 
 N_BANDS = MEL_BANDS
-LOW_HZ, HIGH_HZ = 40.0, 16000.0      # the bands' range (both measures), the top capped at half the rate
 FILTER_PAD = 2048                    # zeros after a sound before filtering it, so nothing wraps around
 TEXTURE_MAX_DB = 12.0                # a texture EQ boosts or cuts no band further than this
 TEXTURE_SMOOTH_BANDS = 3             # ... and follows the sources' spectrum over this many bands at a time
 
 
-def mel(f):
-    """Hz → mel (HTK)."""
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
 def band_centres_hz(sr: int) -> np.ndarray:
     """The centres (Hz) of the 64 mel bands at rate `sr`."""
-    lo, hi = LOW_HZ, min(HIGH_HZ, sr / 2.0)
-    return 700.0 * (10.0 ** (np.linspace(mel(lo), mel(hi), N_BANDS + 2)[1:-1] / 2595.0) - 1.0)
+    return mel_band_edges(N_BANDS, MEL_LOW_HZ, min(MEL_HIGH_HZ, sr / 2.0))[1:-1]
 
 
 def equalise(y: np.ndarray, sr: int, curve_db, *, scale: float = 1.0) -> np.ndarray:
@@ -54,8 +48,8 @@ def equalise(y: np.ndarray, sr: int, curve_db, *, scale: float = 1.0) -> np.ndar
         return y
     n = len(y) + FILTER_PAD
     freqs = np.fft.rfftfreq(n, 1.0 / sr)
-    centres = mel(band_centres_hz(sr))
-    gain_db = sum(w * np.interp(mel(freqs / sc), centres, np.asarray(c, dtype=np.float64))
+    centres = hz_to_mel(band_centres_hz(sr))
+    gain_db = sum(w * np.interp(hz_to_mel(freqs / sc), centres, np.asarray(c, dtype=np.float64))
                   for (c, _, sc), w in zip(terms, weights) if w > 0) / weights.sum()
     return np.fft.irfft(np.fft.rfft(y, n) * 10.0 ** (gain_db / 20.0), n)[:len(y)]
 
@@ -96,5 +90,5 @@ def texture_curve(reference_db: np.ndarray, takes: list[np.ndarray], sr: int, *,
     return curve
 
 
-__all__ = ["N_BANDS", "TEXTURE_MAX_DB", "TEXTURE_SMOOTH_BANDS", "band_centres_hz", "equalise", "mel",
+__all__ = ["N_BANDS", "TEXTURE_MAX_DB", "TEXTURE_SMOOTH_BANDS", "band_centres_hz", "equalise",
            "profile_distance_db", "smooth_bands", "texture_curve"]

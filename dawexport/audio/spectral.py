@@ -18,18 +18,30 @@ import numpy as np
 from scipy import signal as sps
 
 
+def hz_to_mel(f):
+    """Hz → mel (HTK formula)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    """mel → Hz (HTK formula)."""
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_band_edges(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The n_mels + 2 edges (Hz) of `mel_filterbank`'s triangles: band i rises from edge i, peaks at edge
+    i + 1 (its centre) and falls to edge i + 2.
+
+        >>> mel_band_edges(2, 0.0, 1000.0).round(1)
+        array([   0. ,  240.9,  564.7, 1000. ])
+    """
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 20.0,
                    fmax: float | None = None) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) triangular filters evenly spaced on the mel scale (HTK formula)."""
-    fmax = fmax or sample_rate / 2.0
-
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
+    edges = mel_band_edges(n_mels, fmin, fmax or sample_rate / 2.0)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     up = (freqs - lo) / np.maximum(mid - lo, 1e-9)
