@@ -120,17 +120,18 @@ class SampleRNNEngine(TextureEngine):
         device = pick_device(self.device)
         device = device if device.type == "cuda" else torch.device("cpu")     # the per-sample loop: CUDA or CPU
         model.to(device)
-        q = np.empty((len(keys), n), dtype=np.int64)
+        q, keys_n = np.empty((len(keys), n), dtype=np.int64), len(keys)
         for length in sorted({length for _, length in segments}, reverse=True):
             starts = [(k, t) for k, (t, size) in enumerate(segments) if size == length]
-            prime = primes[[k for k, _ in starts]].reshape(len(starts) * len(keys), -1)
+            prime = primes[[k for k, _ in starts]].reshape(len(starts) * keys_n, -1)     # row: segment, key
             draws = np.concatenate([uniforms[t:t + length] for _, t in starts], axis=1)
-            out = np.concatenate([
-                generate_on_cores(model, torch.from_numpy(prime[rows]).to(device), length,
-                                  torch.from_numpy(draws[:, rows]).to(device), s.temperature, s.threads).cpu().numpy()
-                for rows in even_slices(len(prime), ROWS_PER_CORE * max(1, s.threads))])
-            for i, (_, t) in enumerate(starts):
-                q[:, t:t + length] = out[i * len(keys):(i + 1) * len(keys)]
+            for rows in even_slices(len(prime), ROWS_PER_CORE * max(1, s.threads)):
+                out = generate_on_cores(model, torch.from_numpy(prime[rows]).to(device), length,
+                                        torch.from_numpy(draws[:, rows]).to(device), s.temperature,
+                                        s.threads).cpu().numpy()
+                for i in range(rows.start // keys_n, (rows.stop - 1) // keys_n + 1):
+                    lo, hi, t = max(rows.start, i * keys_n), min(rows.stop, (i + 1) * keys_n), starts[i][1]
+                    q[lo - i * keys_n:hi - i * keys_n, t:t + length] = out[lo - rows.start:hi - rows.start]
         return list(DECODED[q])          # = mu_law_decode(q), by lookup (the formula took ~2 % of a build's render)
 
     def _segments(self, top: int, keys: list[tuple], n: int, reprime: bool = True
