@@ -12,6 +12,12 @@ What it measures (prints markdown tables; not timed tests: on a shared machine c
   alone in the same run, split between threads the same way and looped by TorchScript the same way (so
   neither holds Python's lock), interleaved with the generation runs (medians; the share by wall clock, and
   by CPU time, which a busy machine disturbs less);
+- SampleRNN in a build (`render_textures`, the engine's own path, as a build calls it): instruments/
+  textures.yaml's 48 candidates × 2 channels of 4.3 s at the default settings (re-primed every 0.5 s:
+  every segment of every texture is a stream, all drawn at once in calls of at most 256 rows a core), on
+  `--render-cores`; the bound is the matmuls of the very calls it made (rows, prime warm-up, length),
+  split between threads the same way, interleaved with the renders (medians); Python's share of the render
+  (primes, uniforms, decoding) counts against the generator;
 - LSTM-VAE generation of 64 textures of 4 s (`LSTMVAEEngine._generate`: the LSTM steps, the decoding to
   audio, the FFT phase rebuild) in × real time, for both domains;
 - with --train: each engine trained within the budget on each of three short sounds of different kinds
@@ -157,7 +163,9 @@ def samplernn_render_speed(candidates: int, channels: int, seconds: float, repea
     of `seconds` (the default settings: re-primed every 0.5 s from the drum take's onsets, 0.1 s primes,
     `render_batch` textures at a time, every segment of them one batch) on a default model with random
     weights, no match EQ; against the bound of the very calls it made to the generator (each call's rows,
-    prime and length: its matmuls alone, split between the threads the same way), repeats interleaved."""
+    prime and length: its matmuls alone, split between the threads the same way), each call's bound run
+    right after the call (A B A B … a few seconds apart, so a burst of load hits both alike) and its time
+    taken out of the render's."""
     from dawexport.engines.samplernn import engine as samplernn_engine
     from dawexport.engines.samplernn.data import quantise
     settings = SampleRNNSettings(threads=cores)
@@ -168,33 +176,43 @@ def samplernn_render_speed(candidates: int, channels: int, seconds: float, repea
     engine.prime_pool = np.concatenate(quantise([c.audio for c in drum.clips]))
     requests = [TextureRequest(ch, seconds, i) for i in range(candidates) for ch in ("L", "R")[:channels]]
     calls, real = [], samplernn_engine.generate_on_cores
+    bound = {"wall": 0.0, "cpu": 0.0, "aside": 0.0, "on": False}
 
     def recording(model, prime, n, uniforms, temperature=1.0, cores=1):
-        calls.append((prime.shape[0], prime.shape[1] - model.config.top, n))
-        return real(model, prime, n, uniforms, temperature, cores)
+        out = real(model, prime, n, uniforms, temperature, cores)
+        rows, warm = prime.shape[0], prime.shape[1] - model.config.top
+        calls.append((rows, warm, n))
+        if bound["on"]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            bound["wall"] += samplernn_bound(model, rows, n, cores, warm)
+            bound["cpu"] += time.process_time() - c0
+            bound["aside"] += time.perf_counter() - t0
+        return out
 
     samplernn_engine.generate_on_cores = recording
     try:
         engine.render_textures(requests[:2 * cores])                   # warm: compiling, first-call costs
-        gen, bound, gen_cpu, bound_cpu = [], [], [], []
+        samplernn_bound(engine.model, 2 * cores, 64, cores, 16)
+        gen, bounds, gen_cpu, bounds_cpu = [], [], [], []
         for _ in range(repeats):
             calls.clear()
+            bound.update(wall=0.0, cpu=0.0, aside=0.0, on=True)
             t0, c0 = time.perf_counter(), time.process_time()
             engine.render_textures(requests)
-            gen.append(time.perf_counter() - t0)
-            gen_cpu.append(time.process_time() - c0)
-            c0 = time.process_time()
-            bound.append(sum(samplernn_bound(engine.model, rows, n, cores, warm) for rows, warm, n in calls))
-            bound_cpu.append(time.process_time() - c0)
+            gen.append(time.perf_counter() - t0 - bound["aside"])
+            gen_cpu.append(time.process_time() - c0 - bound["cpu"])
+            bounds.append(bound["wall"])
+            bounds_cpu.append(bound["cpu"])
     finally:
         samplernn_engine.generate_on_cores = real
     samples = sum(round(r.duration_s * engine.sample_rate) for r in requests)
-    g, b = statistics.median(gen), statistics.median(bound)
+    g, b = statistics.median(gen), statistics.median(bounds)
     return {"cores": cores, "textures": len(requests), "seconds": seconds, "calls": list(calls),
             "rows_per_core": sorted({-(-rows // cores) for rows, _, _ in calls}, reverse=True),
             "samples_per_s": samples / g, "x_real_time_44k": samples / g / CD_RATE,
             "x_real_time": samples / g / engine.sample_rate, "wall_s": g,
-            "share_of_bound": b / g, "share_of_bound_cpu": statistics.median(bound_cpu) / statistics.median(gen_cpu)}
+            "share_of_bound": b / g, "share_of_bound_cpu": statistics.median(bounds_cpu) / statistics.median(gen_cpu),
+            "shares": [bb / gg for bb, gg in zip(bounds, gen)]}
 
 
 def lstm_vae_speed(domain: str, textures: int, seconds: float) -> dict:
@@ -306,6 +324,8 @@ def main() -> int:
                         help="SampleRNN in a build: candidates (× 2 channels) rendered by `render_textures` (0: skip)")
     parser.add_argument("--render-seconds", type=float, default=4.3,
                         help="their length (instruments/textures.yaml: 4 s + the 0.3 s loop crossfade)")
+    parser.add_argument("--render-cores", type=int, nargs="+", default=[2],
+                        help="SampleRNN in a build: generation threads (the goal's: 2)")
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--engines", nargs="+", default=["lstm_vae", "samplernn"])
     parser.add_argument("--sounds", nargs="+", default=list(SOUNDS))
@@ -336,20 +356,20 @@ def main() -> int:
 
     if args.render_candidates:
         rows = [samplernn_render_speed(args.render_candidates, 2, args.render_seconds, args.repeats, c)
-                for c in args.cores]
+                for c in args.render_cores]
         figures["samplernn_render"] = rows
         print(f"\n**SampleRNN generation in a build** (`render_textures`, the engine's path: "
-              f"{args.render_candidates} candidates × 2 channels of {args.render_seconds:g} s, as "
-              f"instruments/textures.yaml asks; default settings: re-primed every 0.5 s, each segment a stream, "
-              f"all drawn at once; random weights; median of {args.repeats}, interleaved with the bound of the "
-              f"same calls; load average {os.getloadavg()[0]:.1f})\n")
+              f"{args.render_candidates} candidates × 2 channels of {args.render_seconds:g} s (instruments/"
+              f"textures.yaml asks 48 of 4.3 s); default settings: re-primed every 0.5 s, each segment a stream, "
+              f"all drawn at once; random weights; median of {args.repeats} (each run's in brackets), each "
+              f"generator call followed by its bound; load average {os.getloadavg()[0]:.1f})\n")
         print("| cores | rows a core per call | wall s | × real time at 16 kHz (44.1 kHz) | share of bound | "
               "… by CPU time |")
         print("|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['cores']} | {' / '.join(map(str, r['rows_per_core']))} | {r['wall_s']:.1f} | "
-                  f"{r['x_real_time']:.1f}× ({r['x_real_time_44k']:.2f}×) | {100 * r['share_of_bound']:.0f} % | "
-                  f"{100 * r['share_of_bound_cpu']:.0f} % |")
+                  f"{r['x_real_time']:.1f}× ({r['x_real_time_44k']:.2f}×) | {100 * r['share_of_bound']:.0f} % ("
+                  + " / ".join(f"{100 * x:.0f}" for x in r["shares"]) + f") | {100 * r['share_of_bound_cpu']:.0f} % |")
 
     vae = [lstm_vae_speed(d, 64, args.seconds) for d in ("dct", "fft")]
     figures["lstm_vae_speed"] = vae
