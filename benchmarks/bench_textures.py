@@ -12,6 +12,12 @@ What it measures (prints markdown tables; not timed tests: on a shared machine c
   alone in the same run, split between threads the same way and looped by TorchScript the same way (so
   neither holds Python's lock), interleaved with the generation runs (medians; the share by wall clock, and
   by CPU time, which a busy machine disturbs less);
+- SampleRNN in a build (`render_textures`, the engine's own path, as a build calls it): instruments/
+  textures.yaml's 48 candidates × 2 channels of 4.3 s at the default settings (re-primed every 0.5 s:
+  every segment of every texture is a stream, all drawn at once in calls of at most 256 rows a core), on
+  `--render-cores`; the bound is the matmuls of the very calls it made (rows, prime warm-up, length),
+  split between threads the same way, interleaved with the renders (medians); Python's share of the render
+  (primes, uniforms, decoding) counts against the generator;
 - LSTM-VAE generation of 64 textures of 4 s (`LSTMVAEEngine._generate`: the LSTM steps, the decoding to
   audio, the FFT phase rebuild) in × real time, for both domains;
 - with --train: each engine trained within the budget on each of three short sounds of different kinds
@@ -65,11 +71,13 @@ CD_RATE = 44100
 
 # ------------------------------------------------------------------------------------- SampleRNN speed
 
-def _bound_loop(steps: int, frames: List[int], tiers: List[List[torch.Tensor]], mlp: List[torch.Tensor]) -> None:
+def _bound_loop(steps: int, warm: int, frames: List[int], tiers: List[List[torch.Tensor]],
+                mlp: List[torch.Tensor]) -> None:
     """The generator's matmuls alone, in its order, each into a buffer (a result left unused would be
-    dropped by TorchScript); TorchScript like the generator's loop: no Python lock."""
+    dropped by TorchScript); TorchScript like the generator's loop: no Python lock. The first `warm` steps
+    step the frame tiers only, as the generator does through a long prime."""
     h, out1, out2, w_hidden, b_hidden, w_out, b_out = mlp[0], mlp[1], mlp[2], mlp[3], mlp[4], mlp[5], mlp[6]
-    for t in range(steps):
+    for t in range(warm + steps):
         for k in range(len(frames)):
             if t % frames[k] == 0:
                 w = tiers[k]    # frame, state, w_inp, b_inp, w_ih, w_hh, w_up, b_up, x, gi, gh, up
@@ -77,19 +85,28 @@ def _bound_loop(steps: int, frames: List[int], tiers: List[List[torch.Tensor]], 
                 torch.mm(w[8], w[4], out=w[9])
                 torch.mm(w[1], w[5], out=w[10])
                 torch.addmm(w[7], w[1], w[6], out=w[11])
+        if t < warm:
+            continue
         torch.addmm(b_hidden, h, w_hidden, out=out1)
         torch.addmm(b_out, out1, w_out, out=out2)
 
 
-def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> float:
-    """Seconds for the generator's matmuls alone over `steps` samples (same shapes, same order), the
-    streams split between `cores` threads with one torch thread each, as `generate_on_cores` splits them,
-    each thread's loop run by TorchScript's plain interpreter as the generator's is."""
+_BOUND_LOOP: list = []
+
+
+def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int, warm: int = 0) -> float:
+    """Seconds for the generator's matmuls alone over `steps` samples after `warm` frame-tier-only steps
+    (same shapes, same order), the streams split between `cores` threads with one torch thread each, as
+    `generate_on_cores` splits them, each thread's loop run by TorchScript's plain interpreter as the
+    generator's is."""
     cfg = model.config
-    bounds = [round(i * batch / cores) for i in range(cores + 1)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        loop = torch.jit.script(_bound_loop)
+    groups = max(1, min(cores, batch))
+    bounds = [round(i * batch / groups) for i in range(groups + 1)]
+    if not _BOUND_LOOP:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _BOUND_LOOP.append(torch.jit.script(_bound_loop))
+    loop = _BOUND_LOOP[0]
 
     def run(rows: int) -> None:
         torch.set_num_threads(1)
@@ -104,9 +121,9 @@ def samplernn_bound(model: SampleRNN, batch: int, steps: int, cores: int) -> flo
                       torch.empty(rows, 3 * cfg.dim), torch.empty(rows, tier.up.out_features)]
                      for tier in model.tiers]
             with torch.jit.optimized_execution(False):
-                loop(steps, [tier.frame for tier in model.tiers], tiers, mlp)
+                loop(steps, warm, [tier.frame for tier in model.tiers], tiers, mlp)
 
-    with cpu_threads(1), ThreadPoolExecutor(cores) as pool:
+    with cpu_threads(1), ThreadPoolExecutor(groups) as pool:
         t0 = time.perf_counter()
         list(pool.map(run, [hi - lo for lo, hi in zip(bounds, bounds[1:])]))
         return time.perf_counter() - t0
@@ -139,6 +156,63 @@ def samplernn_speed(batch: int, steps: int, repeats: int, cores: int, shared: bo
     return {"batch": batch, "cores": cores, "shared": shared, "samples_per_s": rate, "x_real_time_44k": rate / CD_RATE,
             "share_of_bound": b / g, "bound_samples_per_s": batch * steps / b,
             "share_of_bound_cpu": statistics.median(bound_cpu) / statistics.median(gen_cpu)}
+
+
+def samplernn_render_speed(candidates: int, channels: int, seconds: float, repeats: int, cores: int) -> dict:
+    """A build's generation, the engine's own path: `render_textures` of `candidates` × `channels` textures
+    of `seconds` (the default settings: re-primed every 0.5 s from the drum take's onsets, 0.1 s primes,
+    `render_batch` textures at a time, every segment of them one batch) on a default model with random
+    weights, no match EQ; against the bound of the very calls it made to the generator (each call's rows,
+    prime and length: its matmuls alone, split between the threads the same way), each call's bound run
+    right after the call (A B A B … a few seconds apart, so a burst of load hits both alike) and its time
+    taken out of the render's."""
+    from dawexport.engines.samplernn import engine as samplernn_engine
+    from dawexport.engines.samplernn.data import quantise
+    settings = SampleRNNSettings(threads=cores)
+    engine = SampleRNNEngine(settings, sample_rate=SampleRNNEngine.capabilities.default_rate, seed=0, device="cpu")
+    torch.manual_seed(0)
+    engine.model = SampleRNN(engine.model_config()).eval()
+    drum = corpus_of("drum", engine.sample_rate)
+    engine.prime_pool = np.concatenate(quantise([c.audio for c in drum.clips]))
+    requests = [TextureRequest(ch, seconds, i) for i in range(candidates) for ch in ("L", "R")[:channels]]
+    calls, real = [], samplernn_engine.generate_on_cores
+    bound = {"wall": 0.0, "cpu": 0.0, "aside": 0.0, "on": False}
+
+    def recording(model, prime, n, uniforms, temperature=1.0, cores=1):
+        out = real(model, prime, n, uniforms, temperature, cores)
+        rows, warm = prime.shape[0], prime.shape[1] - model.config.top
+        calls.append((rows, warm, n))
+        if bound["on"]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            bound["wall"] += samplernn_bound(model, rows, n, cores, warm)
+            bound["cpu"] += time.process_time() - c0
+            bound["aside"] += time.perf_counter() - t0
+        return out
+
+    samplernn_engine.generate_on_cores = recording
+    try:
+        engine.render_textures(requests[:2 * cores])                   # warm: compiling, first-call costs
+        samplernn_bound(engine.model, 2 * cores, 64, cores, 16)
+        gen, bounds, gen_cpu, bounds_cpu = [], [], [], []
+        for _ in range(repeats):
+            calls.clear()
+            bound.update(wall=0.0, cpu=0.0, aside=0.0, on=True)
+            t0, c0 = time.perf_counter(), time.process_time()
+            engine.render_textures(requests)
+            gen.append(time.perf_counter() - t0 - bound["aside"])
+            gen_cpu.append(time.process_time() - c0 - bound["cpu"])
+            bounds.append(bound["wall"])
+            bounds_cpu.append(bound["cpu"])
+    finally:
+        samplernn_engine.generate_on_cores = real
+    samples = sum(round(r.duration_s * engine.sample_rate) for r in requests)
+    g, b = statistics.median(gen), statistics.median(bounds)
+    return {"cores": cores, "textures": len(requests), "seconds": seconds, "calls": list(calls),
+            "rows_per_core": sorted({-(-rows // cores) for rows, _, _ in calls}, reverse=True),
+            "samples_per_s": samples / g, "x_real_time_44k": samples / g / CD_RATE,
+            "x_real_time": samples / g / engine.sample_rate, "wall_s": g,
+            "share_of_bound": b / g, "share_of_bound_cpu": statistics.median(bounds_cpu) / statistics.median(gen_cpu),
+            "shares": [bb / gg for bb, gg in zip(bounds, gen)]}
 
 
 def lstm_vae_speed(domain: str, textures: int, seconds: float) -> dict:
@@ -246,6 +320,12 @@ def main() -> int:
                         help="also the streams in one group with torch's threads sharing each matmul (the "
                              "previous way), against the same bound")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--render-candidates", type=int, default=48,
+                        help="SampleRNN in a build: candidates (× 2 channels) rendered by `render_textures` (0: skip)")
+    parser.add_argument("--render-seconds", type=float, default=4.3,
+                        help="their length (instruments/textures.yaml: 4 s + the 0.3 s loop crossfade)")
+    parser.add_argument("--render-cores", type=int, nargs="+", default=[2],
+                        help="SampleRNN in a build: generation threads (the goal's: 2)")
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--engines", nargs="+", default=["lstm_vae", "samplernn"])
     parser.add_argument("--sounds", nargs="+", default=list(SOUNDS))
@@ -273,6 +353,23 @@ def main() -> int:
         print(f"| {r['cores']}{' (shared matmuls)' if r['shared'] else ''} | {r['batch']} | {r['samples_per_s']:,.0f} | {r['x_real_time_44k']:.2f}× | "
               f"{r['bound_samples_per_s']:,.0f} | {100 * r['share_of_bound']:.0f} % | "
               f"{100 * r['share_of_bound_cpu']:.0f} % |")
+
+    if args.render_candidates:
+        rows = [samplernn_render_speed(args.render_candidates, 2, args.render_seconds, args.repeats, c)
+                for c in args.render_cores]
+        figures["samplernn_render"] = rows
+        print(f"\n**SampleRNN generation in a build** (`render_textures`, the engine's path: "
+              f"{args.render_candidates} candidates × 2 channels of {args.render_seconds:g} s (instruments/"
+              f"textures.yaml asks 48 of 4.3 s); default settings: re-primed every 0.5 s, each segment a stream, "
+              f"all drawn at once; random weights; median of {args.repeats} (each run's in brackets), each "
+              f"generator call followed by its bound; load average {os.getloadavg()[0]:.1f})\n")
+        print("| cores | rows a core per call | wall s | × real time at 16 kHz (44.1 kHz) | share of bound | "
+              "… by CPU time |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['cores']} | {' / '.join(map(str, r['rows_per_core']))} | {r['wall_s']:.1f} | "
+                  f"{r['x_real_time']:.1f}× ({r['x_real_time_44k']:.2f}×) | {100 * r['share_of_bound']:.0f} % ("
+                  + " / ".join(f"{100 * x:.0f}" for x in r["shares"]) + f") | {100 * r['share_of_bound_cpu']:.0f} % |")
 
     vae = [lstm_vae_speed(d, 64, args.seconds) for d in ("dct", "fft")]
     figures["lstm_vae_speed"] = vae

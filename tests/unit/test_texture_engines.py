@@ -149,6 +149,33 @@ def test_samplernn_reprimes_inside_the_sources_attacks_the_same_in_any_batch(pri
     np.testing.assert_array_equal(together[2], engine._generate(engine.model, keys[2:], 4000)[0])
 
 
+def test_samplernn_draws_every_segment_of_every_texture_at_once_as_segment_by_segment(monkeypatch):
+    """A re-primed texture is one stream per segment, and `_generate` draws all segments of all textures in
+    one batch (rows = textures × segments, split between the cores and into calls of at most ROWS_PER_CORE a
+    core): the same classes as drawing each segment's streams alone, as the generator did before, on the
+    default model's sizes."""
+    from dawexport.engines.samplernn import SampleRNNEngine, SampleRNNSettings
+    from dawexport.engines.samplernn import engine as samplernn_engine
+    from dawexport.engines.samplernn.model import generate_on_cores
+    from dawexport.engines.wavenet.model import mu_law_decode
+    settings = SampleRNNSettings(reprime_every=0.02, prime_seconds=0.01, temperature=0.8)
+    engine = SampleRNNEngine(settings, sample_rate=SR, seed=0, device="cpu")
+    engine.prime_pool = np.random.default_rng(5).integers(0, 256, SR).astype(np.uint8)
+    torch.manual_seed(0)
+    engine.model = SampleRNN(engine.model_config()).eval()
+    keys, n = [("L", k) for k in range(5)], 1200
+    segments, primes, uniforms = engine._segments(engine.model.config.top, keys, n)
+    assert [length for _, length in segments] == [320, 320, 320, 240] and primes.shape[:2] == (4, 5)
+    alone = torch.cat([generate_on_cores(engine.model, torch.from_numpy(primes[k]), length,
+                                         torch.from_numpy(uniforms[t:t + length]), 0.8, cores=2)
+                       for k, (t, length) in enumerate(segments)], 1)
+    expected = mu_law_decode(alone.numpy())
+    assert len(set(alone.flatten().tolist())) > 20
+    np.testing.assert_array_equal(np.stack(engine._generate(engine.model, keys, n)), expected)
+    monkeypatch.setattr(samplernn_engine, "ROWS_PER_CORE", 4)     # 15 rows of 320 samples: calls of 8 and 7
+    np.testing.assert_array_equal(np.stack(engine._generate(engine.model, keys, n)), expected)
+
+
 def test_primed_once_textures_are_left_to_run_among_re_primed_ones():
     """With `primed_once`, every n-th texture (by variation) skips re-priming: those are the model's own
     long runs (hums for a wavetable), the others are re-primed, each the same as when generated alone."""

@@ -25,6 +25,9 @@ class SampleRNNSettings(TextureSettings):
                                                             "recording, 0.8 gave the babble all noise, 1.0 all "
                                                             "three)")
 
+    render_batch: int = Field(128, ge=1, le=1024, description="textures generated together (each re-primed "
+                                                            "segment is a stream of its own: 128 textures of 4 s "
+                                                            "re-primed every 0.5 s are ~1000 streams)")
     prime_seconds: float = Field(0.1, ge=0, le=2, description="seconds of the sources each texture (and each "
                                                               "re-primed segment) starts from: the frame tiers "
                                                               "step through them before the first new sample "
