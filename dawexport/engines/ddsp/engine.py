@@ -58,7 +58,7 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
+from .model import DDSP, DDSPConfig, TopTerm, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -166,13 +166,14 @@ class DDSPEngine(Engine):
 
         key_mel, key_w = self._key_tensors(keys)
         sizes = fft_sizes(self.sample_rate)
+        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
         n_keys = len(keys)
 
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss
