@@ -700,3 +700,24 @@ def test_round_robins_take_another_path_through_the_sustain(trained):
     _, la, _, za, _ = engine._controls_for(a, frames_of(engine, a))
     _, lb, _, zb, _ = engine._controls_for(b, frames_of(engine, b))
     assert np.abs(za - zb).max() > 1e-3 and abs(rms_db(la) - rms_db(lb)) < 1.0
+
+
+def test_the_noise_follows_the_pitch_law_and_the_harmonics_stay(trained):
+    """`noise_pitch_law: 6`: an octave above its source a note's noise (the floor between its harmonics) is
+    6 dB louder and an octave below 6 dB quieter, its harmonics as they were; it only changes rendering."""
+    from dawexport.audio.fidelity import harmonic_split
+    _, corpus, folder = trained
+    plain, law = loaded(folder), loaded(folder, noise_pitch_law=6.0)
+    assert plain.cache_key(corpus) == law.cache_key(corpus)
+    source = law.keys[0].pitch_midi                                     # 'dark', about 57
+    for shift in (12, -12):
+        note = int(round(source)) + shift
+        req = request({"dark": 1.0}, note=note, duration=1.0)
+        a, = plain.render([req])
+        b, = law.render([req])
+        bands = [(600, 2000), (2000, 7000)]
+        peaks_a, floor_a = harmonic_split(a, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
+        peaks_b, floor_b = harmonic_split(b, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
+        want = 6.0 * (note - source) / 12.0
+        assert np.allclose(floor_b - floor_a, want, atol=1.0), (shift, floor_b - floor_a)
+        assert np.all(np.abs(peaks_b[:1] - peaks_a[:1]) < 1.0)

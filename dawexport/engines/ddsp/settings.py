@@ -60,6 +60,12 @@ class DDSPSettings(TrainingSettings):
                             "harmonic the model leaves to noise costs as much as its whole band")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
+    noise_pitch_law: float = Field(0.0, ge=-24.0, le=24.0, description="dB per octave the noise branch's level "
+                                   "moves with a note's distance from its corners' source pitch (render only). The "
+                                   "harmonics' envelope spreads over half as many harmonics an octave up, each 6 dB "
+                                   "louder; 6 keeps the noise in the same balance with them at every key, so a "
+                                   "breathy top is not left to the harmonics an octave up nor to the noise an "
+                                   "octave down. 0: the level the decoder learned")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
