@@ -27,7 +27,7 @@ from dawexport.engines.common.velocity import velocity_db
 from dawexport.engines.ddsp import DDSPEngine, DDSPSettings
 from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_convolve, fft_sizes,
                                           filtered_noise, harmonic_amplitudes, harmonic_synth, hz_to_mel,
-                                          multi_resolution_stft_loss, oscillator_phase)
+                                          multi_resolution_stft_loss, oscillator_phase, TopTerm)
 from dawexport.errors import EngineError
 from dawexport.progress import SILENT
 
@@ -275,6 +275,39 @@ def test_spectral_loss_is_zero_for_a_match_and_grows_with_difference():
     small = float(multi_resolution_stft_loss(x * 1.1, x, sizes))
     big = float(multi_resolution_stft_loss(x * 3.0, x, sizes))
     assert 0 < small < big
+
+
+def breathy_top(noise_takes_the_top: bool, seed: int, sr: int = 44100, f0: float = 400.0) -> torch.Tensor:
+    """Harmonics 1/k with a little breath; or the same below 4 kHz with the harmonics above 4 kHz 20 dB down
+    and louder noise (high-passed at 4 kHz) carrying their power instead."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(sr // 2) / sr
+    low = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(4000 // f0) + 1))
+    high = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(int(4000 // f0) + 1, int(16000 // f0)))
+    spec = np.fft.rfft(rng.standard_normal(len(t)))
+    spec[np.fft.rfftfreq(len(t), 1 / sr) < 4000] = 0
+    top_noise = np.fft.irfft(spec, len(t))
+    top_noise *= np.sqrt(np.mean(high ** 2) / np.mean(top_noise ** 2))
+    breath = 0.003 * rng.standard_normal(len(t))
+    x = low + (0.1 * high + top_noise if noise_takes_the_top else high) + breath
+    return torch.tensor(x, dtype=torch.float32)[None]
+
+
+@pytest.mark.parametrize("peaks", [False, True])
+def test_the_top_term_grows_when_noise_takes_the_top_harmonics_place(peaks):
+    target = breathy_top(False, seed=0)
+    same, noisy = breathy_top(False, seed=1), breathy_top(True, seed=1)        # other breath; noise on top
+    sizes = fft_sizes(44100)
+    top = TopTerm(weight=1.0, hz=4000.0, sample_rate=44100, peaks=peaks)
+    assert float(multi_resolution_stft_loss(target, target, sizes, top=top)) == 0.0
+
+    def term(pred):
+        return float(multi_resolution_stft_loss(pred, target, sizes, top=top)
+                     - multi_resolution_stft_loss(pred, target, sizes))
+    assert term(noisy) > 3 * term(same) > 0
+    assert TopTerm(weight=0.0).weight == 0.0 and float(multi_resolution_stft_loss(
+        noisy, target, sizes, top=TopTerm(weight=0.0))) == pytest.approx(float(
+            multi_resolution_stft_loss(noisy, target, sizes)))
 
 
 def test_small_dsp_helpers():
@@ -667,3 +700,24 @@ def test_round_robins_take_another_path_through_the_sustain(trained):
     _, la, _, za, _ = engine._controls_for(a, frames_of(engine, a))
     _, lb, _, zb, _ = engine._controls_for(b, frames_of(engine, b))
     assert np.abs(za - zb).max() > 1e-3 and abs(rms_db(la) - rms_db(lb)) < 1.0
+
+
+def test_the_noise_follows_the_pitch_law_and_the_harmonics_stay(trained):
+    """`noise_pitch_law: 6`: an octave above its source a note's noise (the floor between its harmonics) is
+    6 dB louder and an octave below 6 dB quieter, its harmonics as they were; it only changes rendering."""
+    from dawexport.audio.fidelity import harmonic_split
+    _, corpus, folder = trained
+    plain, law = loaded(folder), loaded(folder, noise_pitch_law=6.0)
+    assert plain.cache_key(corpus) == law.cache_key(corpus)
+    source = law.keys[0].pitch_midi                                     # 'dark', about 57
+    for shift in (12, -12):
+        note = int(round(source)) + shift
+        req = request({"dark": 1.0}, note=note, duration=1.0)
+        a, = plain.render([req])
+        b, = law.render([req])
+        bands = [(600, 2000), (2000, 7000)]
+        peaks_a, floor_a = harmonic_split(a, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
+        peaks_b, floor_b = harmonic_split(b, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
+        want = 6.0 * (note - source) / 12.0
+        assert np.allclose(floor_b - floor_a, want, atol=1.0), (shift, floor_b - floor_a)
+        assert np.all(np.abs(peaks_b[:1] - peaks_a[:1]) < 1.0)

@@ -4,6 +4,7 @@ import pytest
 
 from dawexport.audio.analysis import estimate_pitch
 from dawexport.audio.fidelity import (best_formant_note, evolution_distance, formant_distance, formant_keeping_shift,
+                                     harmonic_split,
                                      onset_sample, timbre_distance)
 
 SR = 32000
@@ -148,3 +149,18 @@ def test_the_best_formant_note_is_a_real_note_and_no_other_scores_lower():
         moved = formant_keeping_shift(source, SR, 12.0, read=read)
         assert formant_distance(source, 250.0, SR, moved, 500.0, SR) >= best - 0.05
     assert best > 0.5                                       # the odd/even pattern cannot be kept an octave up
+
+
+def test_the_split_reads_harmonic_peaks_and_the_noise_floor_between_them():
+    """Harmonics 1/k with white noise: the peaks are the harmonics' levels, the floor the noise's
+    (10·log10(6σ²/n_fft)); a band with no harmonic reads NaN."""
+    sr, sigma = 32000, 0.003
+    t = np.arange(2 * sr) / sr
+    harmonics = sum(np.sin(2 * np.pi * k * 250.0 * t) / k for k in range(1, 60) if k * 250 < sr / 2 - 500)
+    x = harmonics + sigma * np.random.default_rng(1).standard_normal(len(t))
+    bands = [(200, 300), (2450, 2550), (9950, 10050)]          # harmonics 1, 10 and 40
+    peaks, floor = harmonic_split(x, sr, np.full(64, 250.0), bands)
+    assert np.allclose(peaks, 20 * np.log10(1.0 / np.array([1, 10, 40])), atol=0.5)
+    assert np.allclose(floor, 10 * np.log10(6 * sigma ** 2 / 8192), atol=1.0)
+    assert np.all(harmonic_split(harmonics, sr, 250.0, bands)[1] < floor - 20)   # no leak from the peaks
+    assert np.isnan(harmonic_split(x, sr, 250.0, [(100, 200)])[0][0])

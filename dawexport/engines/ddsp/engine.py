@@ -58,7 +58,7 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
+from .model import DDSP, DDSPConfig, TopTerm, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -100,6 +100,7 @@ class DDSPEngine(Engine):
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
+    render_only = ("noise_pitch_law",)
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -166,13 +167,14 @@ class DDSPEngine(Engine):
 
         key_mel, key_w = self._key_tensors(keys)
         sizes = fft_sizes(self.sample_rate)
+        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
         n_keys = len(keys)
 
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss
@@ -355,6 +357,24 @@ class DDSPEngine(Engine):
             + 20 * np.log10(np.maximum(env, 1e-4))
         return f0, np.maximum(loud, FLOOR_DB), gw, tracks, True
 
+    def noise_gain(self, request: RenderRequest) -> float:
+        """The noise branch's gain for a request: `noise_pitch_law` dB per octave from its corners' source
+        pitch (weighed like the corners); 1 at the source's own pitch.
+
+            >>> engine = DDSPEngine(DDSPEngine.Settings(noise_pitch_law=6.0), sample_rate=44100)
+            >>> engine.keys = [KeyInfo("a", "L", False, -10.0, 60.0, np.zeros(1), np.zeros((1, 4)), np.ones(1))]
+            >>> up = RenderRequest((("a", 1.0),), "L", 72, 127, 1.0, 0.2)                  # an octave up
+            >>> round(20 * math.log10(engine.noise_gain(up)), 3)
+            6.0
+        """
+        law = self.settings.noise_pitch_law
+        kw = self.key_weights(request) if law else np.zeros(0)
+        used = [(self.keys[i].pitch_midi, kw[i]) for i in np.flatnonzero(kw) if math.isfinite(self.keys[i].pitch_midi)]
+        if not used:
+            return 1.0
+        source = sum(p * w for p, w in used) / sum(w for _, w in used)
+        return float(10.0 ** (law * (request.note - source) / 12.0 / 20.0))
+
     def _room_weights(self, kw: torch.Tensor) -> torch.Tensor:
         """Key weights with each key's weight moved to the first key with the same audio (whose room trained)."""
         first: dict[str, int] = {}
@@ -411,6 +431,9 @@ class DDSPEngine(Engine):
                         controls = model.controls_blend(f0, loud, z, gw)
                     else:
                         controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1))
+                    noise_gain = torch.tensor([self.noise_gain(requests[i]) for i in filled], dtype=torch.float32,
+                                              device=device)
+                    controls["magnitudes"] = controls["magnitudes"] * noise_gain[:, None, None]
                     audio = model.synthesize(controls, white, self._room_weights(kw) if model.reverb is not None
                                              else None)
                 audio = audio.cpu().numpy()

@@ -250,15 +250,55 @@ def fft_sizes(sample_rate: int, base=(2048, 1024, 512, 256, 128, 64)) -> tuple[i
     return tuple(int(2 ** round(math.log2(s * sample_rate / 16000.0))) for s in base)
 
 
+@dataclass(frozen=True)
+class TopTerm:
+    """An extra log-magnitude term over the top of the spectrum at the harmonic-resolving STFT sizes.
+
+    The multi-resolution loss mostly sees the top of a breathy sound's spectrum in frames too short to tell
+    harmonics from noise, so either branch can supply its band power; a model that puts the top into noise
+    keeps its colour at the source's pitch but loses it an octave up, where the noise does not follow the
+    harmonics. This term counts the bins above `hz` of the `sizes` largest FFTs (which resolve harmonics)
+    `weight` times more; with `peaks` only the bins where the target is the loudest within ± `peak_hz`
+    (its harmonic peaks, and the maxima of its noise where it has no harmonics), so missing a harmonic peak
+    costs as much as its whole band of noise.
+    """
+    weight: float = 0.0
+    hz: float = 4000.0
+    sample_rate: int = 44100
+    sizes: int = 2
+    peaks: bool = False
+    peak_hz: float = 70.0
+
+    def bins(self, n_fft: int) -> tuple[int, int]:
+        """(first bin above `hz`, half-width in bins of the peak neighbourhood) at this FFT size."""
+        bin_hz = self.sample_rate / n_fft
+        return int(math.ceil(self.hz / bin_hz)), max(1, int(round(self.peak_hz / bin_hz)))
+
+    def __call__(self, log_pred: torch.Tensor, log_target: torch.Tensor, n_fft: int) -> torch.Tensor:
+        """Mean |log pred − log target| (…, bins, frames) over the chosen bins above `hz`, times `weight`."""
+        first, half = self.bins(n_fft)
+        lp, lt = log_pred[..., first:, :], log_target[..., first:, :]
+        if lp.shape[-2] == 0:
+            return lp.new_zeros(())
+        diff = (lp - lt).abs()
+        if not self.peaks:
+            return self.weight * diff.mean()
+        flat = lt.transpose(-1, -2).reshape(-1, 1, lt.shape[-2])          # (rows, 1, bins)
+        local = F.max_pool1d(flat, 2 * half + 1, stride=1, padding=half)
+        mask = (flat >= local).to(diff.dtype).reshape(*lt.shape[:-2], lt.shape[-1], lt.shape[-2]).transpose(-1, -2)
+        return self.weight * (diff * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes=(2048, 1024, 512, 256, 128, 64),
                                overlap: float = 0.75, log_eps: float = 1e-5, mag_weight: float = 1.0,
-                               log_weight: float = 1.0) -> torch.Tensor:
+                               log_weight: float = 1.0, top: TopTerm | None = None) -> torch.Tensor:
     """Sum over FFT sizes of relative L1 on magnitudes and L1 on log magnitudes (per-frame sums normalised
-    by the window, so a full-scale sine peaks at 0.5 at every size)."""
+    by the window, so a full-scale sine peaks at 0.5 at every size), plus `top` (a `TopTerm`) at the
+    largest sizes when given."""
     total = pred.new_zeros(())
-    for n_fft in sizes:
-        if n_fft > pred.shape[-1]:
-            continue
+    usable = [n for n in sizes if n <= pred.shape[-1]]
+    top_sizes = set(sorted(usable, reverse=True)[:top.sizes]) if top is not None and top.weight else set()
+    for n_fft in usable:
         hop = max(1, int(n_fft * (1.0 - overlap)))
         window = torch.hann_window(n_fft, device=pred.device, dtype=pred.dtype)
         norm = window.sum()
@@ -266,8 +306,12 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes=(
         st = torch.stft(target, n_fft, hop, window=window, center=True, return_complex=True).abs() / norm
         if mag_weight:
             total = total + mag_weight * (sp - st).abs().mean() / st.abs().mean().clamp_min(1e-7)
-        if log_weight:
-            total = total + log_weight * (torch.log(sp + log_eps) - torch.log(st + log_eps)).abs().mean()
+        if log_weight or n_fft in top_sizes:
+            lp, lt = torch.log(sp + log_eps), torch.log(st + log_eps)
+            if log_weight:
+                total = total + log_weight * (lp - lt).abs().mean()
+            if n_fft in top_sizes:
+                total = total + top(lp, lt, n_fft)
     return total
 
 
@@ -533,7 +577,7 @@ class DDSP(nn.Module):
         return self.synthesize(self.controls(f0_hz, loudness_db, z), white, key_weights)
 
 
-__all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb",
+__all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb", "TopTerm",
            "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid",
            "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
            "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",

@@ -51,8 +51,21 @@ class DDSPSettings(TrainingSettings):
     loudness_weight: float = Field(0.0, ge=0.0, le=10.0, description="weight of a level-contour term (mean "
                                    "|dB| per ~5 ms frame, per 20 dB) added to the spectral loss; 1 helped a plucked "
                                    "decay but not the other benchmark sounds (README), so it is off by default")
+    top_weight: float = Field(0.0, ge=0.0, le=100.0, description="weight of an extra log-magnitude term over "
+                              "the spectrum above `top_hz` at the two largest (harmonic-resolving) STFT sizes, "
+                              "so the top's split between harmonics and noise counts (0: off)")
+    top_hz: float = Field(4000.0, gt=0.0, le=24000.0, description="where the top term starts")
+    top_peaks: bool = Field(False, description="the top term counts only the target's local peaks (the loudest "
+                            "bin within ±70 Hz: its harmonics, and its noise's maxima where it has none), so a "
+                            "harmonic the model leaves to noise costs as much as its whole band")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
+    noise_pitch_law: float = Field(0.0, ge=-24.0, le=24.0, description="dB per octave the noise branch's level "
+                                   "moves with a note's distance from its corners' source pitch (render only). The "
+                                   "harmonics' envelope spreads over half as many harmonics an octave up, each 6 dB "
+                                   "louder; 6 keeps the noise in the same balance with them at every key, so a "
+                                   "breathy top is not left to the harmonics an octave up nor to the noise an "
+                                   "octave down. 0: the level the decoder learned")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
