@@ -32,7 +32,8 @@ class DDSPSettings(TrainingSettings):
         "sum to the overall amplitude (an octave up the same amplitude goes into half as many harmonics); "
         "'absolute': each harmonic's level is the envelope's where it sits, at every pitch (a source-filter "
         "model: an octave up the remaining harmonics keep their level against the noise; README: the flute's "
-        "formants ±12 1.4 / 1.7 dB instead of 2.3 / 2.6, but the pluck's timbre 2.1 dB, so not the default)")
+        "formants ±12 1.4 / 1.7 dB instead of 2.3 / 2.6, but the pluck's timbre 1.8–2.3 dB over three seeds "
+        "against the goal 2.0, so not the default)")
     pitch_free: bool = Field(True, description="the decoder reads only loudness and the latent z(t), not f0: "
                              "the envelope it outputs is the same at every pitch (f0 places the harmonics on it "
                              "and sets the harmonic and noise levels through one linear term). False: f0 is an "
