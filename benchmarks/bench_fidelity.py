@@ -5,6 +5,7 @@
     python benchmarks/bench_fidelity.py --max-steps 300 --set loudness_weight=1     # any other ddsp setting
     python benchmarks/bench_fidelity.py --max-steps 300 --pairs vowel-pluck         # one instrument only
     python benchmarks/bench_fidelity.py --floors        # each sound's formant floor only (seconds, no build)
+    python benchmarks/bench_fidelity.py --harmonics     # where each sound has harmonics, per band (seconds)
 
 Four sounds with real movement: the repository's cat meow (a two-syllable glide, stereo) and flute (a breathy
 attack), and two made here with real articulation: a sung vowel that glides /a/ → /i/ with its pitch rising and a
@@ -199,6 +200,47 @@ def floor_table(floors: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- where a source has harmonics
+
+PRESENCE_BANDS_HZ = ((1000, 2500), (2500, 4500), (4500, 6000), (6000, 8000), (8000, 12000))
+
+
+def harmonic_presence(source: np.ndarray, sr: int, hop: int = 256) -> dict:
+    """Per band, how far the source's harmonics stand above the floor around them (median dB over its frames
+    within 20 dB of the loudest, `harmonics.harmonic_levels` on its own f0 track) and the same for white noise
+    read on that track: where the two agree the source has no harmonics there, only noise (breath), and a
+    harmonic model can only hand that band to its noise."""
+    from dawexport.audio.analysis import loudness_db
+    from dawexport.audio.harmonics import harmonic_levels
+    track = f0_track(source, sr, fmin=60.0, fmax=2000.0, hop=hop)
+    voiced = track.voiced & np.isfinite(track.hz)
+    idx = np.arange(len(track.hz))
+    f0 = np.interp(idx, idx[voiced], track.hz[voiced])
+    loud = loudness_db(source, sr, hop=hop)[:len(f0)]
+    active = np.zeros(len(f0), bool)
+    active[:len(loud)] = (loud >= loud.max() - 20.0) & voiced[:len(loud)]
+    n_harmonics = int(0.5 * sr / f0[active].min())
+    noise = np.random.default_rng(0).standard_normal(len(source)) * 0.01
+    row = {}
+    for name, x in (("source", source), ("noise", noise)):
+        levels = harmonic_levels(x, sr, f0, hop, n_harmonics)
+        stands = 20 * np.log10(np.maximum(levels.amplitude, 1e-12) / np.maximum(levels.floor, 1e-12))
+        at = np.arange(1, n_harmonics + 1)[None, :] * f0[:, None]
+        for lo, hi in PRESENCE_BANDS_HZ:
+            sel = (at >= lo) & (at < hi) & active[:, None] & (levels.amplitude > 0)
+            row[f"{name}{lo}"] = float(np.median(stands[sel])) if sel.any() else float("nan")
+    return row
+
+
+def presence_table(presence: dict) -> str:
+    bands = " | ".join(f"{lo / 1000:g}–{hi / 1000:g} kHz" for lo, hi in PRESENCE_BANDS_HZ)
+    lines = [f"| sound | {bands} |", "|---|" + "---|" * len(PRESENCE_BANDS_HZ)]
+    for k, v in presence.items():
+        cells = " | ".join(f"{v[f'source{lo}']:.1f} ({v[f'noise{lo}']:.1f})" for lo, _ in PRESENCE_BANDS_HZ)
+        lines.append(f"| {k} | {cells} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- the picture
 
 def _colour(v: np.ndarray) -> np.ndarray:
@@ -261,6 +303,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="the engines' seed (another training run's spread)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--floors", action="store_true", help="only print each sound's formant floor (seconds)")
+    parser.add_argument("--harmonics", action="store_true", help="only print where each sound has harmonics: "
+                        "how far they stand above the floor around them, per band, against white noise's (seconds)")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_fidelity_"))
@@ -280,6 +324,12 @@ def main() -> int:
     pairs = [tuple(p.split("-")) for p in args.pairs.split(",")]
     if any(p not in PAIRS for p in pairs):
         parser.error(f"--pairs: choose from {', '.join('-'.join(p) for p in PAIRS)}")
+    if args.harmonics:
+        presence = {sound: harmonic_presence(*sources[sound]) for pair in pairs for sound in pair}
+        print("how far each sound's harmonics stand above the floor around them, median dB (white noise read on "
+              "the same f0 track in brackets: the figure where there are no harmonics):\n")
+        print(presence_table(presence))
+        return 0
     floors = {sound: formant_floor(*sources[sound]) for pair in pairs for sound in pair}
     floor_line = ("formant floors (`formant_keeping_shift`: the source moved with its own harmonic envelope, "
                   "what a perfect formant-keeping model scores; `best_formant_note`: the lowest figure any steady "

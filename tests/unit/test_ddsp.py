@@ -721,3 +721,28 @@ def test_the_noise_follows_the_pitch_law_and_the_harmonics_stay(trained):
         want = 6.0 * (note - source) / 12.0
         assert np.allclose(floor_b - floor_a, want, atol=1.0), (shift, floor_b - floor_a)
         assert np.all(np.abs(peaks_b[:1] - peaks_a[:1]) < 1.0)
+
+
+@pytest.mark.parametrize("levels", ["relative", "absolute"])
+def test_absolute_harmonic_levels_keep_each_harmonics_level_an_octave_up(levels):
+    """'absolute': a harmonic's amplitude is the envelope's where it sits, so an octave up the harmonics that
+    remain (on the same frequencies) keep their amplitudes; 'relative' (the envelope a shape normalised to
+    sum 1) puts the same overall amplitude into half as many harmonics, each louder. Old model files, which
+    have no such key, are relative."""
+    from dawexport.engines.ddsp.model import DDSP, DDSPConfig
+    config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=40, noise_bands=9,
+                        n_mels=8, table_size=256, envelope_points=48, pitch_free=True, harmonic_levels=levels)
+    model = DDSP(config).eval()
+    env = torch.linspace(2.0, -4.0, 48).reshape(1, 1, 48)           # falling in mel: a darker top
+    logits = [torch.zeros(1, 1, 1), env, torch.zeros(1, 1, 9)]
+
+    def amps(f0):
+        return model._controls_from_logits(logits, torch.tensor([[f0]]), torch.zeros(1, 1))["harm_amps"][0, 0]
+    low, high = amps(200.0), amps(400.0)
+    shared = 20 * torch.log10(high[:19] / low[1:39:2])                 # 400 Hz … 7.6 kHz in both notes
+    if levels == "absolute":
+        assert shared.abs().max() < 1.0, shared                        # the band means differ a little
+    else:
+        assert shared.min() > 2.0, shared                              # each remaining harmonic louder
+    assert DDSPConfig(**{k: v for k, v in config.to_json().items() if k != "harmonic_levels"}).harmonic_levels \
+        == "relative"

@@ -124,6 +124,7 @@ class DDSPEngine(Engine):
                           envelope_points=s.envelope_points,
                           pitch_free=s.pitch_free,
                           envelope_read=s.envelope_read,
+                          harmonic_levels=s.harmonic_levels,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
     def train_config(self) -> TrainConfig:

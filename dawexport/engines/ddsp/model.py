@@ -65,11 +65,20 @@ def nyquist_mask(f0_hz: torch.Tensor, n_harmonics: int, sample_rate: int) -> tor
 
 
 def harmonic_amplitudes(amplitude: torch.Tensor, distribution: torch.Tensor, f0_hz: torch.Tensor,
-                        sample_rate: int) -> torch.Tensor:
+                        sample_rate: int, normalise: bool = True) -> torch.Tensor:
     """Per-harmonic amplitudes (B, F, K): the distribution with harmonics above Nyquist removed, normalised
-    to sum 1, times the overall amplitude (B, F, 1)."""
+    to sum 1 (or, `normalise` False, as it is: each harmonic's own level), times the overall amplitude
+    (B, F, 1).
+
+        >>> f0 = torch.full((1, 1), 1000.0)
+        >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), f0, 16000).tolist()
+        [[[0.25, 0.25, 0.25, 0.25]]]
+        >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, normalise=False).tolist()
+        [[[1.0, 1.0, 1.0, 0.0]]]
+    """
     dist = distribution * nyquist_mask(f0_hz, distribution.shape[-1], sample_rate)
-    dist = dist / dist.sum(dim=-1, keepdim=True).clamp_min(1e-7)
+    if normalise:
+        dist = dist / dist.sum(dim=-1, keepdim=True).clamp_min(1e-7)
     return amplitude * dist
 
 
@@ -335,17 +344,28 @@ def frame_loudness_loss(pred: torch.Tensor, target: torch.Tensor, frame: int, ra
 
 # --------------------------------------------------------------------------- processors
 
-class Harmonic(nn.Module):
-    """Additive synthesiser: amplitude + harmonic distribution (network outputs) at f0 → audio."""
+ABSOLUTE_BIAS = -2.0       # "absolute" envelope logits start here: 56 harmonics sum to about the "relative" init
 
-    def __init__(self, sample_rate: int, hop: int, table_size: int = 2048):
+
+class Harmonic(nn.Module):
+    """Additive synthesiser: amplitude + harmonic distribution (network outputs) at f0 → audio.
+
+    `levels` "relative": the distribution is a shape, normalised so the harmonics' amplitudes sum to the
+    overall amplitude (a note an octave up puts it into half as many harmonics, each louder); "absolute": each
+    harmonic's amplitude is the overall amplitude times the distribution's value, its level wherever it sits
+    (a source-filter model: an octave up the harmonics that remain keep their level against the noise)."""
+
+    def __init__(self, sample_rate: int, hop: int, table_size: int = 2048, levels: str = "relative"):
         super().__init__()
         self.sample_rate, self.hop, self.table_size = sample_rate, hop, table_size
+        self.levels = levels
 
     def get_controls(self, amplitude_logits, distribution_logits, f0_hz):
         amplitude = exp_sigmoid(amplitude_logits)
-        distribution = exp_sigmoid(distribution_logits)
-        return {"harm_amps": harmonic_amplitudes(amplitude, distribution, f0_hz, self.sample_rate),
+        absolute = self.levels == "absolute"
+        distribution = exp_sigmoid(distribution_logits + (ABSOLUTE_BIAS if absolute else 0.0))
+        return {"harm_amps": harmonic_amplitudes(amplitude, distribution, f0_hz, self.sample_rate,
+                                                 normalise=not absolute),
                 "f0_hz": f0_hz}
 
     def get_signal(self, harm_amps, f0_hz, initial_phase=None):
@@ -483,6 +503,7 @@ class DDSPConfig:
     envelope_points: int = 0        # 0: one distribution logit per harmonic number (models saved before it)
     envelope_read: str = "band"     # "band": each harmonic reads its band's mean; "point": its frequency
     pitch_free: bool = False        # the decoder reads only loudness and z (False: f0 too, models saved before it)
+    harmonic_levels: str = "relative"   # "absolute": each harmonic's level is the envelope's (models before: relative)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -499,7 +520,7 @@ class DDSP(nn.Module):
         self.encoder = Encoder(c.n_mels, c.latent, c.hidden)
         self.decoder = Decoder(c.latent, c.hidden, c.n_harmonics, c.noise_bands, c.envelope_points,
                                c.pitch_free)
-        self.harmonic = Harmonic(c.sample_rate, c.hop, c.table_size)
+        self.harmonic = Harmonic(c.sample_rate, c.hop, c.table_size, c.harmonic_levels)
         self.noise = FilteredNoise(c.hop)
         self.reverb = Reverb(c.n_keys, c.reverb_samples, c.sample_rate) if c.reverb else None
         self.register_buffer("loud_ref", torch.zeros(()))

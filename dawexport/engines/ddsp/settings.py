@@ -27,6 +27,13 @@ class DDSPSettings(TrainingSettings):
         "band", description="how a harmonic reads the envelope: 'band' the envelope's mean over its own band "
         "(k ± ½)·f0; 'point' its value at k·f0 (in training at a random point of that band, so the whole band "
         "learns)")
+    harmonic_levels: Literal["relative", "absolute"] = Field(
+        "relative", description="'relative': the envelope is a shape, the harmonics' amplitudes normalised to "
+        "sum to the overall amplitude (an octave up the same amplitude goes into half as many harmonics); "
+        "'absolute': each harmonic's level is the envelope's where it sits, at every pitch (a source-filter "
+        "model: an octave up the remaining harmonics keep their level against the noise; README: the flute's "
+        "formants ±12 1.4 / 1.7 dB instead of 2.3 / 2.6, but the pluck's timbre 1.8–2.3 dB over three seeds "
+        "against the goal 2.0, so not the default)")
     pitch_free: bool = Field(True, description="the decoder reads only loudness and the latent z(t), not f0: "
                              "the envelope it outputs is the same at every pitch (f0 places the harmonics on it "
                              "and sets the harmonic and noise levels through one linear term). False: f0 is an "
