@@ -11,9 +11,9 @@ amplitude and the noise floor around it.
     [True, False, True, False]
 
 A frame j is centred on sample j·hop, the ddsp engine's control frames. A harmonic's amplitude is the
-Hann-windowed spectrum's peak near k·f0 (scaled so a steady sine of amplitude a
-reads a, wherever it falls between bins); its floor is the median of the spectrum over the rest of its band (k ± ½)·f0, away from the peak's
-main lobe, in the same units. A harmonic is *clear* where it stands `STANDS_OUT_DB` above that floor: there its
+Hann-windowed spectrum's peak near k·f0 (scaled so a steady sine of amplitude a reads a, wherever it falls
+between bins); its floor is the median of the spectrum over the rest of its band (k ± ½)·f0, away from the
+peak's main lobe, in the same units. A harmonic is *clear* where it stands `STANDS_OUT_DB` above that floor: there its
 level is the harmonic's own, not the noise's.
 """
 from __future__ import annotations

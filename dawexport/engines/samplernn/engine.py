@@ -10,8 +10,9 @@ resume, budget). Generation runs the requested textures (`render_batch` at a tim
 streams, primed with a few samples of the sources, each stream drawing its samples from its own seeded
 uniforms (so a texture is the same whichever batch it is in), at `temperature`; a texture re-primed every
 `reprime_every` seconds is one stream per segment, and every segment of every texture is drawn at once;
-on the CPU the streams are split between `threads` cores, one torch thread each. At the end of training a match EQ is fitted on takes of its own (see
-`TextureEngine.fit_match_eq`) and kept with the model: every texture goes through it.
+on the CPU the streams are split between `threads` cores, one torch thread each. At the end of training a
+match EQ is fitted on takes of its own (see `TextureEngine.fit_match_eq`) and kept with the model: every
+texture goes through it.
 """
 from __future__ import annotations
 
