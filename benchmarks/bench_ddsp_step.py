@@ -22,7 +22,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dawexport.engines.ddsp import DDSPEngine  # noqa: E402
-from dawexport.engines.ddsp.model import DDSP, fft_sizes, multi_resolution_stft_loss  # noqa: E402
+from dawexport.engines.ddsp.model import DDSP  # noqa: E402
 
 SR = 44100
 
@@ -44,14 +44,13 @@ def make_step(settings: dict, seed: int = 0):
              "loud": torch.from_numpy(rng.uniform(-40.0, -10.0, (s.batch_size, frames)).astype(np.float32)),
              "mel": torch.from_numpy(rng.standard_normal((s.batch_size, frames, s.n_mels)).astype(np.float32)),
              "white": torch.from_numpy(rng.standard_normal((s.batch_size, frames, 2 * engine.hop)).astype(
-                 np.float32))}
-    sizes = fft_sizes(SR)
+                 np.float32)),
+             "audio": audio, "key": torch.zeros(s.batch_size, dtype=torch.long)}
+    loss_fn = engine.training_loss(2)                 # the engine's own loss: its loss settings count too
 
     def step():
         optimiser.zero_grad(set_to_none=True)
-        z = model.encoder.frames(batch["mel"])
-        out = model(batch["f0"], batch["loud"], z, batch["white"])
-        loss = multi_resolution_stft_loss(out, audio, sizes)
+        loss = loss_fn(model, batch)
         loss.backward()
         optimiser.step()
     return step

@@ -167,20 +167,7 @@ class DDSPEngine(Engine):
         val_batches = [make_batch(plain, picks, n_frames, hop, val_white)]
 
         key_mel, key_w = self._key_tensors(keys)
-        sizes = fft_sizes(self.sample_rate)
-        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
-        n_keys = len(keys)
-
-        def loss_fn(model: DDSP, batch) -> torch.Tensor:
-            z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
-            kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
-            audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
-            if s.loudness_weight:
-                loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
-            return loss
-
-        trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=loss_fn,
+        trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=self.training_loss(len(keys)),
                           val_batches=val_batches, workdir=Path(workdir), progress=progress, desc="ddsp train")
         progress.info(f"ddsp: training on {trainer.device.type} ({trainer.precision.describe()}), "
                       f"{sum(p.numel() for p in model.parameters()):,} parameters, {s.max_steps} steps"
@@ -193,6 +180,23 @@ class DDSPEngine(Engine):
             tracks = [model.encoder.frames(torch.from_numpy(np.ascontiguousarray(k.take_mel))) for k in keys]
         self.model, self.keys, self.key_latents = model, keys, latents
         self.key_tracks = [t.float() for t in tracks]
+
+    def training_loss(self, n_keys: int):
+        """The loss a training step minimises, as `loss_fn(model, batch)`: the multi-resolution spectral loss of
+        the model's resynthesis of the batch (plus the top term and the loudness term where the settings ask)."""
+        s, hop = self.settings, self.hop
+        sizes = fft_sizes(self.sample_rate)
+        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
+
+        def loss_fn(model: DDSP, batch) -> torch.Tensor:
+            z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
+            kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
+            audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
+            if s.loudness_weight:
+                loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
+            return loss
+        return loss_fn
 
     @staticmethod
     def _key_tensors(keys: list[KeyInfo]) -> tuple[torch.Tensor, torch.Tensor]:
