@@ -82,7 +82,8 @@ class ConceptorLibrary:
 
 
 VOICE_BLOCK = 8      # voices per GEMM call: every call has this many columns, used or not
-FLAT_CHUNK = 32      # columns per call of the flat forms' shared [W; w_out] GEMM (whole voice blocks)
+FLAT_CHUNK = 8       # rows per call of the flat forms' shared [W; w_out] GEMM: one voice block (OpenBLAS's
+                     # AVX2 sgemm rounds a row by its place in a call of 16+ rows; up to 8 alike)
 RANK_STEP = 16       # low-rank bases are padded to a multiple of this (per voice, from its own schedule)
 
 
@@ -136,7 +137,7 @@ def render(library: ConceptorLibrary, schedules: Sequence[Sequence[Segment]], gr
 
     A voice's first `lengths[v]` output steps (default: all) are the same bytes whatever else is in the
     batch: voices run in blocks of `voice_block` columns of one group, every BLAS call has a fixed shape
-    (one block, or `FLAT_CHUNK` columns of the flat forms' shared GEMM), a low-rank voice's basis is padded
+    (one block, or `FLAT_CHUNK` rows of the flat forms' shared GEMM), a low-rank voice's basis is padded
     to a size set by its own schedule, and a group's weights change only at its own control blocks.
 
         >>> from .loading import load_patterns
