@@ -58,7 +58,7 @@ from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
 from .data import KeyInfo, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, TopTerm, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
+from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -121,9 +121,7 @@ class DDSPEngine(Engine):
         return DDSPConfig(sample_rate=self.sample_rate, hop=self.hop, n_keys=n_keys, latent=s.latent_size,
                           hidden=s.hidden_size, n_harmonics=s.n_harmonics, noise_bands=s.noise_bands,
                           n_mels=s.n_mels, table_size=s.table_size, reverb=s.reverb,
-                          envelope_points=s.envelope_points,
-                          pitch_free=s.pitch_free,
-                          envelope_read=s.envelope_read,
+                          envelope_points=s.envelope_points, pitch_free=s.pitch_free,
                           harmonic_levels=s.harmonic_levels,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
@@ -183,16 +181,15 @@ class DDSPEngine(Engine):
 
     def training_loss(self, n_keys: int):
         """The loss a training step minimises, as `loss_fn(model, batch)`: the multi-resolution spectral loss of
-        the model's resynthesis of the batch (plus the top term and the loudness term where the settings ask)."""
+        the model's resynthesis of the batch (plus the loudness term where the settings ask)."""
         s, hop = self.settings, self.hop
         sizes = fft_sizes(self.sample_rate)
-        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
 
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss
@@ -235,8 +232,9 @@ class DDSPEngine(Engine):
             tracks = [tensors[f"trajectory/{i}"].float() for i in range(len(keys))]
             return keys, tensors["key_latents"].float(), tracks
 
+        gone = {"envelope_read": self.Settings.removed["envelope_read"]}          # a model config key until session 7
         config, (keys, latents, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
-                                                                          read)
+                                                                          read, removed=gone)
         fix = "delete that folder and build again"
         model = DDSP(config)
         load_module_state(model, weights, file=file)
