@@ -373,6 +373,19 @@ def test_tiny_model_overfits_its_notes(trained):
     assert engine.train_result.best_val < history[0]["val"] / 2.5, history
 
 
+def test_a_source_plays_through_its_own_controls(trained):
+    """`source_controls`: the model on a recording's own f0 (moved as asked), loudness and z(t); resynthesised,
+    the training note comes back at its pitch and level."""
+    engine, corpus, _ = trained
+    x = corpus.clips[0].audio                                          # 'dark', L: 220 Hz
+    own, up = engine.source_controls(x), engine.source_controls(x, 12.0)
+    torch.testing.assert_close(up["f0_hz"], 2.0 * own["f0_hz"])
+    assert own["harm_amps"].shape[:2] == own["f0_hz"].shape == (1, 1 + len(x) // engine.hop)
+    y = engine.resynthesize(x, "dark", "L")
+    assert len(y) == len(x) and abs(rms_db(y) - rms_db(x)) < 3.0
+    assert abs(cents_off(y, SR, hz_to_midi(220.0))) < 20
+
+
 def test_renders_are_at_the_requested_pitch(trained):
     engine, _, _ = trained
     notes = [50, 57, 64, 71, 78]

@@ -56,7 +56,7 @@ from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
-from .data import KeyInfo, make_batch, prepare_training_data
+from .data import KeyInfo, fit_frames, make_batch, prepare_training_data
 from .features import clip_features
 from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
@@ -454,23 +454,29 @@ class DDSPEngine(Engine):
 
     # ------------------------------------------------------------------ analysis helpers
 
-    def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
-        """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""
+    def source_controls(self, audio: np.ndarray, semitones: float = 0.0) -> dict:
+        """The synthesiser controls (batch of one) for a recording's own f0 (moved `semitones`), loudness and
+        latent trajectory z(t): what the model makes of the source itself (quality checks)."""
         if self.model is None:
             raise EngineError("the ddsp engine has no model; call fit() or load() first")
         x = np.asarray(audio, dtype=np.float32)
         feat = clip_features(x, self.sample_rate, self.hop, self.settings.fmin, self.settings.fmax, 261.6256)
-        kw = self.key_weights(RenderRequest(((source, 1.0),), channel, 60, 127, 1.0, 0.0))
-        n = len(feat.f0_hz)
-        g = torch.Generator().manual_seed(seed)
-        mel = log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels)
-        mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, n - len(mel)), axis=0)])[:n]
+        mel = fit_frames(log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels), len(feat.f0_hz))
+        f0 = feat.f0_hz * 2.0 ** (semitones / 12.0)
         with torch.no_grad():
             model = self.model.cpu()
-            z = model.encoder.frames(torch.from_numpy(mel)[None])
-            kwt = torch.tensor(kw[None], dtype=torch.float32)
-            y = model(torch.tensor(feat.f0_hz[None], dtype=torch.float32),
-                      torch.tensor(feat.loudness_db[None], dtype=torch.float32), z,
-                      torch.randn(1, n, 2 * self.hop, generator=g),
-                      self._room_weights(kwt) if model.reverb is not None else None)
-        return y[0, :len(x)].numpy()
+            return model.controls(torch.tensor(f0[None], dtype=torch.float32),
+                                  torch.tensor(feat.loudness_db[None], dtype=torch.float32),
+                                  model.encoder.frames(torch.from_numpy(mel)[None]))
+
+    def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
+        """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""
+        controls = self.source_controls(audio)
+        kw = torch.tensor(self.key_weights(RenderRequest(((source, 1.0),), channel, 60, 127, 1.0, 0.0))[None],
+                          dtype=torch.float32)
+        g = torch.Generator().manual_seed(seed)
+        white = torch.randn(1, controls["f0_hz"].shape[1], 2 * self.hop, generator=g)
+        with torch.no_grad():
+            y = self.model.synthesize(controls, white, self._room_weights(kw) if self.model.reverb is not None
+                                      else None)
+        return y[0, :len(audio)].numpy()
