@@ -110,7 +110,6 @@ class DDSPEngine(Engine):
         self.hop = default_hop(sample_rate)
         self.model: DDSP | None = None
         self.keys: list[KeyInfo] = []
-        self.key_latents: torch.Tensor | None = None       # (keys, latent): each key's mean latent
         self.key_tracks: list[torch.Tensor] = []           # (frames, latent) per key: its first take's z(t)
         self.train_result: TrainResult | None = None
 
@@ -164,7 +163,6 @@ class DDSPEngine(Engine):
         val_white = val_rng.standard_normal((len(picks), n_frames, 2 * hop), dtype=np.float32)
         val_batches = [make_batch(plain, picks, n_frames, hop, val_white)]
 
-        key_mel, key_w = self._key_tensors(keys)
         trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=self.training_loss(len(keys)),
                           val_batches=val_batches, workdir=Path(workdir), progress=progress, desc="ddsp train")
         progress.info(f"ddsp: training on {trainer.device.type} ({trainer.precision.describe()}), "
@@ -174,9 +172,8 @@ class DDSPEngine(Engine):
         self.training = self.train_result.record()
         model = model.cpu().eval()
         with torch.no_grad():
-            latents = model.encoder(key_mel, key_w)[[k.alias for k in keys]]
             tracks = [model.encoder.frames(torch.from_numpy(np.ascontiguousarray(k.take_mel))) for k in keys]
-        self.model, self.keys, self.key_latents = model, keys, latents
+        self.model, self.keys = model, keys
         self.key_tracks = [t.float() for t in tracks]
 
     def training_loss(self, n_keys: int):
@@ -195,22 +192,10 @@ class DDSPEngine(Engine):
             return loss
         return loss_fn
 
-    @staticmethod
-    def _key_tensors(keys: list[KeyInfo]) -> tuple[torch.Tensor, torch.Tensor]:
-        n = max(len(k.weights) for k in keys)
-        mel = np.zeros((len(keys), n, keys[0].mel.shape[1]), np.float32)
-        w = np.zeros((len(keys), n), np.float32)
-        for i, k in enumerate(keys):
-            if not k.silent:
-                mel[i, :len(k.mel)] = k.mel
-                w[i, :len(k.weights)] = k.weights
-        return torch.from_numpy(mel), torch.from_numpy(w)
-
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
         tensors, meta = torch_model_record(self, self.model, self.train_result)
-        tensors["key_latents"] = self.key_latents
         for i, k in enumerate(self.keys):
             tensors[f"contour/{i}"] = torch.from_numpy(np.asarray(k.contour, np.float32))
             tensors[f"loudness/{i}"] = torch.from_numpy(np.asarray(k.loudness, np.float32))
@@ -230,20 +215,19 @@ class DDSPEngine(Engine):
                             np.zeros(0), str(k["digest"]), -1, tensors[f"loudness/{i}"].numpy())
                     for i, k in enumerate(meta["keys"])]
             tracks = [tensors[f"trajectory/{i}"].float() for i in range(len(keys))]
-            return keys, tensors["key_latents"].float(), tracks
+            return keys, tracks
 
         gone = {"envelope_read": self.Settings.removed["envelope_read"]}          # a model config key until session 7
-        config, (keys, latents, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
+        config, (keys, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
                                                                           read, removed=gone)
         fix = "delete that folder and build again"
         model = DDSP(config)
         load_module_state(model, weights, file=file)
-        if latents.shape != (len(keys), config.latent) or any(
-                t.dim() != 2 or t.shape[1] != config.latent or len(t) != len(k.loudness)
-                for t, k in zip(tracks, keys)):
+        if len(tracks) != len(keys) or any(t.dim() != 2 or t.shape[1] != config.latent or len(t) != len(k.loudness)
+                                           for t, k in zip(tracks, keys)):
             raise EngineError("model file's latents do not match its keys", file=file, fix=fix)
         self.hop = config.hop
-        self.model, self.keys, self.key_latents, self.key_tracks = model.eval(), keys, latents, tracks
+        self.model, self.keys, self.key_tracks = model.eval(), keys, tracks
 
     # ------------------------------------------------------------------ rendering
 
@@ -322,7 +306,7 @@ class DDSPEngine(Engine):
         gw = np.zeros(len(reps))
         for i, w in enumerate(kw):
             gw[group_of_key[i]] += w
-        latent = self.key_latents.shape[1]
+        latent = self.model.config.latent
         tracks = np.zeros((len(reps), n_frames, latent), np.float32)
         audible = kw.sum() > 0
         frame_s = self.hop / self.sample_rate

@@ -360,7 +360,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Timbre encoder: normalised log-mel frames → per-frame latents → weighted mean over voiced frames."""
+    """Timbre encoder: normalised log-mel frames → per-frame latents, a recording's trajectory z(t)."""
 
     def __init__(self, n_mels: int, latent: int, hidden: int):
         super().__init__()
@@ -371,12 +371,6 @@ class Encoder(nn.Module):
     def frames(self, mel: torch.Tensor) -> torch.Tensor:
         """(..., F, n_mels) → (..., F, latent)."""
         return self.net((mel - self.mel_mean) / self.mel_std)
-
-    def forward(self, mel: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """(K, F, n_mels) mel frames with (K, F) pooling weights → (K, latent)."""
-        z = self.frames(mel)
-        w = weights.to(z.dtype)
-        return (z * w[..., None]).sum(-2) / w.sum(-1, keepdim=True).clamp_min(1e-6)
 
 
 class Decoder(nn.Module):
