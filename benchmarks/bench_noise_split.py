@@ -7,7 +7,8 @@ MODEL_DIR is a trained ddsp model folder (e.g. a bench run's `.dawexport-cache/m
 of bench_fidelity.py keeps them). The source is played through the model on its own f0, loudness and latent
 trajectory z(t) (moved `--shift` semitones), once with the harmonic branch alone and once with the noise
 branch alone, and `fidelity.harmonic_split` reads per band the level of the harmonic peaks and of the floor
-between them: the source's (its harmonics and its breath), the model's harmonics' peaks and its noise's floor.
+between them (`harmonics.harmonic_levels` on the f0 track the model played, frame by model frame): the
+source's (its harmonics and its breath), the model's harmonics' peaks and its noise's floor.
 A model whose noise sits above the source's floor while its harmonics sit below the source's peaks fills the
 band with noise where the source has harmonics. Levels are relative: the model's total power over the loud
 frames is matched to the source's. Seconds of CPU; prints one markdown table.
@@ -25,32 +26,25 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dawexport.audio.analysis import f0_track  # noqa: E402
 from dawexport.audio.fidelity import SPLIT_HOP, harmonic_split  # noqa: E402
 from dawexport.audio.resample import resample  # noqa: E402
-from dawexport.audio.spectral import log_mel_shape  # noqa: E402
 from dawexport.engines.ddsp.engine import DDSPEngine  # noqa: E402
-from dawexport.engines.ddsp.features import clip_features  # noqa: E402
 
 SOUNDS = {"flute": ROOT / "instruments" / "sounds" / "flute.wav", "cat": ROOT / "instruments" / "sounds" / "cat_meow.flac"}
 BANDS = [(1000, 2000), (2000, 3000), (3000, 4500), (4500, 6000), (6000, 8000), (8000, 11000), (11000, 15000)]
 
 
-def branches(engine: DDSPEngine, x: np.ndarray, shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The model's harmonic and noise branches for the source x's own controls, f0 moved `shift` semitones."""
-    model, sr, hop = engine.model.cpu().eval(), engine.sample_rate, engine.hop
-    feat = clip_features(x, sr, hop, engine.settings.fmin, engine.settings.fmax, 261.6256)
-    n = len(feat.f0_hz)
-    mel = log_mel_shape(x, sr, hop, model.config.n_mels)
-    mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, n - len(mel)), axis=0)])[:n]
+def branches(engine: DDSPEngine, x: np.ndarray, shift: float, seed: int = 0
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's harmonic and noise branches for the source x's own controls, f0 moved `shift` semitones,
+    and the f0 they play (one value per model frame)."""
+    model = engine.model
+    c = engine.source_controls(x, shift)
+    white = torch.randn(1, c["f0_hz"].shape[1], 2 * engine.hop, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        z = model.encoder.frames(torch.from_numpy(mel)[None])
-        f0 = torch.tensor(feat.f0_hz[None] * 2.0 ** (shift / 12.0), dtype=torch.float32)
-        c = model.controls(f0, torch.tensor(feat.loudness_db[None], dtype=torch.float32), z)
-        white = torch.randn(1, n, 2 * hop, generator=torch.Generator().manual_seed(seed))
         harm = model.harmonic.get_signal(c["harm_amps"], c["f0_hz"])[0].numpy()[:len(x)]
         noise = model.noise.get_signal(c["magnitudes"], white)[0].numpy()[:len(x)]
-    return harm, noise
+    return harm, noise, c["f0_hz"][0].numpy().astype(np.float64)
 
 
 def loud_power(x: np.ndarray, n_fft: int = 8192) -> float:
@@ -73,19 +67,15 @@ def main() -> int:
     x = x.mean(axis=1)
     if rate != sr:
         x = resample(x, rate, sr).astype(np.float32).ravel()
-    harm, noise = branches(engine, x, args.shift)
-    track = f0_track(x, sr, fmin=60.0, fmax=2000.0, hop=SPLIT_HOP)
-    voiced = track.voiced & np.isfinite(track.hz)
-    idx = np.arange(len(track.hz))
-    f0 = np.interp(idx, idx[voiced], track.hz[voiced])
-    moved = f0 * 2.0 ** (args.shift / 12.0)
+    harm, noise, moved = branches(engine, x, args.shift)
+    f0, hop = moved * 2.0 ** (-args.shift / 12.0), engine.hop        # the source's own track, as the model read it
     offset = 10 * np.log10(loud_power(x) / loud_power(harm + noise))
-    src_peaks, src_floor = harmonic_split(x, sr, f0, BANDS)
-    harm_peaks, _ = harmonic_split(harm, sr, moved, BANDS)
-    _, noise_floor = harmonic_split(noise, sr, moved, BANDS)
-    mix_peaks, _ = harmonic_split(harm + noise, sr, moved, BANDS)
+    src_peaks, src_floor = harmonic_split(x, sr, f0, BANDS, hop=hop)
+    harm_peaks, _ = harmonic_split(harm, sr, moved, BANDS, hop=hop)
+    _, noise_floor = harmonic_split(noise, sr, moved, BANDS, hop=hop)
+    mix_peaks, _ = harmonic_split(harm + noise, sr, moved, BANDS, hop=hop)
     harm_peaks, noise_floor, mix_peaks = harm_peaks + offset, noise_floor + offset, mix_peaks + offset
-    print(f"{args.sound}, model note {args.shift:+g} semitones (median f0 {np.median(moved[voiced]):.0f} Hz), "
+    print(f"{args.sound}, model note {args.shift:+g} semitones (median f0 {np.median(moved):.0f} Hz), "
           f"model level {offset:+.1f} dB to the source's; {args.model}")
     print()
     print("| band, Hz | source peaks dB | source floor dB | model harmonics' peaks | model noise floor "

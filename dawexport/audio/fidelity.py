@@ -12,7 +12,8 @@ and they take plain mono float arrays with their sample rates:
   loudest point (as evolution floors its frames).
 
 `harmonic_split` tells a note's harmonics from its noise per frequency band (the level of its harmonic peaks
-and of the floor between them), to see which of a harmonic-plus-noise model's two branches carries a band.
+and of the floor between them, `harmonics.harmonic_levels` summed up per band), to see which of a
+harmonic-plus-noise model's two branches carries a band.
 
 `formant_keeping_shift` is the reference a formant measure is read against: the source resynthesised at
 another pitch from its own harmonic envelope (the ideal a source-filter model can reach), read at each moved
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dawexport.audio.harmonics import harmonic_levels
 from dawexport.audio.resample import resample
 from dawexport.audio.spectral import frames, mel_filterbank, power_frames
 
@@ -289,13 +291,14 @@ SPLIT_HOP = 1024
 
 def harmonic_split(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray, bands: list[tuple[float, float]],
                    n_fft: int = SPLIT_N_FFT, hop: int = SPLIT_HOP) -> tuple[np.ndarray, np.ndarray]:
-    """(peaks, floor) in dB per band (lo, hi) Hz: the mean power of the harmonic peaks k·f0 in the band (the
-    loudest bin within ± 0.2·f0) and of the floor between them (bins from (k + 0.3)·f0 to (k + 0.7)·f0), over
-    the frames within 20 dB of the loudest, in long Hann frames (8192 points: harmonics a few bins wide).
+    """(peaks, floor) in dB per band (lo, hi) Hz: `harmonics.harmonic_levels` summed up per band, the mean
+    power of the amplitudes of the harmonics k·f0 in the band and of their floors (each the median of its
+    harmonic's band (k ± ½)·f0 away from the peak), over the frames within 20 dB of the loudest, in long Hann
+    frames (8192 points: harmonics a few bins wide, the floor well clear of them) that lie inside the sound.
 
-    Scaled so a sine of amplitude a peaks at 20·log10(a) dB and white noise of variance σ² reads a floor of
-    10·log10(6·σ² / n_fft) dB (the power of one bin). `f0_hz` is one pitch or one per `hop` frame; a band
-    with no harmonic reads NaN.
+    A sine of amplitude a reads 20·log10(a) dB; white noise of variance σ² a floor of 10·log10(6·ln 2·σ² /
+    n_fft) dB (the median power of one bin). `f0_hz` is one pitch or one per `hop` frame (frame j centred on
+    sample j·hop; NaN or 0 where unvoiced, and those frames are left out); a band with no harmonic reads NaN.
 
         >>> sr = 32000
         >>> t = np.arange(sr) / sr
@@ -304,32 +307,31 @@ def harmonic_split(x: np.ndarray, sample_rate: int, f0_hz: float | np.ndarray, b
         >>> peaks, floor = harmonic_split(note, sr, 500.0, [(400, 600), (3900, 4100), (6100, 6400)])
         >>> peaks.round(1).tolist()                             # no harmonic at 6.1-6.4 kHz
         [-6.0, -20.0, nan]
-        >>> bool(np.all(np.abs(floor[:2] - 10 * np.log10(6 * 0.01 ** 2 / 8192)) < 1.0))    # the noise: -71.4 dB
+        >>> bool(np.all(np.abs(floor[:2] - 10 * np.log10(6 * np.log(2) * 0.01 ** 2 / 8192)) < 1.0))    # -72.9 dB
         True
     """
-    window = np.hanning(n_fft + 2)[1:-1]
-    power = np.abs(np.fft.rfft(frames(np.asarray(x, np.float64), n_fft, hop) * window, axis=1)) ** 2
-    power /= (window.sum() / 2.0) ** 2
-    f0 = np.broadcast_to(np.asarray(f0_hz, np.float64), (len(power),)) if np.ndim(f0_hz) == 0 \
-        else np.interp(np.arange(len(power)) + 0.5 * n_fft / hop, np.arange(len(f0_hz)), np.asarray(f0_hz, float))
-    energy = power.sum(axis=1) + 1e-20
-    loud = np.flatnonzero((_db(energy) >= _db(energy.max()) - LOUD_WITHIN_DB) & (f0 > 0))
-    bin_hz = sample_rate / n_fft
-    sums = np.zeros((len(bands), 2))
-    counts = np.zeros(len(bands))
-    for j in loud:
-        k = np.arange(1, int((0.5 * sample_rate - 0.7 * f0[j]) // f0[j]) + 1)
-        fk = k * f0[j]
-        for lo_off, hi_off, col, reduce in ((-0.2, 0.2, 0, np.max), (0.3, 0.7, 1, np.mean)):
-            lo = np.round((fk + lo_off * f0[j]) / bin_hz).astype(int)
-            hi = np.maximum(np.round((fk + hi_off * f0[j]) / bin_hz).astype(int), lo)
-            values = np.array([reduce(power[j, a:b + 1]) for a, b in zip(lo, hi)])
-            for i, (b_lo, b_hi) in enumerate(bands):
-                sel = (fk >= b_lo) & (fk < b_hi)
-                sums[i, col] += values[sel].sum()
-                if col == 0:
-                    counts[i] += sel.sum()
-    mean = sums / np.maximum(counts, 1)[:, None]
-    db = 10.0 * np.log10(np.maximum(np.nan_to_num(mean, nan=1.0), 1e-20))
-    db[counts == 0] = np.nan
-    return db[:, 0], db[:, 1]
+    x = np.asarray(x, np.float64).ravel()
+    n_frames = 1 + len(x) // hop
+    track = np.atleast_1d(np.asarray(f0_hz, np.float64))
+    f0 = np.interp(np.arange(n_frames), np.arange(len(track)), track) if len(track) > 1 else \
+        np.full(n_frames, track[0])
+    voiced = np.isfinite(f0) & (f0 > 0)
+    out = np.full((2, len(bands)), np.nan)
+    if not voiced.any():
+        return out[0], out[1]
+    f0 = np.where(voiced, f0, np.median(f0[voiced]))
+    n_harmonics = int(0.5 * sample_rate / f0.min()) + 1
+    levels = harmonic_levels(x, sample_rate, f0, hop, n_harmonics, n_fft)
+    # only frames whose window lies inside the sound: one cut off by its edge spreads its harmonics' power
+    centre = np.arange(n_frames) * hop
+    use = voiced & (centre >= n_fft // 2) & (centre + n_fft // 2 <= len(x))
+    if not use.any():
+        return out[0], out[1]
+    loud = use & (_db(levels.power) >= _db(levels.power[use].max()) - LOUD_WITHIN_DB)
+    at = f0[:, None] * np.arange(1, n_harmonics + 1)
+    present = loud[:, None] & (levels.amplitude > 0)
+    for i, (lo, hi) in enumerate(bands):
+        sel = present & (at >= lo) & (at < hi)
+        if sel.any():
+            out[:, i] = _db(np.mean(levels.amplitude[sel] ** 2)), _db(np.mean(levels.floor[sel] ** 2))
+    return out[0], out[1]

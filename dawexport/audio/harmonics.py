@@ -10,7 +10,8 @@ amplitude and the noise floor around it.
     >>> levels.clear[60].tolist()                         # standing above the floor around them
     [True, False, True, False]
 
-A frame j is centred on sample j·hop, the ddsp engine's control frames. A harmonic's amplitude is the
+A frame j is centred on sample j·hop, the ddsp engine's control frames. `fidelity.harmonic_split` sums these
+levels up per frequency band. A harmonic's amplitude is the
 Hann-windowed spectrum's peak near k·f0 (scaled so a steady sine of amplitude a reads a, wherever it falls
 between bins); its floor is the median of the spectrum over the rest of its band (k ± ½)·f0, away from the
 peak's main lobe, in the same units. A harmonic is *clear* where it stands `STANDS_OUT_DB` above that floor: there its
@@ -33,6 +34,7 @@ class HarmonicLevels:
     amplitude: np.ndarray      # (frames, harmonics) sine amplitude; 0 at or above Nyquist
     floor: np.ndarray          # (frames, harmonics) the spectrum's median around the harmonic, same units
     clear: np.ndarray          # (frames, harmonics) bool: amplitude ≥ STANDS_OUT_DB above the floor
+    power: np.ndarray          # (frames,) the frame's power, summed over its bins (which frames are loud)
 
 
 def analysis_size(sample_rate: int, lowest_f0_hz: float) -> int:
@@ -62,10 +64,12 @@ def harmonic_levels(x: np.ndarray, sample_rate: int, f0_hz: np.ndarray, hop: int
     ks = np.arange(1, n_harmonics + 1, dtype=np.float64)
     amplitude = np.zeros((n_frames, n_harmonics))
     floor = np.zeros((n_frames, n_harmonics))
+    power = np.zeros(n_frames)
     starts = np.arange(n_frames) * hop
     for lo in range(0, n_frames, 256):                       # blocks of frames bound the memory
         idx = starts[lo:lo + 256, None] + np.arange(n_fft)
         mag = np.abs(np.fft.rfft(padded[idx] * window, axis=1)) * scale
+        power[lo:lo + len(mag)] = np.square(mag).sum(axis=1)
         for j in range(len(mag)):
             hz = f0[lo + j]
             below = ks * hz < 0.5 * sample_rate - 0.5 * hz
@@ -95,7 +99,7 @@ def harmonic_levels(x: np.ndarray, sample_rate: int, f0_hz: np.ndarray, hop: int
     with np.errstate(divide="ignore"):
         clear = (amplitude > 0) & (20.0 * np.log10(np.maximum(amplitude, 1e-12) / np.maximum(floor, 1e-12))
                                    >= STANDS_OUT_DB)
-    return HarmonicLevels(amplitude, np.where(np.isfinite(floor), floor, 0.0), clear)
+    return HarmonicLevels(amplitude, np.where(np.isfinite(floor), floor, 0.0), clear, power)
 
 
 __all__ = ["HarmonicLevels", "STANDS_OUT_DB", "analysis_size", "harmonic_levels"]

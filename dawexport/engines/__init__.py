@@ -20,7 +20,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pydantic import ValidationError
 
 from ..errors import SpecError, format_validation_error
-from .base import Capabilities, Clip, Corpus, Engine, EngineSettings, GrainRequest, RenderRequest
+from .base import (Capabilities, Clip, Corpus, Engine, EngineSettings, GrainRequest, RemovedSettingError,
+                   RenderRequest, without_removed)
 
 # name -> "module:Class"; modules are imported on first use so torch loads only when an engine needs it.
 ENGINES: dict[str, str] = {
@@ -53,6 +54,10 @@ def validate_engine(spec, file: str) -> None:
         raise SpecError(f"unknown engine {name!r}", file=file, key="engine.name",
                         fix=f"use one of: {', '.join(sorted(ENGINES))}")
     cls = engine_class(name)
+    try:
+        without_removed(spec.engine.settings, cls.Settings.removed)
+    except RemovedSettingError as error:
+        raise SpecError(str(error), file=file, key=f"engine.settings.{error.key}", fix=error.fix) from None
     try:
         cls.Settings.model_validate(spec.engine.settings)
     except ValidationError as error:

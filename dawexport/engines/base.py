@@ -22,10 +22,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..audio.analysis import PitchEstimate
 from ..errors import EngineError
@@ -133,9 +133,54 @@ class TextureRequest:
     variation: int = 0
 
 
+@dataclass(frozen=True)
+class RemovedSetting:
+    """A setting taken out of an engine: `value`, the one every model trained before had unless asked
+    otherwise (the behaviour that remains), and `why` it went (with the README's figures).
+
+    A spec or a saved model may still name it at `value`: it is dropped, nothing changes, and the cache keys
+    keep it at `value` (`Engine.cache_key`), so models trained before keep theirs. Any other value asks for
+    what is gone: `without_removed` refuses it, saying why and what to do.
+    """
+    value: Any
+    why: str
+
+
+class RemovedSettingError(ValueError):
+    """A removed setting at a value other than the one that remains (`key`, `fix`: what to do)."""
+
+    def __init__(self, key: str, got: Any, removed: RemovedSetting):
+        self.key, self.fix = key, f"delete '{key}' (what remains is {key}: {removed.value!r})"
+        super().__init__(f"{key}: {got!r} is no longer available: {removed.why}")
+
+
+def without_removed(data: Mapping[str, Any], removed: Mapping[str, RemovedSetting]) -> dict[str, Any]:
+    """`data` without the removed settings it names, each of which must be at the value that remains.
+
+        >>> gone = {"read": RemovedSetting("band", "'point' missed its goals")}
+        >>> without_removed({"read": "band", "size": 3}, gone)
+        {'size': 3}
+        >>> without_removed({"read": "point"}, gone)
+        Traceback (most recent call last):
+        ...
+        dawexport.engines.base.RemovedSettingError: read: 'point' is no longer available: 'point' missed its goals
+    """
+    for key in sorted(removed.keys() & data.keys()):
+        if data[key] != removed[key].value:
+            raise RemovedSettingError(key, data[key], removed[key])
+    return {k: v for k, v in data.items() if k not in removed}
+
+
 class EngineSettings(BaseModel):
-    """Base of every engine's settings model: unknown keys are errors."""
+    """Base of every engine's settings model: unknown keys are errors, and so are removed ones (`removed`)
+    except at the value that remains."""
     model_config = ConfigDict(extra="forbid", frozen=True)
+    removed: ClassVar[dict[str, RemovedSetting]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed(cls, data):
+        return without_removed(data, cls.removed) if cls.removed and isinstance(data, Mapping) else data
 
 
 class TrainingSettings(EngineSettings):
@@ -187,7 +232,7 @@ class Engine(abc.ABC):
         Settings named in `render_only` change how a trained model plays, not what it learns, so changing
         them re-renders without retraining (see `render_key`).
         """
-        training = self.settings.model_dump(mode="json", exclude=set(self.render_only))
+        training = self._settings_record(exclude=self.render_only)
         blob = json.dumps({"engine": self.name, "settings": training,
                            "rate": self.sample_rate, "seed": self.seed, "corpus": corpus.fingerprint(),
                            "version": self.version}, sort_keys=True)
@@ -196,9 +241,15 @@ class Engine(abc.ABC):
     def render_key(self, corpus: Corpus) -> str:
         """What rendered takes depend on: the trained model (with the steps it reached: a clock-stopped
         training reaches a different step on another machine) plus every setting, render-only ones included."""
-        blob = json.dumps([self.cache_key(corpus), self.settings.model_dump(mode="json"),
+        blob = json.dumps([self.cache_key(corpus), self._settings_record(),
                            (self.training or {}).get("steps")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def _settings_record(self, exclude: Sequence[str] = ()) -> dict[str, Any]:
+        """The settings as the keys see them: with each removed setting at the value that remains, as every
+        model trained before its removal recorded it, so that those models keep their keys."""
+        removed = {k: r.value for k, r in getattr(type(self.settings), "removed", {}).items() if k not in exclude}
+        return {**removed, **self.settings.model_dump(mode="json", exclude=set(exclude))}
 
     @property
     def corpus_rate(self) -> int:

@@ -27,7 +27,7 @@ from dawexport.engines.common.velocity import velocity_db
 from dawexport.engines.ddsp import DDSPEngine, DDSPSettings
 from dawexport.engines.ddsp.model import (additive_reference, exp_sigmoid, fft_convolve, fft_sizes,
                                           filtered_noise, harmonic_amplitudes, harmonic_synth, hz_to_mel,
-                                          multi_resolution_stft_loss, oscillator_phase, TopTerm)
+                                          multi_resolution_stft_loss, oscillator_phase)
 from dawexport.errors import EngineError
 from dawexport.progress import SILENT
 
@@ -131,6 +131,72 @@ def test_cache_key_follows_settings_and_corpus():
     assert a.cache_key(corpus) != b.cache_key(corpus)
 
 
+REMOVED = {"envelope_read": "band", "top_weight": 0.0, "top_hz": 4000.0, "top_peaks": False}
+
+
+def test_removed_settings_are_dropped_at_the_value_that_remains_and_refused_otherwise():
+    """`envelope_read` and the top term's three settings were removed: named at the value every model had
+    unless asked otherwise they change nothing; any other value is refused, naming the key and why."""
+    assert DDSPSettings(**{**TINY, **REMOVED, "top_hz": 4000}) == DDSPSettings(**TINY)
+    for key, value in (("envelope_read", "point"), ("top_weight", 2.0), ("top_hz", 6000.0), ("top_peaks", True)):
+        with pytest.raises(ValueError, match=f"{key}: .* is no longer available: .*removed"):
+            DDSPSettings(**{key: value})
+    assert not set(REMOVED) & set(DDSPSettings.model_fields)
+
+
+def test_models_cached_before_the_removal_keep_their_cache_key():
+    """The settings as they were (the removed ones declared, at their defaults) and as they are give one cache
+    and one render key, so a default model cached before the removal is not trained again."""
+    from typing import Literal
+
+    class Before(DDSPSettings):
+        removed = {}
+        envelope_read: Literal["band", "point"] = "band"
+        top_weight: float = 0.0
+        top_hz: float = 4000.0
+        top_peaks: bool = False
+
+    corpus = tiny_corpus()
+    for changes in ({}, {"hidden_size": 40}, {"noise_pitch_law": 6.0}):
+        before = DDSPEngine(Before(**{**TINY, **changes}), sample_rate=SR)
+        now = DDSPEngine(DDSPSettings(**{**TINY, **changes}), sample_rate=SR)
+        assert before.cache_key(corpus) == now.cache_key(corpus)
+        assert before.render_key(corpus) == now.render_key(corpus)
+    asked = DDSPEngine(Before(**{**TINY, "top_weight": 2.0}), sample_rate=SR)
+    assert asked.cache_key(corpus) != DDSPEngine(DDSPSettings(**TINY), sample_rate=SR).cache_key(corpus)
+
+
+def test_a_spec_naming_a_removed_setting_builds_at_its_remaining_value_and_fails_clearly_otherwise(tmp_path,
+                                                                                                  capsys):
+    """The CLI: `envelope_read: band` validates; `top_weight: 2` exits 2 naming file, key and fix, no
+    traceback."""
+    from support.faults import cli, tiny
+    kept = tiny(tmp_path, "kept", engine={"name": "ddsp", "settings": {"envelope_read": "band", "top_peaks": False}})
+    asked = tiny(tmp_path, "asked", engine={"name": "ddsp", "settings": {"max_steps": 5, "top_weight": 2}})
+    assert cli("validate", kept) == 0
+    capsys.readouterr()
+    assert cli("validate", asked) == 2 and cli("build", asked, "-q") == 2
+    err = capsys.readouterr().err
+    assert "asked.yaml" in err and "engine.settings.top_weight" in err and "no longer available" in err
+    assert "fix: delete 'top_weight'" in err and "Traceback" not in err
+
+
+def test_a_model_file_saved_with_a_removed_setting_loads_at_its_remaining_value_and_is_refused_otherwise(
+        trained, tmp_path):
+    from dawexport.engines.common.persistence import load_state, save_state
+    _, _, folder = trained
+    tensors, meta = load_state(folder / "model", "ddsp")
+    for read in ("band", "point"):
+        save_state(tmp_path / read, "ddsp", tensors, {**meta, "config": {**meta["config"], "envelope_read": read}})
+    engine = DDSPEngine(DDSPSettings(**TINY), sample_rate=SR)
+    engine.load(tmp_path / "band")
+    with pytest.raises(EngineError) as info:
+        DDSPEngine(DDSPSettings(**TINY), sample_rate=SR).load(tmp_path / "point")
+    message = str(info.value)
+    assert str(tmp_path / "point" / "ddsp.safetensors") in message and "envelope_read" in message
+    assert "'point' is no longer available" in message and "fix: delete that folder" in message
+
+
 # --------------------------------------------------------------------------- DSP
 
 def test_wavetable_oscillators_equal_a_sum_of_sines():
@@ -198,46 +264,17 @@ def test_a_pitch_free_decoder_outputs_the_same_envelope_at_every_pitch(pitch_fre
     assert not torch.equal(low[0], high[0])                   # the level still hears f0
 
 
-def test_old_model_configs_keep_an_f0_input_and_band_reading():
-    """A model file saved before `pitch_free` / `envelope_read` has neither key: it builds the decoder it
-    was trained with (f0 among its inputs) and loads its weights."""
+def test_old_model_configs_keep_an_f0_input():
+    """A model file saved before `pitch_free` has no such key: it builds the decoder it was trained with (f0
+    among its inputs) and loads its weights."""
     from dawexport.engines.ddsp.model import DDSP, DDSPConfig
     old = dict(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=20, noise_bands=9, n_mels=8,
                table_size=256, envelope_points=24)
     config = DDSPConfig(**old)
-    assert (config.pitch_free, config.envelope_read) == (False, "band")
+    assert config.pitch_free is False
     model = DDSP(config)
     assert model.decoder.inp[0].in_features == 2 + 4
     model.load_state_dict(DDSP(DDSPConfig(**old)).state_dict())
-
-
-def test_point_reading_trains_on_the_band_and_plays_the_harmonic():
-    """'point' reading: in training each harmonic reads a random point of its band (k ± ½)·f0, so a note at
-    another pitch never reads an untrained stretch; in rendering it reads its own frequency k·f0."""
-    from dawexport.engines.ddsp.model import DDSP, DDSPConfig, envelope_at_points, exp_sigmoid
-    config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=8, noise_bands=9,
-                        n_mels=8, table_size=256, envelope_points=48, envelope_read="point")
-    model = DDSP(config)
-    env = torch.linspace(-4.0, 4.0, 48).reshape(1, 1, 48)        # rising in mel: monotone in frequency
-    f0 = torch.tensor([[300.0]])
-    logits = [torch.zeros(1, 1, 1), env, torch.zeros(1, 1, 9)]
-    k = torch.arange(1, 9, dtype=torch.float32)
-
-    def level(points_hz):                                          # the envelope's amplitude there
-        return exp_sigmoid(envelope_at_points(env, points_hz[None, None], SR))[0, 0]
-    model.eval()
-    played = model._controls_from_logits(logits, f0, torch.zeros(1, 1))["harm_amps"][0, 0]
-    want = level(300.0 * k)
-    assert torch.allclose(played / played.sum(), want / want.sum(), rtol=1e-5)
-    model.train()
-    torch.manual_seed(1)
-    reads = torch.stack([model._controls_from_logits(logits, f0, torch.zeros(1, 1))["harm_amps"][0, 0]
-                         for _ in range(20)])
-    assert reads.std(0).min() > 0                                # another point of the band each time
-    ratio = reads / reads[:, :1]                                  # each harmonic against the first: within its band
-    lowest, highest = level(300.0 * (k - 0.5)), level(300.0 * (k + 0.5))
-    assert bool((ratio[:, 1:] >= (lowest[1:] / highest[0]) * 0.999).all())
-    assert bool((ratio[:, 1:] <= (highest[1:] / lowest[0]) * 1.001).all())
 
 
 def test_oscillator_phase_stays_exact_over_a_long_note():
@@ -275,39 +312,6 @@ def test_spectral_loss_is_zero_for_a_match_and_grows_with_difference():
     small = float(multi_resolution_stft_loss(x * 1.1, x, sizes))
     big = float(multi_resolution_stft_loss(x * 3.0, x, sizes))
     assert 0 < small < big
-
-
-def breathy_top(noise_takes_the_top: bool, seed: int, sr: int = 44100, f0: float = 400.0) -> torch.Tensor:
-    """Harmonics 1/k with a little breath; or the same below 4 kHz with the harmonics above 4 kHz 20 dB down
-    and louder noise (high-passed at 4 kHz) carrying their power instead."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(sr // 2) / sr
-    low = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(4000 // f0) + 1))
-    high = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(int(4000 // f0) + 1, int(16000 // f0)))
-    spec = np.fft.rfft(rng.standard_normal(len(t)))
-    spec[np.fft.rfftfreq(len(t), 1 / sr) < 4000] = 0
-    top_noise = np.fft.irfft(spec, len(t))
-    top_noise *= np.sqrt(np.mean(high ** 2) / np.mean(top_noise ** 2))
-    breath = 0.003 * rng.standard_normal(len(t))
-    x = low + (0.1 * high + top_noise if noise_takes_the_top else high) + breath
-    return torch.tensor(x, dtype=torch.float32)[None]
-
-
-@pytest.mark.parametrize("peaks", [False, True])
-def test_the_top_term_grows_when_noise_takes_the_top_harmonics_place(peaks):
-    target = breathy_top(False, seed=0)
-    same, noisy = breathy_top(False, seed=1), breathy_top(True, seed=1)        # other breath; noise on top
-    sizes = fft_sizes(44100)
-    top = TopTerm(weight=1.0, hz=4000.0, sample_rate=44100, peaks=peaks)
-    assert float(multi_resolution_stft_loss(target, target, sizes, top=top)) == 0.0
-
-    def term(pred):
-        return float(multi_resolution_stft_loss(pred, target, sizes, top=top)
-                     - multi_resolution_stft_loss(pred, target, sizes))
-    assert term(noisy) > 3 * term(same) > 0
-    assert TopTerm(weight=0.0).weight == 0.0 and float(multi_resolution_stft_loss(
-        noisy, target, sizes, top=TopTerm(weight=0.0))) == pytest.approx(float(
-            multi_resolution_stft_loss(noisy, target, sizes)))
 
 
 def test_small_dsp_helpers():
@@ -369,6 +373,19 @@ def test_tiny_model_overfits_its_notes(trained):
     assert engine.train_result.best_val < history[0]["val"] / 2.5, history
 
 
+def test_a_source_plays_through_its_own_controls(trained):
+    """`source_controls`: the model on a recording's own f0 (moved as asked), loudness and z(t); resynthesised,
+    the training note comes back at its pitch and level."""
+    engine, corpus, _ = trained
+    x = corpus.clips[0].audio                                          # 'dark', L: 220 Hz
+    own, up = engine.source_controls(x), engine.source_controls(x, 12.0)
+    torch.testing.assert_close(up["f0_hz"], 2.0 * own["f0_hz"])
+    assert own["harm_amps"].shape[:2] == own["f0_hz"].shape == (1, 1 + len(x) // engine.hop)
+    y = engine.resynthesize(x, "dark", "L")
+    assert len(y) == len(x) and abs(rms_db(y) - rms_db(x)) < 3.0
+    assert abs(cents_off(y, SR, hz_to_midi(220.0))) < 20
+
+
 def test_renders_are_at_the_requested_pitch(trained):
     engine, _, _ = trained
     notes = [50, 57, 64, 71, 78]
@@ -408,10 +425,8 @@ def test_stereo_image_is_kept_and_a_mono_source_stays_centred(trained):
 def test_blends_mix_latents_and_sit_between_corners(trained):
     engine, _, _ = trained
     r = lambda w: request({"dark": 1 - w, "bright": w}, note=62)  # noqa: E731
-    latents = {k.source + k.channel: engine.key_latents[i] for i, k in enumerate(engine.keys)}
-    kw = engine.key_weights(r(0.25))
-    assert torch.allclose(torch.tensor(kw, dtype=torch.float32) @ engine.key_latents,
-                          0.75 * latents["darkL"] + 0.25 * latents["brightL"], atol=1e-6)
+    weights = dict(zip((k.source + k.channel for k in engine.keys), engine.key_weights(r(0.25))))
+    assert weights == pytest.approx({"darkL": 0.75, "darkR": 0.0, "brightL": 0.25, "brightR": 0.0})
     dist = lambda x, y: float(multi_resolution_stft_loss(torch.tensor(x)[None], torch.tensor(y)[None],  # noqa
                                                          fft_sizes(SR)))
     a, quarter, mid, b = engine.render([r(0.0), r(0.25), r(0.5), r(1.0)])   # default: blend in output space

@@ -31,7 +31,6 @@ def hand_made(corners, **settings):
                            np.zeros((0, 8), np.float32), np.zeros(0), f"audio-{name}", i, loud)
                    for i, (name, loud, _) in enumerate(corners)]
     engine.key_tracks = [torch.tensor(track, dtype=torch.float32) for *_, track in corners]
-    engine.key_latents = torch.stack([t.mean(0) for t in engine.key_tracks])
     return engine
 
 

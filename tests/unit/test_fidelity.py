@@ -152,8 +152,8 @@ def test_the_best_formant_note_is_a_real_note_and_no_other_scores_lower():
 
 
 def test_the_split_reads_harmonic_peaks_and_the_noise_floor_between_them():
-    """Harmonics 1/k with white noise: the peaks are the harmonics' levels, the floor the noise's
-    (10·log10(6σ²/n_fft)); a band with no harmonic reads NaN."""
+    """Harmonics 1/k with white noise: the peaks are the harmonics' levels, the floor the noise's median
+    power in a bin (10·log10(6·ln 2·σ²/n_fft)); a band with no harmonic reads NaN."""
     sr, sigma = 32000, 0.003
     t = np.arange(2 * sr) / sr
     harmonics = sum(np.sin(2 * np.pi * k * 250.0 * t) / k for k in range(1, 60) if k * 250 < sr / 2 - 500)
@@ -161,6 +161,6 @@ def test_the_split_reads_harmonic_peaks_and_the_noise_floor_between_them():
     bands = [(200, 300), (2450, 2550), (9950, 10050)]          # harmonics 1, 10 and 40
     peaks, floor = harmonic_split(x, sr, np.full(64, 250.0), bands)
     assert np.allclose(peaks, 20 * np.log10(1.0 / np.array([1, 10, 40])), atol=0.5)
-    assert np.allclose(floor, 10 * np.log10(6 * sigma ** 2 / 8192), atol=1.0)
+    assert np.allclose(floor, 10 * np.log10(6 * np.log(2) * sigma ** 2 / 8192), atol=1.0)
     assert np.all(harmonic_split(harmonics, sr, 250.0, bands)[1] < floor - 20)   # no leak from the peaks
     assert np.isnan(harmonic_split(x, sr, 250.0, [(100, 200)])[0][0])

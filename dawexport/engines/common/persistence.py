@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 from ...errors import EngineError
+from ..base import RemovedSetting, RemovedSettingError, without_removed
 
 if TYPE_CHECKING:
     import torch
@@ -229,14 +230,21 @@ def model_weights(tensors: Mapping[str, "torch.Tensor"]) -> dict[str, "torch.Ten
     return {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
 
 
-def read_torch_model(engine, directory, name: str, config_cls, read):
+def read_torch_model(engine, directory, name: str, config_cls, read,
+                     removed: Mapping[str, RemovedSetting] | None = None):
     """Load what `torch_model_record` (plus the engine's own parts) saved: (config, read(tensors, meta, config),
-    the model weights, file). `read` picks the engine's parts; a missing or malformed part is an EngineError."""
+    the model weights, file). `read` picks the engine's parts; a missing or malformed part is an EngineError.
+
+    `removed` names config keys taken out of the model (`base.RemovedSetting`s): a file that has one at the
+    value that remains loads (that is the model it is); at another value it is refused, naming file and key."""
     tensors, meta, file = load_engine_state(engine, directory, name)
     engine.training = meta.get("record")        # steps trained and what stopped them (see Engine.training)
     try:
-        config = config_cls(**meta["config"])
+        config = config_cls(**without_removed(meta["config"], removed or {}))
         parts = read(tensors, meta, config)
+    except RemovedSettingError as error:
+        raise EngineError(f"model was trained with a setting that was removed: {error}", file=file, key=error.key,
+                          fix="delete that folder and build again (with the settings that remain)") from None
     except (KeyError, TypeError, ValueError) as error:
         raise EngineError(f"model file is incomplete ({error})", file=file,
                           fix="delete that folder and build again") from None

@@ -106,7 +106,7 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
             contours.append((100.0 * (hz_to_midi(feat.f0_hz) - midi)).astype(np.float32))
             audio, n = _frame_aligned(x, hop)
             ex = Example(k, audio, feat.f0_hz[:n].astype(np.float32), feat.loudness_db[:n].astype(np.float32),
-                         _fit_frames(mel, n))
+                         fit_frames(mel, n))
             examples.append(ex)
             plain.append(ex)
             if settings.augment:
@@ -142,7 +142,7 @@ def prepare_training_data(corpus: Corpus, settings: DDSPSettings, sample_rate: i
     return keys, examples, plain
 
 
-def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
+def fit_frames(track: np.ndarray, n: int) -> np.ndarray:
     """A (frames, ...) track cut or extended (last frame held) to n frames."""
     track = np.asarray(track, np.float32)
     if len(track) >= n:
@@ -159,7 +159,7 @@ def _crop(ex: Example, offset: int, n_frames: int, hop: int):
         pad = n_frames - len(f0)
         f0 = np.concatenate([f0, np.full(pad, f0[-1], np.float32)])
         loud = np.concatenate([loud, np.full(pad, FLOOR_DB, np.float32)])
-        mel = _fit_frames(mel, n_frames)
+        mel = fit_frames(mel, n_frames)
         audio = np.concatenate([audio, np.zeros(n_frames * hop - len(audio), np.float32)])
     return audio, f0, loud, mel
 

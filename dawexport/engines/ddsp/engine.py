@@ -56,9 +56,9 @@ from ..common.torch_utils import cpu_threads, pick_device
 from ..common.training import TrainConfig, Trainer, TrainResult
 from ..common.trajectory import find_segments, sample_track, smooth, time_map
 from ..common.velocity import velocity_db
-from .data import KeyInfo, make_batch, prepare_training_data
+from .data import KeyInfo, fit_frames, make_batch, prepare_training_data
 from .features import clip_features
-from .model import DDSP, DDSPConfig, TopTerm, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
+from .model import DDSP, DDSPConfig, fft_sizes, frame_loudness_loss, multi_resolution_stft_loss
 from .settings import DDSPSettings
 
 MODEL_NAME = "ddsp"
@@ -110,7 +110,6 @@ class DDSPEngine(Engine):
         self.hop = default_hop(sample_rate)
         self.model: DDSP | None = None
         self.keys: list[KeyInfo] = []
-        self.key_latents: torch.Tensor | None = None       # (keys, latent): each key's mean latent
         self.key_tracks: list[torch.Tensor] = []           # (frames, latent) per key: its first take's z(t)
         self.train_result: TrainResult | None = None
 
@@ -121,9 +120,7 @@ class DDSPEngine(Engine):
         return DDSPConfig(sample_rate=self.sample_rate, hop=self.hop, n_keys=n_keys, latent=s.latent_size,
                           hidden=s.hidden_size, n_harmonics=s.n_harmonics, noise_bands=s.noise_bands,
                           n_mels=s.n_mels, table_size=s.table_size, reverb=s.reverb,
-                          envelope_points=s.envelope_points,
-                          pitch_free=s.pitch_free,
-                          envelope_read=s.envelope_read,
+                          envelope_points=s.envelope_points, pitch_free=s.pitch_free,
                           harmonic_levels=s.harmonic_levels,
                           reverb_samples=int(round(s.reverb_s * self.sample_rate)) if s.reverb else 0)
 
@@ -166,7 +163,6 @@ class DDSPEngine(Engine):
         val_white = val_rng.standard_normal((len(picks), n_frames, 2 * hop), dtype=np.float32)
         val_batches = [make_batch(plain, picks, n_frames, hop, val_white)]
 
-        key_mel, key_w = self._key_tensors(keys)
         trainer = Trainer(model, self.train_config(), batch_fn=batch_fn, loss_fn=self.training_loss(len(keys)),
                           val_batches=val_batches, workdir=Path(workdir), progress=progress, desc="ddsp train")
         progress.info(f"ddsp: training on {trainer.device.type} ({trainer.precision.describe()}), "
@@ -176,44 +172,30 @@ class DDSPEngine(Engine):
         self.training = self.train_result.record()
         model = model.cpu().eval()
         with torch.no_grad():
-            latents = model.encoder(key_mel, key_w)[[k.alias for k in keys]]
             tracks = [model.encoder.frames(torch.from_numpy(np.ascontiguousarray(k.take_mel))) for k in keys]
-        self.model, self.keys, self.key_latents = model, keys, latents
+        self.model, self.keys = model, keys
         self.key_tracks = [t.float() for t in tracks]
 
     def training_loss(self, n_keys: int):
         """The loss a training step minimises, as `loss_fn(model, batch)`: the multi-resolution spectral loss of
-        the model's resynthesis of the batch (plus the top term and the loudness term where the settings ask)."""
+        the model's resynthesis of the batch (plus the loudness term where the settings ask)."""
         s, hop = self.settings, self.hop
         sizes = fft_sizes(self.sample_rate)
-        top = TopTerm(s.top_weight, s.top_hz, self.sample_rate, peaks=s.top_peaks) if s.top_weight else None
 
         def loss_fn(model: DDSP, batch) -> torch.Tensor:
             z = model.encoder.frames(batch["mel"])                     # z(t): the timbre at every frame
             kw = torch.nn.functional.one_hot(batch["key"], n_keys).float() if model.reverb is not None else None
             audio = model(batch["f0"], batch["loud"], z, batch["white"], kw)
-            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes, top=top)
+            loss = multi_resolution_stft_loss(audio, batch["audio"], sizes)
             if s.loudness_weight:
                 loss = loss + s.loudness_weight * frame_loudness_loss(audio, batch["audio"], hop)
             return loss
         return loss_fn
 
-    @staticmethod
-    def _key_tensors(keys: list[KeyInfo]) -> tuple[torch.Tensor, torch.Tensor]:
-        n = max(len(k.weights) for k in keys)
-        mel = np.zeros((len(keys), n, keys[0].mel.shape[1]), np.float32)
-        w = np.zeros((len(keys), n), np.float32)
-        for i, k in enumerate(keys):
-            if not k.silent:
-                mel[i, :len(k.mel)] = k.mel
-                w[i, :len(k.weights)] = k.weights
-        return torch.from_numpy(mel), torch.from_numpy(w)
-
     # ------------------------------------------------------------------ save / load
 
     def save(self, directory: Path) -> None:
         tensors, meta = torch_model_record(self, self.model, self.train_result)
-        tensors["key_latents"] = self.key_latents
         for i, k in enumerate(self.keys):
             tensors[f"contour/{i}"] = torch.from_numpy(np.asarray(k.contour, np.float32))
             tensors[f"loudness/{i}"] = torch.from_numpy(np.asarray(k.loudness, np.float32))
@@ -233,19 +215,19 @@ class DDSPEngine(Engine):
                             np.zeros(0), str(k["digest"]), -1, tensors[f"loudness/{i}"].numpy())
                     for i, k in enumerate(meta["keys"])]
             tracks = [tensors[f"trajectory/{i}"].float() for i in range(len(keys))]
-            return keys, tensors["key_latents"].float(), tracks
+            return keys, tracks
 
-        config, (keys, latents, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
-                                                                          read)
+        gone = {"envelope_read": self.Settings.removed["envelope_read"]}          # a model config key until session 7
+        config, (keys, tracks), weights, file = read_torch_model(self, directory, MODEL_NAME, DDSPConfig,
+                                                                          read, removed=gone)
         fix = "delete that folder and build again"
         model = DDSP(config)
         load_module_state(model, weights, file=file)
-        if latents.shape != (len(keys), config.latent) or any(
-                t.dim() != 2 or t.shape[1] != config.latent or len(t) != len(k.loudness)
-                for t, k in zip(tracks, keys)):
+        if len(tracks) != len(keys) or any(t.dim() != 2 or t.shape[1] != config.latent or len(t) != len(k.loudness)
+                                           for t, k in zip(tracks, keys)):
             raise EngineError("model file's latents do not match its keys", file=file, fix=fix)
         self.hop = config.hop
-        self.model, self.keys, self.key_latents, self.key_tracks = model.eval(), keys, latents, tracks
+        self.model, self.keys, self.key_tracks = model.eval(), keys, tracks
 
     # ------------------------------------------------------------------ rendering
 
@@ -324,7 +306,7 @@ class DDSPEngine(Engine):
         gw = np.zeros(len(reps))
         for i, w in enumerate(kw):
             gw[group_of_key[i]] += w
-        latent = self.key_latents.shape[1]
+        latent = self.model.config.latent
         tracks = np.zeros((len(reps), n_frames, latent), np.float32)
         audible = kw.sum() > 0
         frame_s = self.hop / self.sample_rate
@@ -456,23 +438,29 @@ class DDSPEngine(Engine):
 
     # ------------------------------------------------------------------ analysis helpers
 
-    def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
-        """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""
+    def source_controls(self, audio: np.ndarray, semitones: float = 0.0) -> dict:
+        """The synthesiser controls (batch of one) for a recording's own f0 (moved `semitones`), loudness and
+        latent trajectory z(t): what the model makes of the source itself (quality checks)."""
         if self.model is None:
             raise EngineError("the ddsp engine has no model; call fit() or load() first")
         x = np.asarray(audio, dtype=np.float32)
         feat = clip_features(x, self.sample_rate, self.hop, self.settings.fmin, self.settings.fmax, 261.6256)
-        kw = self.key_weights(RenderRequest(((source, 1.0),), channel, 60, 127, 1.0, 0.0))
-        n = len(feat.f0_hz)
-        g = torch.Generator().manual_seed(seed)
-        mel = log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels)
-        mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, n - len(mel)), axis=0)])[:n]
+        mel = fit_frames(log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels), len(feat.f0_hz))
+        f0 = feat.f0_hz * 2.0 ** (semitones / 12.0)
         with torch.no_grad():
             model = self.model.cpu()
-            z = model.encoder.frames(torch.from_numpy(mel)[None])
-            kwt = torch.tensor(kw[None], dtype=torch.float32)
-            y = model(torch.tensor(feat.f0_hz[None], dtype=torch.float32),
-                      torch.tensor(feat.loudness_db[None], dtype=torch.float32), z,
-                      torch.randn(1, n, 2 * self.hop, generator=g),
-                      self._room_weights(kwt) if model.reverb is not None else None)
-        return y[0, :len(x)].numpy()
+            return model.controls(torch.tensor(f0[None], dtype=torch.float32),
+                                  torch.tensor(feat.loudness_db[None], dtype=torch.float32),
+                                  model.encoder.frames(torch.from_numpy(mel)[None]))
+
+    def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
+        """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""
+        controls = self.source_controls(audio)
+        kw = torch.tensor(self.key_weights(RenderRequest(((source, 1.0),), channel, 60, 127, 1.0, 0.0))[None],
+                          dtype=torch.float32)
+        g = torch.Generator().manual_seed(seed)
+        white = torch.randn(1, controls["f0_hz"].shape[1], 2 * self.hop, generator=g)
+        with torch.no_grad():
+            y = self.model.synthesize(controls, white, self._room_weights(kw) if self.model.reverb is not None
+                                      else None)
+        return y[0, :len(audio)].numpy()

@@ -1,5 +1,5 @@
 """What the ddsp engine measures on a clip, on its frame grid: f0 (filled), voicing, loudness, the frames
-that define a timbre and the track warping of augmented copies.
+its encoder's input normalisation is taken from and the track warping of augmented copies.
 
     >>> fill_unvoiced(np.array([np.nan, 100.0, np.nan, 400.0, np.nan]), 261.6).round(1).tolist()
     [100.0, 100.0, 200.0, 400.0, 400.0]
@@ -40,7 +40,8 @@ def clip_features(x: np.ndarray, sample_rate: int, hop: int, fmin: float, fmax: 
 
 
 def pooling_weights(feat: ClipFeatures) -> np.ndarray:
-    """Which frames define a key's timbre: voiced, confident and within 40 dB of the loudest frame."""
+    """The frames the encoder's input normalisation (each mel band's mean and spread) is taken from: voiced,
+    confident and within 40 dB of the loudest frame."""
     active = feat.loudness_db >= max(float(feat.loudness_db.max()) - 40.0, FLOOR_DB + 1.0)
     w = np.where(feat.voiced & active, np.clip(feat.confidence, 0.05, 1.0), 0.0)
     return w if w.sum() > 0 else active.astype(np.float64)

@@ -32,8 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG10 = math.log(10.0)
-
 
 # --------------------------------------------------------------------------- small pure functions
 
@@ -121,25 +119,6 @@ def envelope_at_harmonics(envelope: torch.Tensor, f0_hz: torch.Tensor, n_harmoni
     integral = torch.gather(running, -1, i) + e0 * frac + 0.5 * (e1 - e0) * frac * frac
     return (integral[..., 1:] - integral[..., :-1]) / (pos[..., 1:] - pos[..., :-1]).clamp_min(1e-3).to(
         envelope.dtype)
-
-
-def envelope_at_points(envelope: torch.Tensor, freqs_hz: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Read a spectral envelope (B, F, P) on its mel grid (as `envelope_at_harmonics`) at frequencies
-    (B, F, K), linear between grid points → (B, F, K).
-
-        >>> env = torch.arange(5.0).reshape(1, 1, 5)                         # 0..4 from 0 Hz to Nyquist
-        >>> envelope_at_points(env, torch.tensor([[[0.0, 8000.0]]]), 16000).tolist()
-        [[[0.0, 4.0]]]
-    """
-    points = envelope.shape[-1]
-    if points < 2:
-        return envelope.expand(*freqs_hz.shape)
-    scale = (points - 1) / hz_to_mel(0.5 * sample_rate).to(freqs_hz.device)
-    pos = (hz_to_mel(freqs_hz) * scale).clamp(0.0, points - 1)
-    i = pos.floor().long().clamp_(0, points - 2)
-    frac = (pos - i).to(envelope.dtype)
-    e0, e1 = torch.gather(envelope, -1, i), torch.gather(envelope, -1, i + 1)
-    return e0 + (e1 - e0) * frac
 
 
 def upsample_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
@@ -259,55 +238,13 @@ def fft_sizes(sample_rate: int, base=(2048, 1024, 512, 256, 128, 64)) -> tuple[i
     return tuple(int(2 ** round(math.log2(s * sample_rate / 16000.0))) for s in base)
 
 
-@dataclass(frozen=True)
-class TopTerm:
-    """An extra log-magnitude term over the top of the spectrum at the harmonic-resolving STFT sizes.
-
-    The multi-resolution loss mostly sees the top of a breathy sound's spectrum in frames too short to tell
-    harmonics from noise, so either branch can supply its band power; a model that puts the top into noise
-    keeps its colour at the source's pitch but loses it an octave up, where the noise does not follow the
-    harmonics. This term counts the bins above `hz` of the `sizes` largest FFTs (which resolve harmonics)
-    `weight` times more; with `peaks` only the bins where the target is the loudest within ± `peak_hz`
-    (its harmonic peaks, and the maxima of its noise where it has no harmonics), so missing a harmonic peak
-    costs as much as its whole band of noise.
-    """
-    weight: float = 0.0
-    hz: float = 4000.0
-    sample_rate: int = 44100
-    sizes: int = 2
-    peaks: bool = False
-    peak_hz: float = 70.0
-
-    def bins(self, n_fft: int) -> tuple[int, int]:
-        """(first bin above `hz`, half-width in bins of the peak neighbourhood) at this FFT size."""
-        bin_hz = self.sample_rate / n_fft
-        return int(math.ceil(self.hz / bin_hz)), max(1, int(round(self.peak_hz / bin_hz)))
-
-    def __call__(self, log_pred: torch.Tensor, log_target: torch.Tensor, n_fft: int) -> torch.Tensor:
-        """Mean |log pred − log target| (…, bins, frames) over the chosen bins above `hz`, times `weight`."""
-        first, half = self.bins(n_fft)
-        lp, lt = log_pred[..., first:, :], log_target[..., first:, :]
-        if lp.shape[-2] == 0:
-            return lp.new_zeros(())
-        diff = (lp - lt).abs()
-        if not self.peaks:
-            return self.weight * diff.mean()
-        flat = lt.transpose(-1, -2).reshape(-1, 1, lt.shape[-2])          # (rows, 1, bins)
-        local = F.max_pool1d(flat, 2 * half + 1, stride=1, padding=half)
-        mask = (flat >= local).to(diff.dtype).reshape(*lt.shape[:-2], lt.shape[-1], lt.shape[-2]).transpose(-1, -2)
-        return self.weight * (diff * mask).sum() / mask.sum().clamp_min(1.0)
-
-
 def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes=(2048, 1024, 512, 256, 128, 64),
                                overlap: float = 0.75, log_eps: float = 1e-5, mag_weight: float = 1.0,
-                               log_weight: float = 1.0, top: TopTerm | None = None) -> torch.Tensor:
+                               log_weight: float = 1.0) -> torch.Tensor:
     """Sum over FFT sizes of relative L1 on magnitudes and L1 on log magnitudes (per-frame sums normalised
-    by the window, so a full-scale sine peaks at 0.5 at every size), plus `top` (a `TopTerm`) at the
-    largest sizes when given."""
+    by the window, so a full-scale sine peaks at 0.5 at every size)."""
     total = pred.new_zeros(())
-    usable = [n for n in sizes if n <= pred.shape[-1]]
-    top_sizes = set(sorted(usable, reverse=True)[:top.sizes]) if top is not None and top.weight else set()
-    for n_fft in usable:
+    for n_fft in [n for n in sizes if n <= pred.shape[-1]]:
         hop = max(1, int(n_fft * (1.0 - overlap)))
         window = torch.hann_window(n_fft, device=pred.device, dtype=pred.dtype)
         norm = window.sum()
@@ -315,12 +252,8 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor, sizes=(
         st = torch.stft(target, n_fft, hop, window=window, center=True, return_complex=True).abs() / norm
         if mag_weight:
             total = total + mag_weight * (sp - st).abs().mean() / st.abs().mean().clamp_min(1e-7)
-        if log_weight or n_fft in top_sizes:
-            lp, lt = torch.log(sp + log_eps), torch.log(st + log_eps)
-            if log_weight:
-                total = total + log_weight * (lp - lt).abs().mean()
-            if n_fft in top_sizes:
-                total = total + top(lp, lt, n_fft)
+        if log_weight:
+            total = total + log_weight * (torch.log(sp + log_eps) - torch.log(st + log_eps)).abs().mean()
     return total
 
 
@@ -427,7 +360,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Timbre encoder: normalised log-mel frames → per-frame latents → weighted mean over voiced frames."""
+    """Timbre encoder: normalised log-mel frames → per-frame latents, a recording's trajectory z(t)."""
 
     def __init__(self, n_mels: int, latent: int, hidden: int):
         super().__init__()
@@ -438,12 +371,6 @@ class Encoder(nn.Module):
     def frames(self, mel: torch.Tensor) -> torch.Tensor:
         """(..., F, n_mels) → (..., F, latent)."""
         return self.net((mel - self.mel_mean) / self.mel_std)
-
-    def forward(self, mel: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """(K, F, n_mels) mel frames with (K, F) pooling weights → (K, latent)."""
-        z = self.frames(mel)
-        w = weights.to(z.dtype)
-        return (z * w[..., None]).sum(-2) / w.sum(-1, keepdim=True).clamp_min(1e-6)
 
 
 class Decoder(nn.Module):
@@ -501,7 +428,6 @@ class DDSPConfig:
     reverb: bool = False
     reverb_samples: int = 0
     envelope_points: int = 0        # 0: one distribution logit per harmonic number (models saved before it)
-    envelope_read: str = "band"     # "band": each harmonic reads its band's mean; "point": its frequency
     pitch_free: bool = False        # the decoder reads only loudness and z (False: f0 too, models saved before it)
     harmonic_levels: str = "relative"   # "absolute": each harmonic's level is the envelope's (models before: relative)
 
@@ -570,12 +496,7 @@ class DDSP(nn.Module):
     def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict:
         amp, dist, noise = logits
         with torch.autocast(device_type=f0_hz.device.type, enabled=False):
-            if self.config.envelope_points and self.config.envelope_read == "point":
-                k = harmonic_numbers(self.config.n_harmonics, f0_hz.device)
-                if self.training:       # a random point of each harmonic's band, so the whole band learns
-                    k = k + torch.rand(*f0_hz.shape, len(k), device=f0_hz.device) - 0.5
-                dist = envelope_at_points(dist.float(), f0_hz.float()[..., None] * k, self.config.sample_rate)
-            elif self.config.envelope_points:
+            if self.config.envelope_points:
                 dist = envelope_at_harmonics(dist.float(), f0_hz.float(), self.config.n_harmonics,
                                              self.config.sample_rate)
             gain = loudness_gain(loudness_db.float(), self.loud_ref)[..., None]
@@ -598,9 +519,8 @@ class DDSP(nn.Module):
         return self.synthesize(self.controls(f0_hz, loudness_db, z), white, key_weights)
 
 
-__all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb", "TopTerm",
-           "additive_reference", "bands_to_bins", "envelope_at_harmonics", "envelope_at_points", "exp_sigmoid",
-           "fft_convolve", "fft_sizes", "filtered_noise", "frame_loudness_loss",
-           "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel", "hz_to_unit_pitch", "loudness_gain",
-           "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase", "upsample_frames",
-           "wavetable_read"]
+__all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb", "additive_reference",
+           "bands_to_bins", "envelope_at_harmonics", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise",
+           "frame_loudness_loss", "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel",
+           "hz_to_unit_pitch", "loudness_gain", "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase",
+           "upsample_frames", "wavetable_read"]
