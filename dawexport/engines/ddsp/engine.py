@@ -100,7 +100,7 @@ class DDSPEngine(Engine):
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
-    render_only = ("noise_pitch_law",)
+    render_only = ("noise_pitch_law", "attack_s")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
