@@ -100,7 +100,7 @@ class DDSPEngine(Engine):
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
-    render_only = ("noise_pitch_law",)
+    render_only = ("noise_pitch_law", "transposed_levels")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -373,12 +373,31 @@ class DDSPEngine(Engine):
             6.0
         """
         law = self.settings.noise_pitch_law
-        kw = self.key_weights(request) if law else np.zeros(0)
+        source = self.source_pitch(request) if law else None
+        if source is None:
+            return 1.0
+        return float(10.0 ** (law * (request.note - source) / 12.0 / 20.0))
+
+    def source_pitch(self, request: RenderRequest) -> float | None:
+        """The pitch (MIDI) of the request's corners' sources, weighed like the corners (None: unpitched).
+
+            >>> engine = DDSPEngine(DDSPEngine.Settings(), sample_rate=44100)
+            >>> engine.keys = [KeyInfo(s, "L", False, -10.0, p, np.zeros(1), np.zeros((1, 4)), np.ones(1))
+            ...                for s, p in (("a", 60.0), ("b", 67.0))]
+            >>> engine.source_pitch(RenderRequest((("a", 0.5), ("b", 0.5)), "L", 72, 127, 1.0, 0.2))
+            63.5
+        """
+        kw = self.key_weights(request)
         used = [(self.keys[i].pitch_midi, kw[i]) for i in np.flatnonzero(kw) if math.isfinite(self.keys[i].pitch_midi)]
         if not used:
-            return 1.0
-        source = sum(p * w for p, w in used) / sum(w for _, w in used)
-        return float(10.0 ** (law * (request.note - source) / 12.0 / 20.0))
+            return None
+        return float(sum(p * w for p, w in used) / sum(w for _, w in used))
+
+    def source_f0(self, request: RenderRequest, f0_hz: np.ndarray) -> np.ndarray:
+        """The pitch contour (Hz) the note's sources had under its own contour f0_hz: f0 moved back by the
+        interval from their pitch to the note (f0 itself for an unpitched source)."""
+        source = self.source_pitch(request)
+        return f0_hz if source is None else f0_hz * 2.0 ** ((source - request.note) / 12.0)
 
     def _room_weights(self, kw: torch.Tensor) -> torch.Tensor:
         """Key weights with each key's weight moved to the first key with the same audio (whose room trained)."""
@@ -431,11 +450,17 @@ class DDSPEngine(Engine):
                     torch.randn(n_frames, 2 * hop, generator=torch.Generator().manual_seed(
                         self._noise_seed(requests[i], self.key_weights(requests[i]))))
                     for i in filled]).to(device)
+                mode = self.settings.transposed_levels
+                source_f0 = pitch_f0 = None
+                if mode != "learned":
+                    source_f0 = torch.tensor(np.stack([self.source_f0(requests[i], per_take[i][0]) for i in filled]),
+                                             dtype=torch.float32, device=device)
+                    pitch_f0 = source_f0 if mode == "source_pitch" else None
                 with torch.no_grad():
                     if self.settings.blend == "output":
-                        controls = model.controls_blend(f0, loud, z, gw)
+                        controls = model.controls_blend(f0, loud, z, gw, source_f0, pitch_f0)
                     else:
-                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1))
+                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1), source_f0, pitch_f0)
                     noise_gain = torch.tensor([self.noise_gain(requests[i]) for i in filled], dtype=torch.float32,
                                               device=device)
                     controls["magnitudes"] = controls["magnitudes"] * noise_gain[:, None, None]

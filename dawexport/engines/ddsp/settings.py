@@ -73,6 +73,10 @@ class DDSPSettings(TrainingSettings):
                                    "louder; 6 keeps the noise in the same balance with them at every key, so a "
                                    "breathy top is not left to the harmonics an octave up nor to the noise an "
                                    "octave down. 0: the level the decoder learned")
+    transposed_levels: Literal["learned", "source", "source_pitch"] = Field(
+        "learned", description="(exploring) how a transposed note's harmonics are levelled: 'learned' as the "
+        "decoder plays them; 'source' the envelope normalised by its sum at the source's pitch; 'source_pitch' "
+        "that and the decoder's level term read at the source's pitch")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
