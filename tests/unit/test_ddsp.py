@@ -702,27 +702,6 @@ def test_round_robins_take_another_path_through_the_sustain(trained):
     assert np.abs(za - zb).max() > 1e-3 and abs(rms_db(la) - rms_db(lb)) < 1.0
 
 
-def test_the_noise_follows_the_pitch_law_and_the_harmonics_stay(trained):
-    """`noise_pitch_law: 6`: an octave above its source a note's noise (the floor between its harmonics) is
-    6 dB louder and an octave below 6 dB quieter, its harmonics as they were; it only changes rendering."""
-    from dawexport.audio.fidelity import harmonic_split
-    _, corpus, folder = trained
-    plain, law = loaded(folder), loaded(folder, noise_pitch_law=6.0)
-    assert plain.cache_key(corpus) == law.cache_key(corpus)
-    source = law.keys[0].pitch_midi                                     # 'dark', about 57
-    for shift in (12, -12):
-        note = int(round(source)) + shift
-        req = request({"dark": 1.0}, note=note, duration=1.0)
-        a, = plain.render([req])
-        b, = law.render([req])
-        bands = [(600, 2000), (2000, 7000)]
-        peaks_a, floor_a = harmonic_split(a, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
-        peaks_b, floor_b = harmonic_split(b, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
-        want = 6.0 * (note - source) / 12.0
-        assert np.allclose(floor_b - floor_a, want, atol=1.0), (shift, floor_b - floor_a)
-        assert np.all(np.abs(peaks_b[:1] - peaks_a[:1]) < 1.0)
-
-
 @pytest.mark.parametrize("levels", ["relative", "absolute"])
 def test_absolute_harmonic_levels_keep_each_harmonics_level_an_octave_up(levels):
     """'absolute': a harmonic's amplitude is the envelope's where it sits, so an octave up the harmonics that
@@ -771,13 +750,13 @@ def test_a_transposed_note_keeps_the_harmonic_levels_of_its_source_pitch():
 
 
 def test_a_transposed_note_plays_as_its_source_did_at_its_own_pitch(trained):
-    """`transposed_levels`: a note an octave above or below its source has its harmonics (on the frequencies
-    the two share) in the balance with its noise that the note at the source's pitch has, where the decoder's
-    own levels move it; at its source's pitch the note is the same; a blend's source pitch is its corners'
-    weighed like them; it only changes rendering."""
+    """`transposed_levels: source`: a note an octave above or below its source has its harmonics (on the
+    frequencies the two share) in the balance with its noise that the note at the source's pitch has, where
+    the decoder's own levels ('learned') move it; at its source's pitch the note is the same; a blend's source
+    pitch is its corners' weighed like them; it only changes rendering."""
     from dawexport.audio.fidelity import harmonic_split
     _, corpus, folder = trained
-    plain, moved = loaded(folder, transposed_levels="learned"), loaded(folder, transposed_levels="source_pitch")
+    plain, moved = loaded(folder, transposed_levels="learned"), loaded(folder, transposed_levels="source")
     assert plain.cache_key(corpus) == moved.cache_key(corpus)
     for engine in (plain, moved):                    # whole-key source pitches: 'dark' ~57, 'bright' ~64
         for key in engine.keys:

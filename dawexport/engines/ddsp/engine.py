@@ -27,7 +27,8 @@ How it plays. A note replays its corners' trajectories re-timed to its length (`
 recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
 release after note-off (a note held about as long as its source replays it frame for frame, release included,
 as a sampler would); corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
-source, vibrato or flat; the held part's pitch on the key); velocity sets the level of the loudness contour (127
+source, vibrato or flat; the held part's pitch on the key); away from the source's pitch the note keeps the
+harmonic and noise levels the source had at its own (`transposed_levels`: a source-filter transposition); velocity sets the level of the loudness contour (127
 = the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
 velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
 quieter. Corners blend in the decoder's output space (each corner's z(t) decoded, outputs mixed) or in latent
@@ -100,7 +101,7 @@ class DDSPEngine(Engine):
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
-    render_only = ("noise_pitch_law", "transposed_levels")
+    render_only = ("transposed_levels",)
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -362,22 +363,6 @@ class DDSPEngine(Engine):
             + 20 * np.log10(np.maximum(env, 1e-4))
         return f0, np.maximum(loud, FLOOR_DB), gw, tracks, True
 
-    def noise_gain(self, request: RenderRequest) -> float:
-        """The noise branch's gain for a request: `noise_pitch_law` dB per octave from its corners' source
-        pitch (weighed like the corners); 1 at the source's own pitch.
-
-            >>> engine = DDSPEngine(DDSPEngine.Settings(noise_pitch_law=6.0), sample_rate=44100)
-            >>> engine.keys = [KeyInfo("a", "L", False, -10.0, 60.0, np.zeros(1), np.zeros((1, 4)), np.ones(1))]
-            >>> up = RenderRequest((("a", 1.0),), "L", 72, 127, 1.0, 0.2)                  # an octave up
-            >>> round(20 * math.log10(engine.noise_gain(up)), 3)
-            6.0
-        """
-        law = self.settings.noise_pitch_law
-        source = self.source_pitch(request) if law else None
-        if source is None:
-            return 1.0
-        return float(10.0 ** (law * (request.note - source) / 12.0 / 20.0))
-
     def source_pitch(self, request: RenderRequest) -> float | None:
         """The pitch (MIDI) of the request's corners' sources, weighed like the corners (None: unpitched).
 
@@ -450,20 +435,15 @@ class DDSPEngine(Engine):
                     torch.randn(n_frames, 2 * hop, generator=torch.Generator().manual_seed(
                         self._noise_seed(requests[i], self.key_weights(requests[i]))))
                     for i in filled]).to(device)
-                mode = self.settings.transposed_levels
-                source_f0 = pitch_f0 = None
-                if mode != "learned":
+                source_f0 = None
+                if self.settings.transposed_levels == "source":
                     source_f0 = torch.tensor(np.stack([self.source_f0(requests[i], per_take[i][0]) for i in filled]),
                                              dtype=torch.float32, device=device)
-                    pitch_f0 = source_f0 if mode == "source_pitch" else None
                 with torch.no_grad():
                     if self.settings.blend == "output":
-                        controls = model.controls_blend(f0, loud, z, gw, source_f0, pitch_f0)
+                        controls = model.controls_blend(f0, loud, z, gw, source_f0)
                     else:
-                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1), source_f0, pitch_f0)
-                    noise_gain = torch.tensor([self.noise_gain(requests[i]) for i in filled], dtype=torch.float32,
-                                              device=device)
-                    controls["magnitudes"] = controls["magnitudes"] * noise_gain[:, None, None]
+                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1), source_f0)
                     audio = model.synthesize(controls, white, self._room_weights(kw) if model.reverb is not None
                                              else None)
                 audio = audio.cpu().numpy()

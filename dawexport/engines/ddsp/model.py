@@ -547,21 +547,23 @@ class DDSP(nn.Module):
         return self.decoder(hz_to_unit_pitch(f0_hz), (loudness_db - self.loud_ref) / 20.0, z)
 
     def controls(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor,
-                 source_f0_hz: torch.Tensor | None = None, pitch_f0_hz: torch.Tensor | None = None) -> dict:
+                 source_f0_hz: torch.Tensor | None = None) -> dict:
         """Network pass: frame features → synthesiser controls (harmonic amplitudes, noise magnitudes).
 
         The output level is anchored to the loudness asked for: both amplitudes are the network's (bounded)
         correction times loudness_gain(loudness), so a level outside the corpus's dynamic range still comes
         out at that level, while the timbre (harmonic distribution, noise shape) is what the network learned
-        for that loudness. `source_f0_hz` (B, F): the pitch a transposed note's source had at each frame; the
-        harmonics' envelope is then normalised as it was there (`Harmonic.get_controls`). `pitch_f0_hz`: the
-        pitch the decoder's level term reads (default f0)."""
-        pitch = f0_hz if pitch_f0_hz is None else pitch_f0_hz
+        for that loudness.
+
+        `source_f0_hz` (B, F), the pitch a transposed note's source had at each frame, plays the note as a
+        source-filter transposition of the source: the decoder reads that pitch (its level term, the only
+        place f0 enters it, gives the levels it learned there) and the harmonics at f0 take the levels the
+        envelope gave them there (`Harmonic.get_controls`), the noise the source's."""
+        pitch = f0_hz if source_f0_hz is None else source_f0_hz
         return self._controls_from_logits(self.logits(pitch, loudness_db, z), f0_hz, loudness_db, source_f0_hz)
 
     def controls_blend(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, latents: torch.Tensor,
-                       weights: torch.Tensor, source_f0_hz: torch.Tensor | None = None,
-                       pitch_f0_hz: torch.Tensor | None = None) -> dict:
+                       weights: torch.Tensor, source_f0_hz: torch.Tensor | None = None) -> dict:
         """Like `controls`, blending corners in the decoder's output space: the decoder runs on every corner
         latent (K, latent), or each row's own corner trajectories (B, K, F, latent), for the rows that use it
         (all such pairs in one batch), and its outputs are mixed by `weights` (B, K).
@@ -571,7 +573,7 @@ class DDSP(nn.Module):
         grows steadily along the line to B, which averaging the input latents does not promise: the decoder
         never saw the latents between its few training sources."""
         rel = (loudness_db - self.loud_ref) / 20.0
-        pitch = hz_to_unit_pitch(f0_hz if pitch_f0_hz is None else pitch_f0_hz)
+        pitch = hz_to_unit_pitch(f0_hz if source_f0_hz is None else source_f0_hz)
         # every (row, corner) pair with weight goes through the decoder in one batch (one GRU pass, not one
         # per corner), then each row sums its corners' outputs by weight
         rows, corners = [], []

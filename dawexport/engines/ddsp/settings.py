@@ -67,16 +67,16 @@ class DDSPSettings(TrainingSettings):
                             "harmonic the model leaves to noise costs as much as its whole band")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
-    noise_pitch_law: float = Field(0.0, ge=-24.0, le=24.0, description="dB per octave the noise branch's level "
-                                   "moves with a note's distance from its corners' source pitch (render only). The "
-                                   "harmonics' envelope spreads over half as many harmonics an octave up, each 6 dB "
-                                   "louder; 6 keeps the noise in the same balance with them at every key, so a "
-                                   "breathy top is not left to the harmonics an octave up nor to the noise an "
-                                   "octave down. 0: the level the decoder learned")
-    transposed_levels: Literal["learned", "source", "source_pitch"] = Field(
-        "learned", description="(exploring) how a transposed note's harmonics are levelled: 'learned' as the "
-        "decoder plays them; 'source' the envelope normalised by its sum at the source's pitch; 'source_pitch' "
-        "that and the decoder's level term read at the source's pitch")
+    transposed_levels: Literal["source", "learned"] = Field(
+        "source", description="how a note away from its source's pitch sets its harmonic and noise levels "
+        "(render only). 'source': as its source had them at its own pitch, a source-filter transposition: "
+        "the decoder reads the source's pitch (the note's contour moved back by the interval; a blend weighs "
+        "its corners' pitches like them) and each harmonic, read on the envelope where it sits, keeps the "
+        "level the envelope gave there (a 'relative' envelope normalised by its sum at the source's pitch), "
+        "the noise the source's; a note at the source's pitch is unchanged. 'learned': the decoder's own "
+        "levels at the note's pitch, where a 'relative' envelope puts an octave up the same amplitude into "
+        "half as many harmonics, each louder against the noise (README: the flute's formants +12 2.7 dB "
+        "against 1.6)")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
