@@ -46,7 +46,10 @@ def branches(engine: DDSPEngine, x: np.ndarray, shift: float, seed: int = 0) -> 
     with torch.no_grad():
         z = model.encoder.frames(torch.from_numpy(mel)[None])
         f0 = torch.tensor(feat.f0_hz[None] * 2.0 ** (shift / 12.0), dtype=torch.float32)
-        c = model.controls(f0, torch.tensor(feat.loudness_db[None], dtype=torch.float32), z)
+        source = torch.tensor(feat.f0_hz[None], dtype=torch.float32)
+        levels = engine.settings.transposed_levels == "source"      # played as the engine plays a moved note
+        c = model.controls(f0, torch.tensor(feat.loudness_db[None], dtype=torch.float32), z,
+                           source if levels else None)
         white = torch.randn(1, n, 2 * hop, generator=torch.Generator().manual_seed(seed))
         harm = model.harmonic.get_signal(c["harm_amps"], c["f0_hz"])[0].numpy()[:len(x)]
         noise = model.noise.get_signal(c["magnitudes"], white)[0].numpy()[:len(x)]
@@ -64,9 +67,11 @@ def main() -> int:
     parser.add_argument("model", type=Path, help="a trained ddsp model folder")
     parser.add_argument("--sound", choices=sorted(SOUNDS), default="flute")
     parser.add_argument("--shift", type=float, default=0.0, help="semitones the model's note is moved")
-    args = parser.parse_args()
     torch.set_num_threads(1)
-    engine = DDSPEngine(DDSPEngine.Settings(), sample_rate=44100, seed=0)
+    parser.add_argument("--levels", choices=("source", "learned"), default="source",
+                        help="transposed_levels: how the moved note sets its levels (the engine's setting)")
+    args = parser.parse_args()
+    engine = DDSPEngine(DDSPEngine.Settings(transposed_levels=args.levels), sample_rate=44100, seed=0)
     engine.load(args.model)
     sr = engine.sample_rate
     x, rate = sf.read(str(SOUNDS[args.sound]), dtype="float32", always_2d=True)

@@ -28,11 +28,12 @@ recorded, the held part wandering through the sustain without a jump or an exact
 release after note-off (a note held about as long as its source replays it frame for frame, release included,
 as a sampler would); corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
 source, vibrato or flat; the held part's pitch on the key); away from the source's pitch the note keeps the
-harmonic and noise levels the source had at its own (`transposed_levels`: a source-filter transposition); velocity sets the level of the loudness contour (127
-= the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
-velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
-quieter. Corners blend in the decoder's output space (each corner's z(t) decoded, outputs mixed) or in latent
-space. Round robins take their own path through the sustain. All requests render in a few batched passes.
+harmonic and noise levels the source had at its own (`transposed_levels`: a source-filter transposition);
+velocity sets the level of the loudness contour (127 = the loudest frame of the corner sources, lower velocities
+`velocity_range_db` lower on the engines' one velocity law, `common.velocity`), and since the decoder is
+conditioned on loudness the timbre darkens as it gets quieter. Corners blend in the decoder's output space (each
+corner's z(t) decoded, outputs mixed) or in latent space. Round robins take their own path through the sustain.
+All requests render in a few batched passes.
 """
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ def harmonic_amplitudes(amplitude: torch.Tensor, distribution: torch.Tensor, f0_
         [[[0.25, 0.25, 0.25, 0.25]]]
         >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, normalise=False).tolist()
         [[[1.0, 1.0, 1.0, 0.0]]]
-        >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, total=torch.full((1, 1, 1), 4.0)).tolist()
+        >>> four = torch.full((1, 1, 1), 4.0)                 # the sum of the 4 harmonics at the source's 1 kHz
+        >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, total=four).tolist()
         [[[0.25, 0.25, 0.25, 0.0]]]
     """
     dist = distribution * nyquist_mask(f0_hz, distribution.shape[-1], sample_rate)
