@@ -58,9 +58,11 @@ def main() -> int:
     parser.add_argument("model", type=Path, help="a trained ddsp model folder")
     parser.add_argument("--sound", choices=sorted(SOUNDS), default="flute")
     parser.add_argument("--shift", type=float, default=0.0, help="semitones the model's note is moved")
-    args = parser.parse_args()
     torch.set_num_threads(1)
-    engine = DDSPEngine(DDSPEngine.Settings(), sample_rate=44100, seed=0)
+    parser.add_argument("--levels", choices=("source", "learned"), default="source",
+                        help="transposed_levels: how the moved note sets its levels (the engine's setting)")
+    args = parser.parse_args()
+    engine = DDSPEngine(DDSPEngine.Settings(transposed_levels=args.levels), sample_rate=44100, seed=0)
     engine.load(args.model)
     sr = engine.sample_rate
     x, rate = sf.read(str(SOUNDS[args.sound]), dtype="float32", always_2d=True)

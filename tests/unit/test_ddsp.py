@@ -131,14 +131,15 @@ def test_cache_key_follows_settings_and_corpus():
     assert a.cache_key(corpus) != b.cache_key(corpus)
 
 
-REMOVED = {"envelope_read": "band", "top_weight": 0.0, "top_hz": 4000.0, "top_peaks": False}
+REMOVED = {"envelope_read": "band", "top_weight": 0.0, "top_hz": 4000.0, "top_peaks": False, "noise_pitch_law": 0.0}
 
 
 def test_removed_settings_are_dropped_at_the_value_that_remains_and_refused_otherwise():
-    """`envelope_read` and the top term's three settings were removed: named at the value every model had
-    unless asked otherwise they change nothing; any other value is refused, naming the key and why."""
+    """`envelope_read`, the top term's three settings and `noise_pitch_law` were removed: named at the value
+    every model had unless asked otherwise they change nothing; any other value is refused, naming the key and why."""
     assert DDSPSettings(**{**TINY, **REMOVED, "top_hz": 4000}) == DDSPSettings(**TINY)
-    for key, value in (("envelope_read", "point"), ("top_weight", 2.0), ("top_hz", 6000.0), ("top_peaks", True)):
+    for key, value in (("envelope_read", "point"), ("top_weight", 2.0), ("top_hz", 6000.0), ("top_peaks", True),
+                       ("noise_pitch_law", 6.0)):
         with pytest.raises(ValueError, match=f"{key}: .* is no longer available: .*removed"):
             DDSPSettings(**{key: value})
     assert not set(REMOVED) & set(DDSPSettings.model_fields)
@@ -155,9 +156,10 @@ def test_models_cached_before_the_removal_keep_their_cache_key():
         top_weight: float = 0.0
         top_hz: float = 4000.0
         top_peaks: bool = False
+        noise_pitch_law: float = 0.0
 
     corpus = tiny_corpus()
-    for changes in ({}, {"hidden_size": 40}, {"noise_pitch_law": 6.0}):
+    for changes in ({}, {"hidden_size": 40}, {"transposed_levels": "learned"}):
         before = DDSPEngine(Before(**{**TINY, **changes}), sample_rate=SR)
         now = DDSPEngine(DDSPSettings(**{**TINY, **changes}), sample_rate=SR)
         assert before.cache_key(corpus) == now.cache_key(corpus)
@@ -723,27 +725,6 @@ def test_round_robins_take_another_path_through_the_sustain(trained):
     assert np.abs(za - zb).max() > 1e-3 and abs(rms_db(la) - rms_db(lb)) < 1.0
 
 
-def test_the_noise_follows_the_pitch_law_and_the_harmonics_stay(trained):
-    """`noise_pitch_law: 6`: an octave above its source a note's noise (the floor between its harmonics) is
-    6 dB louder and an octave below 6 dB quieter, its harmonics as they were; it only changes rendering."""
-    from dawexport.audio.fidelity import harmonic_split
-    _, corpus, folder = trained
-    plain, law = loaded(folder), loaded(folder, noise_pitch_law=6.0)
-    assert plain.cache_key(corpus) == law.cache_key(corpus)
-    source = law.keys[0].pitch_midi                                     # 'dark', about 57
-    for shift in (12, -12):
-        note = int(round(source)) + shift
-        req = request({"dark": 1.0}, note=note, duration=1.0)
-        a, = plain.render([req])
-        b, = law.render([req])
-        bands = [(600, 2000), (2000, 7000)]
-        peaks_a, floor_a = harmonic_split(a, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
-        peaks_b, floor_b = harmonic_split(b, SR, midi_to_hz(note), bands, n_fft=4096, hop=512)
-        want = 6.0 * (note - source) / 12.0
-        assert np.allclose(floor_b - floor_a, want, atol=1.0), (shift, floor_b - floor_a)
-        assert np.all(np.abs(peaks_b[:1] - peaks_a[:1]) < 1.0)
-
-
 @pytest.mark.parametrize("levels", ["relative", "absolute"])
 def test_absolute_harmonic_levels_keep_each_harmonics_level_an_octave_up(levels):
     """'absolute': a harmonic's amplitude is the envelope's where it sits, so an octave up the harmonics that
@@ -767,3 +748,56 @@ def test_absolute_harmonic_levels_keep_each_harmonics_level_an_octave_up(levels)
         assert shared.min() > 2.0, shared                              # each remaining harmonic louder
     assert DDSPConfig(**{k: v for k, v in config.to_json().items() if k != "harmonic_levels"}).harmonic_levels \
         == "relative"
+
+
+def test_a_transposed_note_keeps_the_harmonic_levels_of_its_source_pitch():
+    """A 'relative' envelope normalised by its sum at the source's pitch (`source_f0_hz`): an octave up the
+    harmonics that remain keep the amplitudes they had at the source's pitch (as 'absolute' levels do),
+    and at the source's pitch nothing changes."""
+    from dawexport.engines.ddsp.model import DDSP, DDSPConfig
+    config = DDSPConfig(sample_rate=SR, hop=64, n_keys=1, latent=4, hidden=16, n_harmonics=40, noise_bands=9,
+                        n_mels=8, table_size=256, envelope_points=48, pitch_free=True)
+    model = DDSP(config).eval()
+    env = torch.linspace(2.0, -4.0, 48).reshape(1, 1, 48)
+    logits = [torch.zeros(1, 1, 1), env, torch.zeros(1, 1, 9)]
+
+    def amps(f0, source=None):
+        src = None if source is None else torch.tensor([[source]])
+        return model._controls_from_logits(logits, torch.tensor([[f0]]), torch.zeros(1, 1), src)["harm_amps"][0, 0]
+    at_source = amps(200.0)
+    assert torch.equal(amps(200.0, source=200.0), at_source)
+    for f0, kept in ((400.0, lambda a: (a[:19], at_source[1:39:2])), (100.0, lambda a: (a[1:39:2], at_source[:19]))):
+        moved, plain = kept(amps(f0, source=200.0)), kept(amps(f0))
+        assert (20 * torch.log10(moved[0] / moved[1])).abs().max() < 1.0          # the band means differ a little
+        assert (20 * torch.log10(plain[0] / plain[1])).abs().min() > 2.0          # learned: each louder or quieter
+
+
+def test_a_transposed_note_plays_as_its_source_did_at_its_own_pitch(trained):
+    """`transposed_levels: source`: a note an octave above or below its source has its harmonics (on the
+    frequencies the two share) in the balance with its noise that the note at the source's pitch has, where
+    the decoder's own levels ('learned') move it; at its source's pitch the note is the same; a blend's source
+    pitch is its corners' weighed like them; it only changes rendering."""
+    from dawexport.audio.fidelity import harmonic_split
+    _, corpus, folder = trained
+    plain, moved = loaded(folder, transposed_levels="learned"), loaded(folder, transposed_levels="source")
+    assert plain.cache_key(corpus) == moved.cache_key(corpus)
+    for engine in (plain, moved):                    # whole-key source pitches: 'dark' ~57, 'bright' ~64
+        for key in engine.keys:
+            key.pitch_midi = {"dark": 57.0, "bright": 63.0}[key.source]
+
+    def balance(engine, req, source):
+        """How far the harmonic at 4 × the source's pitch (which all three notes play) stands above the floor
+        around it (dB)."""
+        take, = engine.render([req])
+        f = midi_to_hz(source)
+        peaks, floor = harmonic_split(take, SR, midi_to_hz(req.note), [(3.7 * f, 4.3 * f)], n_fft=4096, hop=512)
+        return float(peaks[0] - floor[0])
+    for weights, source in (({"dark": 1.0}, 57), ({"dark": 0.5, "bright": 0.5}, 60)):
+        same = request(weights, note=source, duration=1.0)
+        assert np.array_equal(plain.render([same])[0], moved.render([same])[0])
+        at_source = balance(plain, same, source)
+        for shift in (12, -12):
+            req = request(weights, note=source + shift, duration=1.0)
+            off_moved = abs(balance(moved, req, source) - at_source)
+            off_plain = abs(balance(plain, req, source) - at_source)
+            assert off_moved < 4.0 and off_moved < off_plain - 2.0, (weights, shift, off_moved, off_plain)

@@ -27,11 +27,13 @@ How it plays. A note replays its corners' trajectories re-timed to its length (`
 recorded, the held part wandering through the sustain without a jump or an exact repeat, the source's own
 release after note-off (a note held about as long as its source replays it frame for frame, release included,
 as a sampler would); corners are aligned by segment. f0 is the note bent by the source's contour (`contour`:
-source, vibrato or flat; the held part's pitch on the key); velocity sets the level of the loudness contour (127
-= the loudest frame of the corner sources, lower velocities `velocity_range_db` lower on the engines' one
-velocity law, `common.velocity`), and since the decoder is conditioned on loudness the timbre darkens as it gets
-quieter. Corners blend in the decoder's output space (each corner's z(t) decoded, outputs mixed) or in latent
-space. Round robins take their own path through the sustain. All requests render in a few batched passes.
+source, vibrato or flat; the held part's pitch on the key); away from the source's pitch the note keeps the
+harmonic and noise levels the source had at its own (`transposed_levels`: a source-filter transposition);
+velocity sets the level of the loudness contour (127 = the loudest frame of the corner sources, lower velocities
+`velocity_range_db` lower on the engines' one velocity law, `common.velocity`), and since the decoder is
+conditioned on loudness the timbre darkens as it gets quieter. Corners blend in the decoder's output space (each
+corner's z(t) decoded, outputs mixed) or in latent space. Round robins take their own path through the sustain.
+All requests render in a few batched passes.
 """
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ class DDSPEngine(Engine):
     capabilities = Capabilities(pitched=True, blendable=True, trainable=True, gpu=True, batch_invariant=True,
                                 native_rates=(16000, 22050, 32000, 44100, 48000), default_rate=44100)
     Settings = DDSPSettings
-    render_only = ("noise_pitch_law", "attack_s")
+    render_only = ("transposed_levels", "attack_s")
 
     def __init__(self, settings, *, sample_rate, seed=0, device="auto"):
         super().__init__(settings, sample_rate=sample_rate, seed=seed, device=device)
@@ -344,23 +346,26 @@ class DDSPEngine(Engine):
             + 20 * np.log10(np.maximum(env, 1e-4))
         return f0, np.maximum(loud, FLOOR_DB), gw, tracks, True
 
-    def noise_gain(self, request: RenderRequest) -> float:
-        """The noise branch's gain for a request: `noise_pitch_law` dB per octave from its corners' source
-        pitch (weighed like the corners); 1 at the source's own pitch.
+    def source_pitch(self, request: RenderRequest) -> float | None:
+        """The pitch (MIDI) of the request's corners' sources, weighed like the corners (None: unpitched).
 
-            >>> engine = DDSPEngine(DDSPEngine.Settings(noise_pitch_law=6.0), sample_rate=44100)
-            >>> engine.keys = [KeyInfo("a", "L", False, -10.0, 60.0, np.zeros(1), np.zeros((1, 4)), np.ones(1))]
-            >>> up = RenderRequest((("a", 1.0),), "L", 72, 127, 1.0, 0.2)                  # an octave up
-            >>> round(20 * math.log10(engine.noise_gain(up)), 3)
-            6.0
+            >>> engine = DDSPEngine(DDSPEngine.Settings(), sample_rate=44100)
+            >>> engine.keys = [KeyInfo(s, "L", False, -10.0, p, np.zeros(1), np.zeros((1, 4)), np.ones(1))
+            ...                for s, p in (("a", 60.0), ("b", 67.0))]
+            >>> engine.source_pitch(RenderRequest((("a", 0.5), ("b", 0.5)), "L", 72, 127, 1.0, 0.2))
+            63.5
         """
-        law = self.settings.noise_pitch_law
-        kw = self.key_weights(request) if law else np.zeros(0)
+        kw = self.key_weights(request)
         used = [(self.keys[i].pitch_midi, kw[i]) for i in np.flatnonzero(kw) if math.isfinite(self.keys[i].pitch_midi)]
         if not used:
-            return 1.0
-        source = sum(p * w for p, w in used) / sum(w for _, w in used)
-        return float(10.0 ** (law * (request.note - source) / 12.0 / 20.0))
+            return None
+        return float(sum(p * w for p, w in used) / sum(w for _, w in used))
+
+    def source_f0(self, request: RenderRequest, f0_hz: np.ndarray) -> np.ndarray:
+        """The pitch contour (Hz) the note's sources had under its own contour f0_hz: f0 moved back by the
+        interval from their pitch to the note (f0 itself for an unpitched source)."""
+        source = self.source_pitch(request)
+        return f0_hz if source is None else f0_hz * 2.0 ** ((source - request.note) / 12.0)
 
     def _room_weights(self, kw: torch.Tensor) -> torch.Tensor:
         """Key weights with each key's weight moved to the first key with the same audio (whose room trained)."""
@@ -413,14 +418,15 @@ class DDSPEngine(Engine):
                     torch.randn(n_frames, 2 * hop, generator=torch.Generator().manual_seed(
                         self._noise_seed(requests[i], self.key_weights(requests[i]))))
                     for i in filled]).to(device)
+                source_f0 = None
+                if self.settings.transposed_levels == "source":
+                    source_f0 = torch.tensor(np.stack([self.source_f0(requests[i], per_take[i][0]) for i in filled]),
+                                             dtype=torch.float32, device=device)
                 with torch.no_grad():
                     if self.settings.blend == "output":
-                        controls = model.controls_blend(f0, loud, z, gw)
+                        controls = model.controls_blend(f0, loud, z, gw, source_f0)
                     else:
-                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1))
-                    noise_gain = torch.tensor([self.noise_gain(requests[i]) for i in filled], dtype=torch.float32,
-                                              device=device)
-                    controls["magnitudes"] = controls["magnitudes"] * noise_gain[:, None, None]
+                        controls = model.controls(f0, loud, (gw[:, :, None, None] * z).sum(1), source_f0)
                     audio = model.synthesize(controls, white, self._room_weights(kw) if model.reverb is not None
                                              else None)
                 audio = audio.cpu().numpy()
@@ -447,11 +453,13 @@ class DDSPEngine(Engine):
         feat = clip_features(x, self.sample_rate, self.hop, self.settings.fmin, self.settings.fmax, 261.6256)
         mel = fit_frames(log_mel_shape(x, self.sample_rate, self.hop, self.model.config.n_mels), len(feat.f0_hz))
         f0 = feat.f0_hz * 2.0 ** (semitones / 12.0)
+        moved = semitones != 0 and self.settings.transposed_levels == "source"     # as a moved note plays
         with torch.no_grad():
             model = self.model.cpu()
             return model.controls(torch.tensor(f0[None], dtype=torch.float32),
                                   torch.tensor(feat.loudness_db[None], dtype=torch.float32),
-                                  model.encoder.frames(torch.from_numpy(mel)[None]))
+                                  model.encoder.frames(torch.from_numpy(mel)[None]),
+                                  torch.tensor(feat.f0_hz[None], dtype=torch.float32) if moved else None)
 
     def resynthesize(self, audio: np.ndarray, source: str, channel: str, seed: int = 0) -> np.ndarray:
         """Play a recording's own f0, loudness and latent trajectory z(t) through the model (quality checks)."""

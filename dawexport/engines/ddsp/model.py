@@ -62,21 +62,32 @@ def nyquist_mask(f0_hz: torch.Tensor, n_harmonics: int, sample_rate: int) -> tor
     return (top < 0.5 * sample_rate).to(f0_hz.dtype)
 
 
+def harmonic_sum(distribution: torch.Tensor, f0_hz: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """(B, F, 1) sum of a harmonic distribution (B, F, K) over the harmonics of f0 below Nyquist."""
+    return (distribution * nyquist_mask(f0_hz, distribution.shape[-1], sample_rate)).sum(dim=-1, keepdim=True)
+
+
 def harmonic_amplitudes(amplitude: torch.Tensor, distribution: torch.Tensor, f0_hz: torch.Tensor,
-                        sample_rate: int, normalise: bool = True) -> torch.Tensor:
+                        sample_rate: int, normalise: bool = True, total: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """Per-harmonic amplitudes (B, F, K): the distribution with harmonics above Nyquist removed, normalised
     to sum 1 (or, `normalise` False, as it is: each harmonic's own level), times the overall amplitude
-    (B, F, 1).
+    (B, F, 1). `total` (B, F, 1), when given, is the sum normalised by instead of the distribution's own
+    (`harmonic_sum` of the distribution at another pitch: the levels that distribution gave there).
 
         >>> f0 = torch.full((1, 1), 1000.0)
         >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), f0, 16000).tolist()
         [[[0.25, 0.25, 0.25, 0.25]]]
         >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, normalise=False).tolist()
         [[[1.0, 1.0, 1.0, 0.0]]]
+        >>> four = torch.full((1, 1, 1), 4.0)                 # the sum of the 4 harmonics at the source's 1 kHz
+        >>> harmonic_amplitudes(torch.ones(1, 1, 1), torch.ones(1, 1, 4), 2 * f0, 16000, total=four).tolist()
+        [[[0.25, 0.25, 0.25, 0.0]]]
     """
     dist = distribution * nyquist_mask(f0_hz, distribution.shape[-1], sample_rate)
     if normalise:
-        dist = dist / dist.sum(dim=-1, keepdim=True).clamp_min(1e-7)
+        total = dist.sum(dim=-1, keepdim=True) if total is None else total
+        dist = dist / total.clamp_min(1e-7)
     return amplitude * dist
 
 
@@ -293,12 +304,19 @@ class Harmonic(nn.Module):
         self.sample_rate, self.hop, self.table_size = sample_rate, hop, table_size
         self.levels = levels
 
-    def get_controls(self, amplitude_logits, distribution_logits, f0_hz):
+    def get_controls(self, amplitude_logits, distribution_logits, f0_hz, source_logits=None, source_f0_hz=None):
+        """`source_logits`, the distribution read at the harmonics of `source_f0_hz` (a transposed note's
+        source pitch), makes a "relative" distribution normalise by its sum there: each harmonic gets the
+        level it had at the source's pitch (what "absolute" levels do at every pitch)."""
         amplitude = exp_sigmoid(amplitude_logits)
         absolute = self.levels == "absolute"
-        distribution = exp_sigmoid(distribution_logits + (ABSOLUTE_BIAS if absolute else 0.0))
+        bias = ABSOLUTE_BIAS if absolute else 0.0
+        distribution = exp_sigmoid(distribution_logits + bias)
+        total = None
+        if source_logits is not None and not absolute:
+            total = harmonic_sum(exp_sigmoid(source_logits + bias), source_f0_hz, self.sample_rate)
         return {"harm_amps": harmonic_amplitudes(amplitude, distribution, f0_hz, self.sample_rate,
-                                                 normalise=not absolute),
+                                                 normalise=not absolute, total=total),
                 "f0_hz": f0_hz}
 
     def get_signal(self, harm_amps, f0_hz, initial_phase=None):
@@ -455,17 +473,24 @@ class DDSP(nn.Module):
         """The decoder's raw outputs (amplitude, distribution or envelope, noise logits) for frame features."""
         return self.decoder(hz_to_unit_pitch(f0_hz), (loudness_db - self.loud_ref) / 20.0, z)
 
-    def controls(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor) -> dict:
+    def controls(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, z: torch.Tensor,
+                 source_f0_hz: torch.Tensor | None = None) -> dict:
         """Network pass: frame features → synthesiser controls (harmonic amplitudes, noise magnitudes).
 
         The output level is anchored to the loudness asked for: both amplitudes are the network's (bounded)
         correction times loudness_gain(loudness), so a level outside the corpus's dynamic range still comes
         out at that level, while the timbre (harmonic distribution, noise shape) is what the network learned
-        for that loudness."""
-        return self._controls_from_logits(self.logits(f0_hz, loudness_db, z), f0_hz, loudness_db)
+        for that loudness.
+
+        `source_f0_hz` (B, F), the pitch a transposed note's source had at each frame, plays the note as a
+        source-filter transposition of the source: the decoder reads that pitch (its level term, the only
+        place f0 enters it, gives the levels it learned there) and the harmonics at f0 take the levels the
+        envelope gave them there (`Harmonic.get_controls`), the noise the source's."""
+        pitch = f0_hz if source_f0_hz is None else source_f0_hz
+        return self._controls_from_logits(self.logits(pitch, loudness_db, z), f0_hz, loudness_db, source_f0_hz)
 
     def controls_blend(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor, latents: torch.Tensor,
-                       weights: torch.Tensor) -> dict:
+                       weights: torch.Tensor, source_f0_hz: torch.Tensor | None = None) -> dict:
         """Like `controls`, blending corners in the decoder's output space: the decoder runs on every corner
         latent (K, latent), or each row's own corner trajectories (B, K, F, latent), for the rows that use it
         (all such pairs in one batch), and its outputs are mixed by `weights` (B, K).
@@ -475,7 +500,7 @@ class DDSP(nn.Module):
         grows steadily along the line to B, which averaging the input latents does not promise: the decoder
         never saw the latents between its few training sources."""
         rel = (loudness_db - self.loud_ref) / 20.0
-        pitch = hz_to_unit_pitch(f0_hz)
+        pitch = hz_to_unit_pitch(f0_hz if source_f0_hz is None else source_f0_hz)
         # every (row, corner) pair with weight goes through the decoder in one batch (one GRU pass, not one
         # per corner), then each row sums its corners' outputs by weight
         rows, corners = [], []
@@ -486,21 +511,29 @@ class DDSP(nn.Module):
         rows, corners = torch.cat(rows), torch.cat(corners)
         if rows.numel() == 0:                             # nothing audible: the caller silences these rows
             acc = list(self.decoder(pitch, rel, latents.new_zeros(f0_hz.shape[0], latents.shape[-1])))
-            return self._controls_from_logits(acc, f0_hz, loudness_db)
+            return self._controls_from_logits(acc, f0_hz, loudness_db, source_f0_hz)
         z = latents[rows, corners] if latents.dim() == 4 else latents[corners]
         outs = self.decoder(pitch[rows], rel[rows], z)
         w = weights[rows, corners].to(outs[0].dtype)[:, None, None]
         acc = [o.new_zeros(f0_hz.shape[0], *o.shape[1:]).index_add_(0, rows, o * w) for o in outs]
-        return self._controls_from_logits(acc, f0_hz, loudness_db)
+        return self._controls_from_logits(acc, f0_hz, loudness_db, source_f0_hz)
 
-    def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> dict:
-        amp, dist, noise = logits
+    def _read_envelope(self, envelope: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
+        """The decoder's distribution output read at the harmonics of f0 (as is without an envelope)."""
+        if self.config.envelope_points:
+            return envelope_at_harmonics(envelope.float(), f0_hz.float(), self.config.n_harmonics,
+                                         self.config.sample_rate)
+        return envelope.float()
+
+    def _controls_from_logits(self, logits, f0_hz: torch.Tensor, loudness_db: torch.Tensor,
+                              source_f0_hz: torch.Tensor | None = None) -> dict:
+        amp, envelope, noise = logits
         with torch.autocast(device_type=f0_hz.device.type, enabled=False):
-            if self.config.envelope_points:
-                dist = envelope_at_harmonics(dist.float(), f0_hz.float(), self.config.n_harmonics,
-                                             self.config.sample_rate)
+            dist = self._read_envelope(envelope, f0_hz)
+            source = None if source_f0_hz is None else self._read_envelope(envelope, source_f0_hz)
             gain = loudness_gain(loudness_db.float(), self.loud_ref)[..., None]
-            harm = self.harmonic.get_controls(amp.float(), dist.float(), f0_hz.float())
+            harm = self.harmonic.get_controls(amp.float(), dist, f0_hz.float(), source,
+                                              None if source_f0_hz is None else source_f0_hz.float())
             noise_c = self.noise.get_controls(noise.float())
         return {"harm_amps": harm["harm_amps"] * gain, "f0_hz": harm["f0_hz"],
                 "magnitudes": noise_c["magnitudes"] * gain}
@@ -521,6 +554,6 @@ class DDSP(nn.Module):
 
 __all__ = ["DDSP", "DDSPConfig", "Decoder", "Encoder", "FilteredNoise", "Harmonic", "Reverb", "additive_reference",
            "bands_to_bins", "envelope_at_harmonics", "exp_sigmoid", "fft_convolve", "fft_sizes", "filtered_noise",
-           "frame_loudness_loss", "harmonic_amplitudes", "harmonic_synth", "harmonic_wavetables", "hz_to_mel",
+           "frame_loudness_loss", "harmonic_amplitudes", "harmonic_sum", "harmonic_synth", "harmonic_wavetables", "hz_to_mel",
            "hz_to_unit_pitch", "loudness_gain", "multi_resolution_stft_loss", "nyquist_mask", "oscillator_phase",
            "upsample_frames", "wavetable_read"]

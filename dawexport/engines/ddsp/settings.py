@@ -28,6 +28,11 @@ class DDSPSettings(TrainingSettings):
         "top_weight": RemovedSetting(0.0, _TOP_TERM),
         "top_hz": RemovedSetting(4000.0, _TOP_TERM),
         "top_peaks": RemovedSetting(False, _TOP_TERM),
+        "noise_pitch_law": RemovedSetting(0.0, "the noise branch's level moved by a fixed dB per octave from the "
+                                          "source's pitch (render only) was removed in session 7: 6 closed the "
+                                          "flute's +12 but put the cat's over its goal (0.7 against 0.65); "
+                                          "transposed_levels 'source' keeps a moved note's levels as the source "
+                                          "had them (README, 'Benchmarks')"),
     }
     max_steps: int = Field(1200, ge=1, description="training stops after this many steps (cat_flute: about "
                            "8 min on 2 quiet CPU cores with latent trajectories, 2.6 steps/s)")
@@ -72,19 +77,23 @@ class DDSPSettings(TrainingSettings):
                                    "decay but not the other benchmark sounds (README), so it is off by default")
     attack_crops: float = Field(0.25, ge=0.0, le=1.0, description="share of training crops that start at a "
                                 "clip's beginning, so attacks are learned")
-    noise_pitch_law: float = Field(0.0, ge=-24.0, le=24.0, description="dB per octave the noise branch's level "
-                                   "moves with a note's distance from its corners' source pitch (render only). The "
-                                   "harmonics' envelope spreads over half as many harmonics an octave up, each 6 dB "
-                                   "louder; 6 keeps the noise in the same balance with them at every key, so a "
-                                   "breathy top is not left to the harmonics an octave up nor to the noise an "
-                                   "octave down. 0: the level the decoder learned")
+    transposed_levels: Literal["source", "learned"] = Field(
+        "source", description="how a note away from its source's pitch sets its harmonic and noise levels "
+        "(render only). 'source': as its source had them at its own pitch, a source-filter transposition: "
+        "the decoder reads the source's pitch (the note's contour moved back by the interval; a blend weighs "
+        "its corners' pitches like them) and each harmonic, read on the envelope where it sits, keeps the "
+        "level the envelope gave there (a 'relative' envelope normalised by its sum at the source's pitch), "
+        "the noise the source's; a note at the source's pitch is unchanged. 'learned': the decoder's own "
+        "levels at the note's pitch, where a 'relative' envelope puts an octave up the same amplitude into "
+        "half as many harmonics, each louder against the noise (README: the flute's formants +12 2.7 dB "
+        "against 1.6)")
     blend: Literal["output", "latent"] = Field(
         "output", description="how corners mix: 'output' runs the decoder at each corner's latent and mixes its "
         "outputs (a steady morph); 'latent' feeds it the weighted mean of the latents (NSynth's way)")
     reverb: bool = False
     reverb_s: float = Field(0.5, gt=0.0, le=4.0)
     velocity_range_db: float = Field(30.0, ge=0.0, le=96.0, description="dB from velocity 127 down to 1")
-    attack_s: float = Field(0.003, ge=0.0, le=2.0, description="the note's rise at note-on, over the source's "
+    attack_s: float = Field(0.015, ge=0.0, le=2.0, description="the note's rise at note-on, over the source's "
                             "own attack (render only): long enough to start without a click, short enough to keep "
                             "a struck or plucked attack as recorded (15 ms cut the pluck's first, brightest "
                             "frames: its timbre 1.95 → 1.61 dB at 3 ms, README)")
