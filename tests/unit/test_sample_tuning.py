@@ -53,3 +53,34 @@ def test_exported_tuning_is_the_note_not_a_mean_across_an_octave_with_the_match_
             done = process_take({"mono": take}, 65, SR, settings)
             played = done.root_key + done.offset_cents / 100
             assert abs(100 * (played - hz_to_midi(f0))) < 5.0, (label, loop, done.root_key, done.offset_cents)
+
+
+def gliding_held_part(f0=196.0, seconds=1.4, rise_cents=300.0):
+    """A sung note whose pitch rises `rise_cents` through its whole held part, with a 5.5 Hz vibrato."""
+    t = np.arange(int(seconds * SR)) / SR
+    cents = rise_cents * t / seconds + 25 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0 * 2 ** (cents / 1200)) / SR
+    return (0.3 * np.minimum(t / 0.02, 1.0) * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32)
+
+
+def test_a_gliding_held_note_is_tuned_as_the_sampler_plays_it_at_its_fine_tune(tmp_path):
+    """A sampler plays a sample 45 cents flat in 1.4 s through 2.6 % less of it, so less of the loop: on a
+    glide that moves the held pitch by cents. The fine tune is measured at the rate it will be played at."""
+    import soundfile as sf
+
+    from dawexport.audio.loops import find_sustain_loop
+    from dawexport.render.samples import Loop, _held_pitch
+    from support.players import render_sfizz, sfizz_synth
+
+    x = gliding_held_part()
+    held = int(1.4 * SR)
+    start, end = find_sustain_loop(x, SR, 230.0, region=(0.45, 0.65))
+    pitch = _held_pitch(x, Loop(start, end, 0), held, SR, 56)
+    root, tune = int(round(pitch.midi)), -100 * (pitch.midi - round(pitch.midi))
+    assert abs(tune) > 30                                          # far enough from the key for the rate to matter
+    sf.write(tmp_path / "s.wav", x, SR)
+    (tmp_path / "t.sfz").write_text(f"<region> sample=s.wav pitch_keycenter={root} tune={round(tune)} "
+                                    f"loop_mode=loop_sustain loop_start={start} loop_end={end}\n")
+    note = render_sfizz(sfizz_synth(tmp_path / "t.sfz", SR), root, 127, 1.4, 1.6).mean(axis=0)
+    heard = 100 * (estimate_pitch(note[:held], SR).midi - root) + (tune - round(tune))
+    assert abs(heard) < 2.0, (root, tune, heard)                    # 3.2 cents off read at the sample's own rate
