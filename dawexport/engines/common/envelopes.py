@@ -11,6 +11,18 @@ import math
 
 import numpy as np
 
+CLICK_FREE_RISE_S = 0.003   # the shortest rise at note-on that starts a note without a click
+
+
+def note_rise_s(own_attack_s: float, longest_s: float) -> float:
+    """A note's rise at note-on: as fast as its source's own attack, at least `CLICK_FREE_RISE_S`, at most
+    `longest_s` (a `longest_s` under the click-free rise is the player's choice and kept).
+
+        >>> note_rise_s(0.0, 0.015), note_rise_s(0.008, 0.015), note_rise_s(0.2, 0.015), note_rise_s(0.2, 0.0)
+        (0.003, 0.008, 0.015, 0.0)
+    """
+    return min(longest_s, max(own_attack_s, CLICK_FREE_RISE_S))
+
 
 def note_envelope(t: np.ndarray, duration_s: float, release_s: float, attack_s: float = 0.0) -> np.ndarray:
     """Level at times `t` (s, float64): a linear rise over `attack_s`, 1 while the key is held, then a

@@ -59,7 +59,7 @@ from ...audio.analysis import estimate_pitch, f0_track, midi_to_hz
 from ...audio.repitch import repitch
 from ...errors import EngineError
 from ..base import Capabilities, Clip, Corpus, Engine, RenderRequest
-from ..common.envelopes import release_envelope
+from ..common.envelopes import CLICK_FREE_RISE_S, release_envelope
 from ..common.persistence import load_numpy_model, save_numpy_model
 from ..common.velocity import velocity_gain
 from .blas import blas_threads
@@ -541,7 +541,7 @@ class ConceptorEngine(GrainPads, VoiceRunner, Engine):
             profile = blend_profiles([self.noise[c] for c, _ in terms], [w for _, w in terms])
             y = add_noise(y, sr, profile, rng=np.random.default_rng(self._noise_seed(req)),
                           scale=s.noise).astype(np.float32)
-        env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=0.003)
+        env = release_envelope(frames, sr, req.duration_s, req.release_s, attack_s=CLICK_FREE_RISE_S)
         return y * env * np.float32(plan["ctl"]["gain"])
 
 def grain_pitches(clips, within_semitones: float) -> dict[int, float]:
