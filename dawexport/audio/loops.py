@@ -13,6 +13,7 @@ _ENV_WIN_S = 0.02           # envelope window for the sustain checks
 _MAX_DECAY_DB = 10.0        # a region whose fitted level falls more than this is decaying, not sustained
 _MAX_JOIN_LEVEL_DB = 2.0    # start and end of a loop must be within this level of each other
 _MAX_STARTS, _MAX_ENDS, _MAX_SCORED = 48, 400, 400
+_POOR_JOIN = 0.1            # best join score over this: no join matches, the loop goes in the region's last third
 
 
 def _envelope_db(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
@@ -48,7 +49,10 @@ def find_sustain_loop(x, sr: int, f0_hz: float, *, region: tuple[float, float] =
     period of a whole number of periods, otherwise any length (for textures). Each candidate pair is
     scored by how well the waveform around ``end + 1`` matches the waveform around ``start`` (one period,
     or 5 ms, either side: value, slope and shape together), normalised by their energy; among the
-    pairs within 25% of the best score the longest wins. None when the sound is shorter than
+    pairs within 25% of the best score the longest wins. When even the best join is poor (a score over
+    0.1, of 1 for uncorrelated waveforms: a held part that glides or changes colour all through), no join
+    hides the loop, so it is chosen among the pairs ending in the region's last third: a note held as
+    long as it was rendered then plays all of it, not a loop frozen half-way. None when the sound is shorter than
     ``min_length_s`` plus the crossfade inside ``region``, when its level falls by more than 10 dB
     across the region (a decaying hit or pluck), or when no pair has ends within 2 dB of each other.
 
@@ -99,6 +103,19 @@ def find_sustain_loop(x, sr: int, f0_hz: float, *, region: tuple[float, float] =
     if not len(s_idx):
         return None
 
+    s_best, z_best, score = _best_joins(x, s_idx, z_idx, half)
+    if score > _POOR_JOIN:
+        # no join matches (a held part that glides or changes colour all through): the loop goes where it
+        # costs least, at the end, so a note held as long as it was rendered plays all of it
+        late = z_idx >= b + 1 - span // 3
+        if late.any():
+            s_best, z_best, _ = _best_joins(x, s_idx[late], z_idx[late], half)
+    return s_best, z_best - 1
+
+
+def _best_joins(x: np.ndarray, s_idx: np.ndarray, z_idx: np.ndarray, half: int) -> tuple[int, int, float]:
+    """The longest of the (start, wrap) pairs whose join is within 25% of the best, and the best join's score
+    (0: the waveforms around start and wrap match; 1: uncorrelated)."""
     # cheap pre-score (value and slope at the join), then the full window score on the best few
     ds = x[s_idx + 1] - x[s_idx - 1]
     dz = x[z_idx + 1] - x[z_idx - 1]
@@ -111,7 +128,7 @@ def find_sustain_loop(x, sr: int, f0_hz: float, *, region: tuple[float, float] =
     good = score <= 1.25 * score.min() + 1e-9
     lengths = np.where(good, z_idx - s_idx, -1)
     best = int(np.argmax(lengths))
-    return int(s_idx[best]), int(z_idx[best] - 1)
+    return int(s_idx[best]), int(z_idx[best]), float(score.min())
 
 
 def crossfade_loop(x, start: int, end: int, crossfade: int) -> np.ndarray:
