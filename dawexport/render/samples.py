@@ -10,7 +10,7 @@ and the loop: each is a one-shot rooted on its own key. Then, across all takes, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,20 +91,34 @@ def played_while_held(x: np.ndarray, loop: Loop, frames: int) -> np.ndarray:
     return np.concatenate([body, np.tile(x[loop.start:loop.end + 1], repeats)])[:frames]
 
 
-def _held_pitch(x: np.ndarray, loop: Loop, frames: int, sr: int, requested_note: int):
-    """The pitch of what a sampler plays while the key is held for `frames` at the sample's root key.
+def played_at_rate(x: np.ndarray, loop: Loop, frames: int, rate: float) -> np.ndarray:
+    """`played_while_held` as a sampler plays it `rate` times faster (a pitch shift): `frames` output samples
+    read at positions k · rate, linearly interpolated."""
+    content = played_while_held(x, loop, int(np.ceil(frames * rate)) + 2)
+    return np.interp(np.arange(frames) * rate, np.arange(len(content)), content)
 
-    The sampler plays the sample shifted by its fine tune, so in `frames` it goes through `frames` times
-    the playback rate of the sample: for a sound whose held part glides, how much of the loop that takes
-    in moves the pitch (a vowel rising 300 cents read 5-8 cents off at a 45-cent fine tune, when measured
-    at the sample's own rate). One refinement at the first reading's rate is enough: the second moves the
-    rate by a fraction of a percent."""
+
+def _held_pitch(x: np.ndarray, loop: Loop, frames: int, sr: int, requested_note: int):
+    """The pitch of what a sampler plays while the key the take was made for is held for `frames`, as a
+    `PitchEstimate` whose root key and fine tune put that on the key (the root may be the next key when
+    the take sits near a quarter tone).
+
+    The sampler plays the sample shifted by its fine tune: in `frames` it goes through `frames` times the
+    rate of it, and each frame the pitch tracker reads lands elsewhere in it. For a held part that glides,
+    both move the reading: a vowel rising 300 cents read 5-8 cents off at a 45-cent fine tune when
+    measured unshifted. So the take is played shifted as the sampler will, read, and the tune corrected by
+    what is left (twice: the second correction is a fraction of a cent on a steady note)."""
     pitch = _pitch(played_while_held(x, loop, frames), sr, requested_note)
-    if not np.isfinite(pitch.midi):
-        return pitch
-    rate = 2.0 ** ((round(pitch.midi) - pitch.midi) / 12.0)
-    refined = _pitch(played_while_held(x, loop, max(1, int(round(frames * rate)))), sr, requested_note)
-    return refined if np.isfinite(refined.midi) else pitch
+    for _ in range(2):
+        if not _plausible(pitch, requested_note):
+            return pitch
+        key = requested_note
+        heard = _pitch(played_at_rate(x, loop, frames, 2.0 ** ((key - pitch.midi) / 12.0)), sr, requested_note)
+        if not np.isfinite(heard.midi) or abs(heard.midi - key) > 0.5:
+            return pitch
+        midi = pitch.midi + heard.midi - key
+        pitch = replace(pitch, midi=midi, hz=midi_to_hz(midi))
+    return pitch
 
 
 @dataclass(frozen=True)
