@@ -45,6 +45,18 @@ def release_envelope(frames: int, sample_rate: int, duration_s: float, release_s
     return note_envelope(np.arange(frames) / sample_rate, duration_s, release_s, attack_s).astype(np.float32)
 
 
+def fade_in(take: np.ndarray, sample_rate: int, rise_s: float) -> np.ndarray:
+    """A linear rise over the first `rise_s` of the take, sample by sample, in place.
+
+        >>> fade_in(np.ones(6, np.float32), 4, 1.0).tolist()
+        [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    n = min(int(round(rise_s * sample_rate)), len(take))
+    if n > 0:
+        take[:n] *= (np.arange(n) / n).astype(take.dtype)
+    return take
+
+
 def tail_fade(take: np.ndarray, sample_rate: int, release_s: float) -> np.ndarray:
     """Make sure the take ends in silence: a cosine fade over the last quarter of the release (>= 5 ms),
     in place."""

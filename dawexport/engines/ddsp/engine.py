@@ -51,7 +51,7 @@ from ...audio.spectral import log_mel_shape
 from ...errors import EngineError
 from ...progress import SILENT
 from ..base import Capabilities, Corpus, Engine, RenderRequest
-from ..common.envelopes import note_envelope, note_rise_s, tail_fade
+from ..common.envelopes import fade_in, note_envelope, note_rise_s, tail_fade
 from ..common.persistence import load_module_state, read_torch_model, save_state, torch_model_record
 from ..common.seeding import stable_seed
 from ..common.torch_utils import cpu_threads, pick_device
@@ -335,18 +335,29 @@ class DDSPEngine(Engine):
         f0 = np.minimum(midi_to_hz(request.note) * 2.0 ** (cents / 1200.0), 0.49 * self.sample_rate)
         tops = np.array([k.top_db for k in self.keys])
         top = 10 * np.log10(max(float(np.sum(kw * 10 ** (tops / 10))), 1e-12))
-        # the note's own envelope bounds the source's: a click-free rise no slower than the source's own attack
-        # (a pluck keeps its first, brightest frames), and silence by the end of the release (the fall starts
-        # once the source's own release has mostly played, or half-way through the release)
-        segments = [find_segments(self.keys[i].loudness) for i in corners]
-        own_attack, own_release = (frame_s * sum(w * getattr(seg, part) for seg, w in zip(segments, weights))
-                                   / max(sum(weights), 1e-9) for part in ("attack", "release"))
+        # the note's own envelope bounds the source's: silence by the end of the release (the fall starts once
+        # the source's own release has mostly played, or half-way through the release); its rise is the
+        # audio's (`rise_s`), not the decoder's loudness
+        own_release = frame_s * sum(w * find_segments(self.keys[i].loudness).release
+                                    for i, w in zip(corners, weights)) / max(sum(weights), 1e-9)
         wait = min(own_release, 0.5 * request.release_s)
-        env = note_envelope(np.arange(n_frames) * frame_s, request.duration_s + wait, request.release_s - wait,
-                            note_rise_s(own_attack, self.settings.attack_s))
+        env = note_envelope(np.arange(n_frames) * frame_s, request.duration_s + wait, request.release_s - wait)
         loud = top + velocity_db(request.velocity, self.settings.velocity_range_db) + rel_db \
             + 20 * np.log10(np.maximum(env, 1e-4))
         return f0, np.maximum(loud, FLOOR_DB), gw, tracks, True
+
+    def rise_s(self, request: RenderRequest) -> float:
+        """The note's rise at note-on, applied to its audio sample by sample: no slower than its corners' own
+        attack (weighed like the corners), at least 3 ms, at most `attack_s`. On the audio, not on the
+        decoder's loudness frames: a rise there lasts a whole ~6 ms frame whatever its length, its first frame
+        at the floor, and cut the first, brightest milliseconds of a pluck (timbre 2.03 against 1.78 without
+        a rise, bench_fidelity seed 2); the decoder also keeps the attack's own brightness."""
+        kw = self.key_weights(request)
+        used = np.flatnonzero(kw)
+        if not len(used):
+            return self.settings.attack_s
+        frames = sum(kw[i] * find_segments(self.keys[i].loudness).attack for i in used) / float(kw[used].sum())
+        return note_rise_s(frames * self.hop / self.sample_rate, self.settings.attack_s)
 
     def source_pitch(self, request: RenderRequest) -> float | None:
         """The pitch (MIDI) of the request's corners' sources, weighed like the corners (None: unpitched).
@@ -438,6 +449,7 @@ class DDSPEngine(Engine):
                     take = audio[row, :lengths[i]].astype(np.float32, copy=True)
                     if not rows[row][4]:
                         take[:] = 0.0
+                    fade_in(take, self.sample_rate, self.rise_s(requests[i]))
                     out[i] = tail_fade(take, self.sample_rate, requests[i].release_s)
                 bar.update(len(chunk))
         finally:
