@@ -93,10 +93,10 @@ class DDSPSettings(TrainingSettings):
     reverb: bool = False
     reverb_s: float = Field(0.5, gt=0.0, le=4.0)
     velocity_range_db: float = Field(30.0, ge=0.0, le=96.0, description="dB from velocity 127 down to 1")
-    attack_s: float = Field(0.015, ge=0.0, le=2.0, description="the longest rise at note-on (render only): a "
-                            "source whose own attack is faster rises as fast as it does, down to 3 ms, so a struck "
-                            "or plucked attack keeps its first, brightest frames (15 ms cut the pluck's: its timbre "
-                            "2.15 → 1.72 dB, README); slower sources start without a click under their own attack")
+    attack_s: float = Field(0.015, ge=0.0, le=2.0, description="the longest rise at note-on, on the note's "
+                            "audio (render only): a source whose own attack is faster rises as fast as it does, "
+                            "down to 3 ms, so a struck or plucked attack keeps its first, brightest milliseconds; "
+                            "slower sources start without a click under their own attack (README)")
     fmin: float = Field(40.0, gt=0)
     fmax: float = Field(2000.0, gt=0)
 
